@@ -1,0 +1,1 @@
+"""HTTP API: the app factory, middleware, error mapping and one folder per domain."""

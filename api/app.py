@@ -1,0 +1,137 @@
+"""The application factory. Importing this module does no I/O and never imports onnxruntime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from redis.asyncio import Redis
+from taskiq import AsyncBroker
+
+from api.dependencies import provide_db_session, provide_resources
+from api.errors import exception_handlers
+from api.health.controllers import HealthController
+from api.middleware import RequestContextMiddleware
+from api.resources import AppResources
+from core.jobs import Dispatcher
+from core.logging import configure_logging, get_logger
+from core.settings import Settings, get_settings
+from db.engine import Database, create_database
+from tasks.dispatch import BrokerDispatcher
+from tasks.factory import build_broker, redis_url_for
+
+log = get_logger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+
+
+def _build_resources(
+    settings: Settings,
+    database: Database | None,
+    redis: Redis | None,
+    broker: AsyncBroker | None,
+    dispatcher: Dispatcher | None,
+) -> AppResources:
+    owned: set[str] = set()
+    if database is None:
+        database = create_database(settings, "api")
+        owned.add("db")
+    if redis is None:
+        redis = Redis.from_url(
+            redis_url_for(settings),
+            socket_timeout=settings.redis_socket_timeout_seconds,
+            socket_connect_timeout=settings.redis_socket_timeout_seconds,
+        )
+        owned.add("redis")
+    if broker is None:
+        broker = build_broker(settings)
+        owned.add("broker")
+    return AppResources(
+        settings=settings,
+        db=database,
+        redis=redis,
+        broker=broker,
+        dispatcher=dispatcher or BrokerDispatcher(broker),
+        owned=owned,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    redis: Redis | None = None,
+    broker: AsyncBroker | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> Litestar:
+    """Build the API. Resources passed in (tests) are used as given and not closed on shutdown."""
+    settings = settings or get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, process="api")
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        resources = _build_resources(settings, database, redis, broker, dispatcher)
+        app.state.resources = resources
+        log.info("api started", settings=settings.safe_summary())
+        try:
+            yield
+        finally:
+            await resources.close()
+            log.info("api stopped")
+
+    prometheus = PrometheusConfig(
+        app_name="fashionistar",
+        prefix="fashionistar",
+        group_path=True,
+        exclude=["^/metrics$", "^/health/"],
+    )
+    api_v1 = Router(
+        path=API_PREFIX,
+        route_handlers=[],
+        dependencies={"db_session": Provide(provide_db_session)},
+    )
+    cors = (
+        CORSConfig(
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Location", "Retry-After"],
+            max_age=600,
+        )
+        if settings.cors_allow_origins
+        else None
+    )
+    app = Litestar(
+        route_handlers=[HealthController, MetricsController, api_v1],
+        dependencies={"resources": Provide(provide_resources, sync_to_thread=False)},
+        lifespan=[lifespan],
+        middleware=[prometheus.middleware],
+        exception_handlers=exception_handlers,
+        cors_config=cors,
+        openapi_config=OpenAPIConfig(
+            title="Fashionistar API",
+            version="1.0.0",
+            description="Multi-vendor fashion marketplace: catalog, fit, similarity and commerce.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        request_max_body_size=settings.max_request_body_bytes,
+        debug=False,  # never render tracebacks into responses, whatever the environment
+        logging_config=None,
+    )
+    # Route middleware never sees requests that match no route (404/405 are answered by the
+    # exception layer around the router), so the request-id / security-header middleware wraps
+    # the app's outermost ASGI handler instead: every response gets them, errors included.
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, settings)
+    return app

@@ -1,0 +1,98 @@
+"""Structured logging: one JSON object per line (or a readable console format in dev).
+
+Every line carries the current request id (from :mod:`core.context`) and the process role, and
+stdlib loggers (uvicorn/granian, SQLAlchemy, taskiq) are routed through the same renderer so a
+log shipper sees a single format.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import msgspec
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from core.context import get_request_id
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def _add_request_id(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    request_id = get_request_id()
+    if request_id is not None and "request_id" not in event_dict:
+        event_dict["request_id"] = request_id
+    return event_dict
+
+
+def _json_dumps(obj: Any, **_: Any) -> str:
+    try:
+        return _json_encoder.encode(obj).decode()
+    except (TypeError, msgspec.EncodeError):
+        return _json_encoder.encode({k: str(v) for k, v in obj.items()}).decode()
+
+
+def configure_logging(
+    *, level: str = "INFO", fmt: str = "json", process: str = "api", stream: TextIO | None = None
+) -> None:
+    """Configure structlog and the stdlib root logger. Safe to call more than once."""
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        _add_request_id,
+        structlog.processors.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.CallsiteParameterAdder(
+            {structlog.processors.CallsiteParameter.MODULE}, additional_ignores=["logging"]
+        ),
+    ]
+    renderer: Processor
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    else:
+        renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
+
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: reconfiguring (tests, worker start-up) must reach loggers already made.
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _static_fields(process),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Libraries that are chatty at INFO.
+    for noisy in ("sqlalchemy.engine", "httpx", "asyncio", "pgserver", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def _static_fields(process: str) -> Processor:
+    def add(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("process", process)
+        return event_dict
+
+    return add
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

@@ -1,0 +1,229 @@
+"""The one settings object, read from environment variables.
+
+Every setting is an upper-case environment variable named after the field (``api_port`` ->
+``API_PORT``). ``APP_ENV`` (``dev`` | ``test`` | ``production``) picks a set of defaults first;
+explicit variables always win. A ``.env`` file in the working directory is read too, without
+overriding variables that are already set. Secrets are wrapped in :class:`Secret` so they
+never show up in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import msgspec
+
+Environment = Literal["dev", "test", "production"]
+
+
+class Secret:
+    """A secret string whose repr and str hide its value; call :meth:`reveal` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Typed configuration of every process (API, worker, scheduler, dev stack)."""
+
+    app_env: Environment = "dev"
+    debug: bool = False
+    # Where the embedded services and local files live (relative to the working directory).
+    data_dir: Path = Path(".data")
+
+    # --- PostgreSQL ---------------------------------------------------------------------
+    # None means "embedded": the dev stack and the test harness start PostgreSQL 16 + pgvector
+    # under data_dir and pass its URL to the processes they start.
+    database_url: str | None = None
+    db_pool_size_api: int = 10
+    db_max_overflow_api: int = 10
+    db_pool_size_worker: int = 4
+    db_max_overflow_worker: int = 4
+    db_pool_timeout_seconds: float = 5.0
+    db_statement_timeout_ms: int = 15_000
+    # Behind PgBouncer in transaction mode prepared statements cannot be cached per connection.
+    db_pgbouncer: bool = False
+    db_echo: bool = False
+
+    # --- Redis ----------------------------------------------------------------------------
+    redis_url: str | None = None
+    redis_socket_timeout_seconds: float = 2.0
+    embedded_redis_port: int = 6390
+
+    # --- HTTP API ---------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = 1
+    max_request_body_bytes: int = 16 * 1024 * 1024
+    cors_allow_origins: list[str] = msgspec.field(default_factory=list)
+    hsts_max_age_seconds: int = 31_536_000
+    secret_key: Secret = Secret("dev-only-secret-key-change-me-0123456789abcdef")
+
+    # --- Logging and tracing ------------------------------------------------------------
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "fashionistar"
+
+    # --- Background work ----------------------------------------------------------------
+    task_result_ttl_seconds: int = 3_600
+    task_max_attempts: int = 3
+    task_retry_base_delay_seconds: float = 2.0
+    task_retry_max_delay_seconds: float = 30.0
+    # A message delivered to a worker that dies is handed to another worker once it has been
+    # pending this long. It must exceed the longest task plus its retry wait.
+    task_redelivery_idle_seconds: float = 120.0
+    task_stream_maxlen: int = 200_000
+    worker_max_async_tasks: int = 32
+    outbox_sweep_interval_seconds: int = 15
+    # Outbox rows younger than this are left to the after-commit flush that normally sends them.
+    outbox_sweep_min_age_seconds: float = 10.0
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "DATABASE_URL is not set. Start the stack with `just up` (embedded PostgreSQL) "
+                "or set DATABASE_URL=postgresql+asyncpg://user:pass@host:5432/db."
+            )
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise RuntimeError(
+                "REDIS_URL is not set. Start the stack with `just up` (embedded Redis) "
+                "or set REDIS_URL=redis://host:6379/0."
+            )
+        return self.redis_url
+
+    def safe_summary(self) -> dict[str, Any]:
+        """Settings as a dict fit for a log line: secrets masked, credentials stripped from URLs."""
+        out: dict[str, Any] = {}
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if isinstance(value, Secret):
+                value = str(value)
+            elif name.endswith("_url") and isinstance(value, str):
+                value = _strip_credentials(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        return out
+
+
+# Defaults that differ by environment; explicit environment variables override them.
+_ENV_DEFAULTS: dict[str, dict[str, str]] = {
+    "dev": {"debug": "true", "log_format": "console", "log_level": "INFO"},
+    "test": {"log_level": "WARNING", "db_pool_size_api": "5", "task_retry_base_delay_seconds": "0.5"},
+    "production": {"debug": "false", "log_format": "json"},
+}
+
+_DEV_SECRET_PREFIX = "dev-only-"  # noqa: S105  # a marker, not a secret
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _strip_credentials(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _coerce(name: str, raw: str, annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin is list:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if raw == "" and type(None) in get_args(annotation):
+        return None
+    return raw
+
+
+def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None = Path(".env")) -> Settings:
+    """Build settings from ``environ`` (default: ``os.environ`` plus ``.env``).
+
+    Raises:
+        SettingsError: a variable has a value of the wrong type, or production lacks a required one.
+    """
+    env = dict(environ if environ is not None else os.environ)
+    if dotenv is not None and environ is None:
+        for key, value in _read_dotenv(dotenv).items():
+            env.setdefault(key, value)
+
+    app_env = env.get("APP_ENV", "dev")
+    if app_env not in get_args(Environment):
+        raise SettingsError(f"APP_ENV must be one of {get_args(Environment)}, got {app_env!r}")
+
+    hints = msgspec.structs.fields(Settings)
+    raw: dict[str, Any] = {}
+    merged = {**_ENV_DEFAULTS[app_env], **{k.lower(): v for k, v in env.items()}}
+    for field in hints:
+        if field.name in merged:
+            raw[field.name] = _coerce(field.name, merged[field.name], field.type)
+    raw["app_env"] = app_env
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid configuration: {exc}") from None
+
+    if settings.is_production:
+        missing = [n for n in ("database_url", "redis_url") if not getattr(settings, n)]
+        if settings.secret_key.reveal().startswith(_DEV_SECRET_PREFIX):
+            missing.append("secret_key")
+        if missing:
+            raise SettingsError(
+                "production needs these variables set: " + ", ".join(m.upper() for m in missing)
+            )
+    return settings
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Secret and isinstance(obj, str):
+        return Secret(obj)
+    if type_ is Path and isinstance(obj, str):
+        return Path(obj)
+    raise NotImplementedError(f"cannot convert {obj!r} to {type_}")
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

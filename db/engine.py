@@ -1,0 +1,86 @@
+"""Engine and session factory, one per process role.
+
+Each role (``api``, ``worker``, ``scheduler``, ``cli``) gets its own pool size and shows up in
+``pg_stat_activity`` under its ``application_name``. With ``DB_PGBOUNCER=true`` the asyncpg
+statement cache is turned off and prepared statements get unique names, as PgBouncer in
+transaction mode requires.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from core.settings import Settings
+
+ProcessRole = Literal["api", "worker", "scheduler", "cli", "test"]
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """The engine and session factory of one process."""
+
+    engine: AsyncEngine
+    session_maker: async_sessionmaker[AsyncSession]
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgres://`` / ``postgresql://`` URLs and pin the asyncpg driver."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def engine_options(settings: Settings, role: ProcessRole) -> dict[str, Any]:
+    if role == "api":
+        pool_size, overflow = settings.db_pool_size_api, settings.db_max_overflow_api
+    elif role in ("worker", "test"):
+        pool_size, overflow = settings.db_pool_size_worker, settings.db_max_overflow_worker
+    else:
+        pool_size, overflow = 2, 2
+
+    server_settings = {"application_name": f"fashionistar-{role}"}
+    connect_args: dict[str, Any] = {"server_settings": server_settings}
+    options: dict[str, Any] = {
+        "pool_size": pool_size,
+        "max_overflow": overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+        "echo": settings.db_echo,
+        "connect_args": connect_args,
+    }
+    if settings.db_pgbouncer:
+        # PgBouncer (transaction mode) hands each transaction a different server connection:
+        # server-side prepared statements must not be cached or reused by name, and startup
+        # parameters other than application_name are rejected.
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+        options["prepared_statement_cache_size"] = 0
+    else:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    return options
+
+
+def create_database(settings: Settings, role: ProcessRole) -> Database:
+    """Build (without connecting) the engine and session factory for ``role``.
+
+    Raises:
+        RuntimeError: ``DATABASE_URL`` is not set.
+    """
+    url = normalise_url(settings.require_database_url())
+    engine = create_async_engine(url, **engine_options(settings, role))
+    # expire_on_commit=False: objects stay readable after the commit that ends a request.
+    session_maker = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+    return Database(engine=engine, session_maker=session_maker)

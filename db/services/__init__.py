@@ -1,0 +1,1 @@
+"""Domain services (advanced-alchemy services over repositories). Services never commit."""

@@ -1,0 +1,84 @@
+"""Unit of work: one transaction, then the jobs it recorded.
+
+Used by the API (one per request, through a generator dependency) and by tasks (one per run).
+On success the session commits first, then buffered jobs go to the broker; durable jobs were
+written to the outbox inside the same transaction and are marked sent afterwards. On any error
+the transaction rolls back and the buffered jobs are dropped. Services never commit; this is
+the only commit point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.jobs import Dispatcher, Job, JobBuffer, job_buffer
+from core.logging import get_logger
+from db.outbox import add_to_outbox, mark_dispatched
+
+log = get_logger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(
+    session_maker: async_sessionmaker[AsyncSession],
+    dispatcher: Dispatcher,
+    *,
+    buffer: JobBuffer | None = None,
+) -> AsyncIterator[AsyncSession]:
+    """Open a session in a transaction; commit on success, roll back on error, then send jobs.
+
+    ``buffer`` is the job buffer of the surrounding request when it already has one; otherwise a
+    fresh buffer is opened for the block.
+
+    Raises:
+        Whatever the block raises (after rollback), or the commit's database error.
+    """
+    with contextlib.ExitStack() as stack:
+        if buffer is None:
+            buffer = stack.enter_context(job_buffer())
+        async with session_maker() as session:
+            try:
+                yield session
+                durable = [job for job in buffer.jobs if job.durable]
+                if durable:
+                    add_to_outbox(session, durable)
+                await session.commit()
+            except BaseException:
+                buffer.clear()
+                await session.rollback()
+                raise
+        await flush_jobs(session_maker, dispatcher, buffer.drain())
+
+
+async def flush_jobs(
+    session_maker: async_sessionmaker[AsyncSession], dispatcher: Dispatcher, jobs: list[Job]
+) -> None:
+    """Send committed jobs. A failed send never fails the caller: the data is already committed.
+
+    Durable jobs that fail stay in the outbox for the sweeper; a non-durable job that fails is
+    logged as lost (that is the contract of non-durable jobs).
+    """
+    if not jobs:
+        return
+    sent_durable = []
+    for job in jobs:
+        try:
+            await dispatcher.send(job)
+        except Exception:
+            if job.durable:
+                log.warning("job send failed; left to the outbox sweeper", task_name=job.task_name)
+            else:
+                log.exception("job send failed; job lost", task_name=job.task_name)
+            continue
+        if job.durable:
+            sent_durable.append(job.job_id)
+    if sent_durable:
+        try:
+            async with session_maker() as session, session.begin():
+                await mark_dispatched(session, sent_durable)
+        except Exception:
+            # The sweeper will send these again; tasks are idempotent.
+            log.warning("could not mark outbox rows dispatched", count=len(sent_durable), exc_info=True)

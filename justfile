@@ -1,0 +1,53 @@
+# Fashionistar backend recipes. Run them through `python3 dev.py <recipe>` on a fresh machine
+# (it prepares .venv first), or with `just <recipe>` once .venv/bin is on PATH.
+
+set dotenv-load := false
+set positional-arguments := true
+
+py := justfile_directory() / ".venv/bin/python"
+
+# List the recipes.
+default:
+    @just --list
+
+# The whole stack: embedded PostgreSQL + pgvector and Redis (unless DATABASE_URL/REDIS_URL are set), migrations, worker, scheduler, API.
+up *args:
+    {{py}} -m devstack.up "$@"
+
+# The test suite against real PostgreSQL, Redis and taskiq workers (pytest arguments pass through).
+test *args:
+    {{py}} -m coverage run -m pytest "$@"
+
+# Coverage of the last test run.
+coverage:
+    {{py}} -m coverage report
+
+# Lint, format check and strict type check.
+lint:
+    {{py}} -m ruff check .
+    {{py}} -m ruff format --check .
+    {{py}} -m mypy .
+
+# Apply ruff's fixes and formatting.
+fmt:
+    {{py}} -m ruff check --fix .
+    {{py}} -m ruff format .
+
+# Tests then lint, as CI runs them.
+ci: lint test
+
+# The API alone (DATABASE_URL and REDIS_URL must point at running servers).
+api:
+    {{py}} -m granian --interface asgi --factory api.app:create_app --host ${API_HOST:-127.0.0.1} --port ${API_PORT:-8000} --loop uvloop --no-ws
+
+# A worker for some queues ("inference,critical") or all of them.
+worker queues="all":
+    {{py}} -m tasks.worker --queues {{queues}}
+
+# The periodic-job scheduler (run exactly one).
+scheduler:
+    {{py}} -m tasks.worker --scheduler
+
+# Alembic through advanced-alchemy's CLI, e.g. `just db upgrade --no-prompt`, `just db make-migrations`.
+db *args:
+    {{justfile_directory()}}/.venv/bin/alchemy --config db.config.alchemy "$@"

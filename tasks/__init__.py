@@ -1,0 +1,1 @@
+"""Background work: the taskiq broker, its middlewares, and one module of tasks per domain."""

@@ -1,0 +1,70 @@
+"""The worker's module-level taskiq broker, its lifecycle hooks and the task decorator.
+
+``taskiq worker tasks.broker:broker ...`` is started through ``python -m tasks.worker``, which
+picks the queues (``WORKER_QUEUES``) and the task modules. Worker resources (database engine,
+Redis client, dispatcher) are built in the ``WORKER_STARTUP`` hook, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from taskiq import TaskiqEvents, TaskiqState
+
+from core.logging import configure_logging, get_logger
+from core.settings import get_settings
+from db.engine import create_database
+from tasks.factory import build_broker, redis_url_for
+from tasks.queues import Queue, parse_queues, stream_name
+from tasks.resources import TaskResources
+
+log = get_logger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+broker = build_broker(get_settings(), parse_queues(os.environ.get("WORKER_QUEUES")))
+
+
+def queue_task(queue: Queue, name: str, **labels: Any) -> Callable[[F], F]:
+    """Register a task on ``queue`` under the name ``"<queue>.<name>"``."""
+
+    def decorate(func: F) -> F:
+        broker.task(task_name=f"{queue}.{name}", queue_name=stream_name(queue), **labels)(func)
+        return func
+
+    return decorate
+
+
+@broker.on_event(TaskiqEvents.WORKER_STARTUP)
+async def _startup_worker(state: TaskiqState) -> None:
+    from tasks.dispatch import BrokerDispatcher  # noqa: PLC0415  # avoid a cycle at import
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, process="worker")
+    state.resources = TaskResources(
+        settings=settings,
+        db=create_database(settings, "worker"),
+        redis=Redis.from_url(redis_url_for(settings), socket_timeout=settings.redis_socket_timeout_seconds),
+        dispatcher=BrokerDispatcher(broker),
+    )
+    log.info("worker started", queues=[s.rsplit(":", 1)[-1] for s in broker.streams])
+
+
+@broker.on_event(TaskiqEvents.CLIENT_STARTUP)
+async def _startup_client(state: TaskiqState) -> None:
+    # The scheduler process is a broker client; give it the same log format as everyone else.
+    settings = get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, process="scheduler")
+
+
+@broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
+async def _shutdown_worker(state: TaskiqState) -> None:
+    resources: TaskResources | None = getattr(state, "resources", None)
+    if resources is not None:
+        await resources.db.dispose()
+        await resources.redis.aclose()
+    log.info("worker stopped")

@@ -1,0 +1,13 @@
+"""The scheduler process: sends periodic tasks (declared with a ``schedule`` label) on time.
+
+Run exactly one: ``python -m tasks.worker --scheduler`` (``just up`` does).
+"""
+
+from __future__ import annotations
+
+from taskiq import TaskiqScheduler
+from taskiq.schedule_sources import LabelScheduleSource
+
+from tasks.broker import broker
+
+scheduler = TaskiqScheduler(broker=broker, sources=[LabelScheduleSource(broker)])

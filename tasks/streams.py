@@ -1,0 +1,129 @@
+"""A Redis Streams broker that reclaims a dead worker's messages even when the queue is idle.
+
+taskiq-redis's ``RedisStreamBroker`` reads with a consumer group and acknowledges after the
+result is saved, so a message whose worker dies stays pending. Its ``listen`` only looks for
+such messages after new ones arrive, though: on a quiet queue a killed worker's message would
+wait for the next unrelated job. This subclass claims idle pending messages on a timer
+(``XAUTOCLAIM`` is atomic, so two workers never claim the same message) and reads every queue
+this worker serves from one ``XREADGROUP`` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from taskiq import AckableMessage
+from taskiq_redis import RedisStreamBroker
+
+from core.logging import get_logger
+from tasks.queues import stream_name
+
+log = get_logger(__name__)
+
+
+class ReliableStreamBroker(RedisStreamBroker):
+    def __init__(
+        self,
+        url: str,
+        *,
+        queues: Sequence[str],
+        redelivery_idle_seconds: float,
+        claim_interval_seconds: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        streams = [stream_name(q) for q in queues]
+        super().__init__(
+            url,
+            queue_name=streams[0],
+            idle_timeout=int(redelivery_idle_seconds * 1000),
+            **kwargs,
+        )
+        self.streams = streams
+        # XREADGROUP blocks this long; the socket timeout must be longer (see tasks.factory).
+        self.block = 1000
+        self.claim_interval = claim_interval_seconds or max(0.5, redelivery_idle_seconds / 4)
+
+    async def _declare_consumer_group(self) -> None:
+        async with Redis(connection_pool=self.connection_pool) as conn:
+            for stream in self.streams:
+                try:
+                    # id "0": a group created after messages were sent still sees them.
+                    await conn.xgroup_create(stream, self.consumer_group_name, id="0", mkstream=True)
+                except ResponseError as err:
+                    if "BUSYGROUP" not in str(err):
+                        raise
+
+    def _message(self, stream: str, msg_id: Any, fields: Any) -> AckableMessage | None:
+        data = fields.get(b"data") if fields else None
+        if data is None:  # trimmed or malformed entry: nothing to run, drop it from the PEL
+            return None
+        return AckableMessage(data=data, ack=self._ack_generator(id=msg_id, queue_name=stream))
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        backoff = 0.5
+        while True:
+            try:
+                async for message in self._listen_once():
+                    backoff = 0.5
+                    yield message
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                # Redis restarting or unreachable: keep the worker alive and reconnect.
+                log.warning("redis unavailable; reconnecting", error=repr(exc)[:200], retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _listen_once(self) -> AsyncGenerator[AckableMessage, None]:
+        async with Redis(connection_pool=self.connection_pool) as conn:
+            await self._declare_consumer_group()
+            next_claim = 0.0
+            while True:
+                if time.monotonic() >= next_claim:
+                    for stream in self.streams:
+                        async for message in self._claim_idle(conn, stream):
+                            yield message
+                    next_claim = time.monotonic() + self.claim_interval
+                fetched = await conn.xreadgroup(
+                    self.consumer_group_name,
+                    self.consumer_name,
+                    dict.fromkeys(self.streams, ">"),
+                    block=min(self.block, int(self.claim_interval * 1000)),
+                    count=self.count,
+                )
+                replies: list[Any] = fetched or []  # type: ignore[assignment]  # redis-py types it loosely
+                for stream, entries in replies:
+                    stream_key = stream.decode() if isinstance(stream, bytes) else str(stream)
+                    for msg_id, fields in entries:
+                        found = self._message(stream_key, msg_id, fields)
+                        if found is None:
+                            await conn.xack(stream_key, self.consumer_group_name, msg_id)
+                            continue
+                        yield found
+
+    async def _claim_idle(self, conn: Redis, stream: str) -> AsyncGenerator[AckableMessage, None]:
+        start = "0-0"
+        while True:
+            reply = await conn.xautoclaim(
+                stream,
+                self.consumer_group_name,
+                self.consumer_name,
+                min_idle_time=self.idle_timeout,
+                start_id=start,
+                count=self.unacknowledged_batch_size,
+            )
+            start, claimed = reply[0], reply[1]
+            for msg_id, fields in claimed:
+                message = self._message(stream, msg_id, fields)
+                if message is None:
+                    await conn.xack(stream, self.consumer_group_name, msg_id)
+                    continue
+                log.warning("redelivering a message a worker did not finish", stream=stream)
+                yield message
+            if start in (b"0-0", "0-0"):
+                return

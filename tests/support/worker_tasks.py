@@ -1,0 +1,57 @@
+"""Tasks that exist only for the tests; the worker imports them with ``--module``.
+
+They record what happened in Redis so a test can observe the worker from outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from sqlalchemy import func, select
+
+from db.models import OutboxMessage
+from tasks.broker import queue_task
+from tasks.resources import Resources
+
+
+@queue_task("critical", "test.ping")
+async def ping() -> str:
+    return "pong"
+
+
+@queue_task("critical", "test.record")
+async def record(key: str, resources: Resources) -> int:
+    """Count executions under ``key``."""
+    return int(await resources.redis.incr(key))
+
+
+@queue_task("emails", "test.record_email")
+async def record_email(key: str, resources: Resources) -> int:
+    return int(await resources.redis.incr(key))
+
+
+@queue_task("critical", "test.flaky")
+async def flaky(key: str, failures: int, resources: Resources) -> int:
+    """Fail the first ``failures`` runs; every run appends its start time to ``key``."""
+    runs = int(await resources.redis.rpush(key, f"{time.time():.6f}"))
+    if runs <= failures:
+        raise RuntimeError(f"planned failure {runs} of {failures}")
+    return runs
+
+
+@queue_task("critical", "test.stall_first_run")
+async def stall_first_run(key: str, resources: Resources) -> int:
+    """The first delivery stalls (the test kills its worker); later deliveries complete."""
+    deliveries = int(await resources.redis.rpush(f"{key}:pids", os.getpid()))
+    if deliveries == 1:
+        await asyncio.sleep(120)
+    return int(await resources.redis.incr(f"{key}:done"))
+
+
+@queue_task("critical", "test.count_outbox")
+async def count_outbox(resources: Resources) -> int:
+    """Uses the worker's own database engine through a unit of work."""
+    async with resources.uow() as session:
+        return int(await session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)

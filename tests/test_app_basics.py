@@ -1,0 +1,204 @@
+"""The HTTP skeleton: health, errors as problem+json, request ids, headers, limits, logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from litestar import Litestar, post
+from redis.asyncio import Redis
+
+from core.logging import configure_logging
+from core.settings import Settings
+from devstack.services import EmbeddedRedis, free_port
+from tests.support.http import serve
+from tests.support.stack import ROOT
+
+pytestmark = pytest.mark.anyio
+
+
+class Sample(msgspec.Struct):
+    name: str
+    quantity: int
+
+
+@post("/api/v1/_test/echo")
+async def echo(data: Sample) -> Sample:
+    return data
+
+
+@post("/api/v1/_test/boom")
+async def boom() -> None:
+    raise RuntimeError("secret internal detail")
+
+
+@post("/api/v1/_test/upload")
+async def upload(body: bytes) -> dict[str, int]:
+    return {"size": len(body)}
+
+
+def _with_test_routes(app: Litestar) -> Litestar:
+    for handler in (echo, boom, upload):
+        app.register(handler)
+    return app
+
+
+def _assert_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "status", "detail", "request_id"} <= body.keys()
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert "Traceback" not in response.text
+    return body
+
+
+async def test_live_and_ready(client: httpx.AsyncClient) -> None:
+    live = await client.get("/health/live")
+    assert live.status_code == 200
+    assert live.json() == {"status": "ok"}
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "migrations": "ok", "redis": "ok"},
+    }
+
+
+async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
+    echoed = await client.get("/health/live", headers={"X-Request-ID": "req-1234567890"})
+    assert echoed.headers["x-request-id"] == "req-1234567890"
+    generated = await client.get("/health/live")
+    assert len(generated.headers["x-request-id"]) == 32
+    # An unsafe incoming id (header injection, absurd length) is replaced, not echoed.
+    unsafe = await client.get("/health/live", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert unsafe.headers["x-request-id"] != "bad id\twith spaces"
+
+
+async def test_request_id_is_in_the_json_log_line(
+    make_app: Callable[..., Litestar], settings: Settings
+) -> None:
+    stream = io.StringIO()
+    app = make_app(settings=msgspec.structs.replace(settings, log_level="INFO", log_format="json"))
+    configure_logging(level="INFO", fmt="json", process="api", stream=stream)
+    try:
+        async with serve(app) as client:
+            response = await client.get("/api/v1/nothing-here", headers={"X-Request-ID": "trace-abcdef123"})
+    finally:
+        configure_logging(level=settings.log_level, fmt="json")
+    assert response.status_code == 404
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("event") == "request"]
+    assert access, stream.getvalue()
+    assert access[-1]["request_id"] == "trace-abcdef123"
+    assert access[-1]["status"] == 404
+    assert access[-1]["path"] == "/api/v1/nothing-here"
+
+
+async def test_security_headers_on_every_response(client: httpx.AsyncClient) -> None:
+    for response in (await client.get("/health/live"), await client.get("/no/such/route")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["strict-transport-security"].startswith("max-age=")
+        assert response.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+async def test_404_and_405_are_problems(client: httpx.AsyncClient) -> None:
+    _assert_problem(await client.get("/api/v1/does-not-exist"), 404)
+    _assert_problem(await client.post("/health/live"), 405)
+
+
+async def test_422_names_the_fields(make_app: Callable[..., Litestar]) -> None:
+    async with serve(_with_test_routes(make_app())) as client:
+        ok = await client.post("/api/v1/_test/echo", json={"name": "a", "quantity": 2})
+        assert ok.status_code == 201, ok.text
+        wrong_type = _assert_problem(
+            await client.post("/api/v1/_test/echo", json={"name": "a", "quantity": "many"}), 422
+        )
+        assert wrong_type["errors"][0]["field"] == "quantity"
+        missing = _assert_problem(await client.post("/api/v1/_test/echo", json={"name": "a"}), 422)
+        assert "quantity" in json.dumps(missing["errors"])
+        malformed = _assert_problem(
+            await client.post(
+                "/api/v1/_test/echo", content=b'{"name": "a",', headers={"content-type": "application/json"}
+            ),
+            400,
+        )
+        assert "JSON" in malformed["detail"]
+
+
+async def test_500_hides_the_error(make_app: Callable[..., Litestar]) -> None:
+    async with serve(_with_test_routes(make_app())) as client:
+        body = _assert_problem(await client.post("/api/v1/_test/boom"), 500)
+        assert "secret internal detail" not in json.dumps(body)
+
+
+async def test_body_over_the_limit_is_413(make_app: Callable[..., Litestar], settings: Settings) -> None:
+    small = msgspec.structs.replace(settings, max_request_body_bytes=1024)
+    async with serve(_with_test_routes(make_app(settings=small))) as client:
+        ok = await client.post("/api/v1/_test/upload", content=b"x" * 1000)
+        assert ok.status_code == 201
+        assert ok.json() == {"size": 1000}
+        _assert_problem(await client.post("/api/v1/_test/upload", content=b"x" * 5000), 413)
+
+
+async def test_ready_is_503_when_redis_is_down(make_app: Callable[..., Litestar], tmp_path: Any) -> None:
+    own = EmbeddedRedis(tmp_path / "redis", free_port(), persistent=False)
+    own.start()
+    client_redis = Redis.from_url(own.url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        async with serve(make_app(redis=client_redis)) as client:
+            assert (await client.get("/health/ready")).status_code == 200
+            own.stop()
+            down = await client.get("/health/ready")
+            assert down.status_code == 503
+            assert down.headers["retry-after"] == "5"
+            assert down.json()["checks"]["redis"] == "failing"
+            assert down.json()["checks"]["database"] == "ok"
+    finally:
+        own.stop()
+        await client_redis.aclose()
+
+
+async def test_openapi_document(client: httpx.AsyncClient) -> None:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    doc = response.json()
+    assert doc["info"]["title"] == "Fashionistar API"
+    assert "/health/ready" in doc["paths"]
+
+
+async def test_metrics_count_requests_per_route(client: httpx.AsyncClient) -> None:
+    await client.get("/api/v1/does-not-exist")
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200
+    assert "fashionistar_requests_total" in metrics.text
+    assert "fashionistar_request_duration_seconds_bucket" in metrics.text
+
+
+def test_importing_the_app_does_not_import_onnxruntime() -> None:
+    code = (
+        "import sys\n"
+        "from api.app import create_app\n"
+        "create_app()\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'onnxruntime', 'inference'})\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"APP_ENV": "test", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
