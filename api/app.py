@@ -96,11 +96,8 @@ def create_app(
         group_path=True,
         exclude=["^/metrics$", "^/health/"],
     )
-    api_v1 = Router(
-        path=API_PREFIX,
-        route_handlers=[],
-        dependencies={"db_session": Provide(provide_db_session)},
-    )
+    # Domain controllers mount here as their issues land.
+    api_v1 = Router(path=API_PREFIX, route_handlers=[])
     cors = (
         CORSConfig(
             allow_origins=settings.cors_allow_origins,
@@ -114,7 +111,11 @@ def create_app(
     )
     app = Litestar(
         route_handlers=[HealthController, MetricsController, api_v1],
-        dependencies={"resources": Provide(provide_resources, sync_to_thread=False)},
+        dependencies={
+            "resources": Provide(provide_resources, sync_to_thread=False),
+            # Resolved only by handlers that ask for it: one unit of work per request.
+            "db_session": Provide(provide_db_session),
+        },
         lifespan=[lifespan],
         middleware=[prometheus.middleware],
         exception_handlers=exception_handlers,

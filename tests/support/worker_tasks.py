@@ -41,7 +41,7 @@ async def flaky(key: str, failures: int, resources: Resources) -> int:
     return runs
 
 
-@queue_task("critical", "test.stall_first_run")
+@queue_task("analytics", "test.stall_first_run")
 async def stall_first_run(key: str, resources: Resources) -> int:
     """The first delivery stalls (the test kills its worker); later deliveries complete."""
     deliveries = int(await resources.redis.rpush(f"{key}:pids", os.getpid()))

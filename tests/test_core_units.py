@@ -1,0 +1,168 @@
+"""Pure pieces: settings, queues, backoff, event bus, job buffer, engine options."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from core.events import Event, EventBus
+from core.jobs import NoActiveUnitOfWork, defer, job_buffer
+from core.settings import Secret, SettingsError, load_settings
+from db.engine import engine_options, normalise_url
+from tasks.queues import QUEUES, UnknownQueue, parse_queues, queue_of, stream_name
+from tasks.retry import backoff_delay
+
+
+def test_settings_read_types_lists_and_secrets() -> None:
+    s = load_settings(
+        {
+            "APP_ENV": "test",
+            "API_PORT": "9001",
+            "DB_PGBOUNCER": "true",
+            "CORS_ALLOW_ORIGINS": "https://shop.example, https://app.example",
+            "SECRET_KEY": "s3cr3t-value",
+            "DATABASE_URL": "postgresql://user:pw@db:5432/app",
+        },
+        dotenv=None,
+    )
+    assert s.api_port == 9001
+    assert s.db_pgbouncer is True
+    assert s.cors_allow_origins == ["https://shop.example", "https://app.example"]
+    assert s.secret_key.reveal() == "s3cr3t-value"
+    assert "s3cr3t" not in repr(s)
+    assert "s3cr3t" not in str(s.safe_summary())
+    assert "pw" not in s.safe_summary()["database_url"]
+
+
+def test_settings_defaults_differ_by_environment() -> None:
+    dev = load_settings({"APP_ENV": "dev"}, dotenv=None)
+    test = load_settings({"APP_ENV": "test"}, dotenv=None)
+    assert dev.log_format == "console"
+    assert dev.debug
+    assert test.log_format == "json"
+    assert not test.debug
+    # An explicit variable beats the environment's default.
+    assert load_settings({"APP_ENV": "dev", "LOG_FORMAT": "json"}, dotenv=None).log_format == "json"
+
+
+def test_settings_errors_name_the_variable() -> None:
+    with pytest.raises(SettingsError, match="api_port"):
+        load_settings({"API_PORT": "eighty"}, dotenv=None)
+    with pytest.raises(SettingsError, match="APP_ENV"):
+        load_settings({"APP_ENV": "staging"}, dotenv=None)
+
+
+def test_production_requires_real_servers_and_a_secret() -> None:
+    with pytest.raises(SettingsError, match="DATABASE_URL, REDIS_URL, SECRET_KEY"):
+        load_settings({"APP_ENV": "production"}, dotenv=None)
+    ok = load_settings(
+        {
+            "APP_ENV": "production",
+            "DATABASE_URL": "postgresql://db/app",
+            "REDIS_URL": "redis://cache:6379/0",
+            "SECRET_KEY": "a-real-secret-from-the-vault",
+        },
+        dotenv=None,
+    )
+    assert ok.is_production
+
+
+def test_dotenv_fills_only_missing_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("API_PORT=9100\n# comment\nLOG_LEVEL='DEBUG'\n")
+    monkeypatch.setenv("API_PORT", "9200")
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    s = load_settings(dotenv=env_file)
+    assert s.api_port == 9200
+    assert s.log_level == "DEBUG"
+
+
+def test_secret_hides_its_value() -> None:
+    secret = Secret("hunter2")
+    assert "hunter2" not in repr(secret)
+    assert "hunter2" not in str(secret)
+    assert "hunter2" not in f"{secret}"
+    assert secret == Secret("hunter2")
+
+
+def test_queue_routing_by_task_name() -> None:
+    assert queue_of("inference.body.measure") == "inference"
+    assert stream_name("emails") == "fashionistar:queue:emails"
+    with pytest.raises(UnknownQueue):
+        queue_of("bulk.something")
+    assert parse_queues("all") == QUEUES
+    assert parse_queues(None) == QUEUES
+    assert parse_queues("critical, inference") == ("inference", "critical")
+    with pytest.raises(UnknownQueue):
+        parse_queues("inference,video")
+
+
+def test_backoff_grows_exponentially_with_jitter_in_the_upper_half() -> None:
+    rng = random.Random(7)
+    for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 30.0)]:
+        for _ in range(200):
+            delay = backoff_delay(attempt, base=1.0, cap=30.0, rng=rng)
+            assert ceiling / 2 <= delay <= ceiling
+
+
+def test_event_bus_delivers_in_order_and_propagates_errors() -> None:
+    class OrderPlaced(Event, frozen=True):
+        order_id: str
+
+    class Other(Event, frozen=True):
+        pass
+
+    bus = EventBus()
+    seen: list[str] = []
+    bus.subscribe(OrderPlaced, lambda e: seen.append(f"a:{e.order_id}"))
+    bus.subscribe(OrderPlaced, lambda e: seen.append(f"b:{e.order_id}"))
+    bus.publish(OrderPlaced(order_id="1"))
+    bus.publish(Other())
+    assert seen == ["a:1", "b:1"]
+
+    def broken(_: Other) -> None:
+        raise ValueError("subscriber failed")
+
+    bus.subscribe(Other, broken)
+    with pytest.raises(ValueError, match="subscriber failed"):
+        bus.publish(Other())
+
+
+def test_defer_needs_a_unit_of_work_and_records_jobs_in_order() -> None:
+    with pytest.raises(NoActiveUnitOfWork):
+        defer("critical.x.y")
+    with job_buffer() as buffer:
+        first = defer("critical.a.b", "1", durable=True)
+        defer("emails.c.d", flag=True)
+        assert [j.task_name for j in buffer.jobs] == ["critical.a.b", "emails.c.d"]
+        assert first.durable
+        assert first.job_id.version == 7
+        assert buffer.jobs[1].kwargs == {"flag": True}
+    with pytest.raises(NoActiveUnitOfWork):
+        defer("critical.x.y")
+
+
+def test_engine_options_per_role_and_for_pgbouncer() -> None:
+    base = load_settings({"APP_ENV": "test", "DATABASE_URL": "postgresql://db/app"}, dotenv=None)
+    api = engine_options(base, "api")
+    assert api["pool_size"] == base.db_pool_size_api
+    assert api["connect_args"]["server_settings"]["application_name"] == "fashionistar-api"
+    assert "statement_timeout" in api["connect_args"]["server_settings"]
+    worker = engine_options(base, "worker")
+    assert worker["pool_size"] == base.db_pool_size_worker
+
+    bouncer = engine_options(msgspec.structs.replace(base, db_pgbouncer=True), "api")
+    assert bouncer["connect_args"]["statement_cache_size"] == 0
+    assert bouncer["prepared_statement_cache_size"] == 0
+    names = {bouncer["connect_args"]["prepared_statement_name_func"]() for _ in range(3)}
+    assert len(names) == 3
+    assert "statement_timeout" not in bouncer["connect_args"]["server_settings"]
+
+
+def test_database_urls_are_pinned_to_asyncpg() -> None:
+    assert normalise_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert normalise_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert normalise_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"

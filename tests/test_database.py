@@ -1,0 +1,126 @@
+"""Migrations and the request unit of work against the real database."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from litestar import Litestar, post
+from redis.asyncio import Redis
+from sqlalchemy import Connection, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import db.models
+from core.jobs import Job, defer
+from core.logging import configure_logging
+from db.engine import Database
+from db.migrate import current_revisions, head_revisions
+from db.models import OutboxMessage
+from tasks.dispatch import BrokerDispatcher
+from tests.support.http import serve
+from tests.support.stack import WorkerProcess
+from tests.test_tasks_e2e import eventually
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_database_is_at_head_with_pgvector(database: Database) -> None:
+    async with database.engine.connect() as conn:
+        assert await current_revisions(conn) == head_revisions()
+        version = await conn.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
+        server = await conn.scalar(text("SHOW server_version_num"))
+    assert version is not None
+    assert int(server) >= 160000
+
+
+async def test_models_and_migrations_agree(database: Database) -> None:
+    def diff(sync_conn: Connection) -> list[Any]:
+        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+        return list(compare_metadata(context, db.models.metadata))
+
+    async with database.engine.connect() as conn:
+        changes = await conn.run_sync(diff)
+    assert changes == [], f"models differ from migrations; add a revision: {changes}"
+
+
+async def test_uuid7_primary_keys_and_audit_columns(session: AsyncSession) -> None:
+    row = OutboxMessage(job_id=uuid.uuid4(), task_name="critical.x.y", args=[], kwargs={}, labels={})
+    session.add(row)
+    await session.flush()
+    assert row.id.version == 7
+    assert row.created_at is not None
+    assert row.updated_at is not None
+
+
+@post("/api/v1/_test/outbox")
+async def add_outbox_row(db_session: AsyncSession, data: dict[str, str]) -> dict[str, str]:
+    job = defer("critical.test.record", data["key"], durable=True)
+    return {"job_id": str(job.job_id)}
+
+
+@post("/api/v1/_test/duplicate")
+async def add_duplicate_rows(db_session: AsyncSession, data: dict[str, str]) -> dict[str, str]:
+    job_id = uuid.uuid4()
+    defer("critical.test.record", data["key"])
+    for _ in range(2):  # violates the unique job_id, but only when flushed at commit time
+        db_session.add(OutboxMessage(job_id=job_id, task_name="critical.x", args=[], kwargs={}, labels={}))
+    return {"status": "created"}
+
+
+async def test_request_commits_then_sends_and_the_task_logs_the_request_id(
+    make_app: Callable[..., Litestar],
+    isolated_db: Database,
+    worker: WorkerProcess,
+    redis: Redis,
+) -> None:
+    key = f"req:{uuid.uuid4()}"
+    app = make_app()
+    app.register(add_outbox_row)
+    async with serve(app) as client:
+        response = await client.post(
+            "/api/v1/_test/outbox", json={"key": key}, headers={"X-Request-ID": f"rid-{key[-12:]}"}
+        )
+    assert response.status_code == 201, response.text
+    await eventually(lambda: redis.get(key), within=20)
+    async with isolated_db.session_maker() as s:
+        row = await s.scalar(
+            select(OutboxMessage).where(OutboxMessage.job_id == uuid.UUID(response.json()["job_id"]))
+        )
+    assert row is not None
+    assert row.dispatched_at is not None
+    assert row.labels["request_id"] == f"rid-{key[-12:]}"
+    # The worker's log line for the task carries the request id of the request that caused it.
+    lines = [json.loads(x) for x in worker.log_text().splitlines() if x.startswith("{")]
+    assert any(
+        line.get("request_id") == f"rid-{key[-12:]}" and line.get("event") == "task finished"
+        for line in lines
+    )
+
+
+async def test_failed_commit_is_an_error_response_and_sends_nothing(
+    make_app: Callable[..., Litestar], worker: WorkerProcess, redis: Redis, dispatcher: BrokerDispatcher
+) -> None:
+    key = f"dup:{uuid.uuid4()}"
+    stream = io.StringIO()
+    app = make_app()
+    app.register(add_duplicate_rows)
+    configure_logging(level="INFO", fmt="json", stream=stream)
+    try:
+        async with serve(app) as client:
+            response = await client.post("/api/v1/_test/duplicate", json={"key": key})
+    finally:
+        configure_logging(level="WARNING", fmt="json")
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "IntegrityError" in stream.getvalue()  # logged for us, not shown to the client
+    assert "IntegrityError" not in response.text
+    # A job sent after the request on the same queue has run, so the request's would have too.
+    await dispatcher.send(Job(task_name="critical.test.record", args=(f"{key}:after",)))
+    await eventually(lambda: redis.get(f"{key}:after"), within=20)
+    assert await redis.get(key) is None
