@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
@@ -22,6 +23,7 @@ from api.resources import AppResources
 from core.jobs import Dispatcher
 from core.logging import configure_logging, get_logger
 from core.settings import Settings, get_settings
+from core.telemetry import build_tracer_provider, instrument_engine, litestar_plugin, taskiq_middleware
 from db.engine import Database, create_database
 from tasks.dispatch import BrokerDispatcher
 from tasks.factory import build_broker, redis_url_for
@@ -74,14 +76,23 @@ def create_app(
     redis: Redis | None = None,
     broker: AsyncBroker | None = None,
     dispatcher: Dispatcher | None = None,
+    tracer_provider: Any | None = None,
 ) -> Litestar:
-    """Build the API. Resources passed in (tests) are used as given and not closed on shutdown."""
+    """Build the API. Resources passed in (tests) are used as given and not closed on shutdown.
+
+    ``tracer_provider`` overrides the one built from ``OTEL_EXPORTER_OTLP_ENDPOINT``.
+    """
     settings = settings or get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, process="api")
+    tracer_provider = tracer_provider or build_tracer_provider(settings, "api")
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         resources = _build_resources(settings, database, redis, broker, dispatcher)
+        if tracer_provider is not None:
+            instrument_engine(resources.db.engine, tracer_provider)
+            if "broker" in resources.owned:
+                resources.broker.add_middlewares(taskiq_middleware(tracer_provider))
         app.state.resources = resources
         log.info("api started", settings=settings.safe_summary())
         try:
@@ -119,6 +130,7 @@ def create_app(
         lifespan=[lifespan],
         middleware=[prometheus.middleware],
         exception_handlers=exception_handlers,
+        plugins=[litestar_plugin(tracer_provider)] if tracer_provider is not None else [],
         cors_config=cors,
         openapi_config=OpenAPIConfig(
             title="Fashionistar API",

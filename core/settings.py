@@ -47,7 +47,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Typed configuration of every process (API, worker, scheduler, dev stack)."""
 
     app_env: Environment = "dev"
-    debug: bool = False
     # Where the embedded services and local files live (relative to the working directory).
     data_dir: Path = Path(".data")
 
@@ -136,9 +135,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 # Defaults that differ by environment; explicit environment variables override them.
 _ENV_DEFAULTS: dict[str, dict[str, str]] = {
-    "dev": {"debug": "true", "log_format": "console", "log_level": "INFO"},
+    "dev": {"log_format": "console", "log_level": "INFO"},
     "test": {"log_level": "WARNING", "db_pool_size_api": "5", "task_retry_base_delay_seconds": "0.5"},
-    "production": {"debug": "false", "log_format": "json"},
+    "production": {"log_format": "json"},
 }
 
 _DEV_SECRET_PREFIX = "dev-only-"  # noqa: S105  # a marker, not a secret

@@ -16,6 +16,7 @@ from taskiq import TaskiqEvents, TaskiqState
 
 from core.logging import configure_logging, get_logger
 from core.settings import get_settings
+from core.telemetry import build_tracer_provider, instrument_engine, taskiq_middleware
 from db.engine import create_database
 from tasks.factory import build_broker, redis_url_for
 from tasks.queues import Queue, parse_queues, stream_name
@@ -45,9 +46,14 @@ async def _startup_worker(state: TaskiqState) -> None:
 
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, process="worker")
+    db = create_database(settings, "worker")
+    tracer_provider = build_tracer_provider(settings, "worker")
+    if tracer_provider is not None:
+        instrument_engine(db.engine, tracer_provider)
+        broker.add_middlewares(taskiq_middleware(tracer_provider))
     state.resources = TaskResources(
         settings=settings,
-        db=create_database(settings, "worker"),
+        db=db,
         redis=Redis.from_url(redis_url_for(settings), socket_timeout=settings.redis_socket_timeout_seconds),
         dispatcher=BrokerDispatcher(broker),
     )

@@ -189,10 +189,13 @@ def start_worker(services: Services, worker_log_dir: Path) -> Iterator[Callable[
     """Start real worker processes; all are stopped at the end of the session."""
     started: list[WorkerProcess] = []
 
-    def start(queues: str = "critical,emails", **env: str) -> WorkerProcess:
-        log_path = worker_log_dir / f"worker-{len(started) + 1}.log"
+    def start(queues: str = "critical,emails", *, scheduler: bool = False, **env: str) -> WorkerProcess:
+        log_path = worker_log_dir / f"{'scheduler' if scheduler else 'worker'}-{len(started) + 1}.log"
         worker = WorkerProcess(
-            worker_env(services.database_url, services.redis_url, **env), log_path, queues
+            worker_env(services.database_url, services.redis_url, **env),
+            log_path,
+            queues,
+            scheduler=scheduler,
         ).start()
         started.append(worker)
         return worker

@@ -16,7 +16,7 @@ from litestar import Litestar, post
 from redis.asyncio import Redis
 
 from core.logging import configure_logging
-from core.settings import Settings
+from core.settings import Settings, load_settings
 from devstack.services import EmbeddedRedis, free_port
 from tests.support.http import serve
 from tests.support.stack import ROOT
@@ -199,6 +199,46 @@ def test_importing_the_app_does_not_import_onnxruntime() -> None:
         capture_output=True,
         text=True,
         env={"APP_ENV": "test", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+async def test_tracing_covers_http_and_sql_when_configured(make_app: Callable[..., Litestar]) -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from core.telemetry import build_tracer_provider
+
+    exporter = InMemorySpanExporter()
+    provider = build_tracer_provider(
+        load_settings({"APP_ENV": "test"}, dotenv=None), "api", exporter=exporter
+    )
+    try:
+        async with serve(make_app(tracer_provider=provider)) as client:
+            assert (await client.get("/health/ready")).status_code == 200
+    finally:
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+        SQLAlchemyInstrumentor().uninstrument()
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert any(name.startswith("GET /health/ready") for name in names), names
+    assert any(name.startswith("SELECT") for name in names), names
+
+
+def test_tracing_is_off_and_not_imported_by_default() -> None:
+    code = (
+        "import sys\n"
+        "from api.app import create_app\n"
+        "create_app()\n"
+        "assert 'opentelemetry.sdk.trace' not in sys.modules\n"
+        "assert 'opentelemetry.instrumentation.sqlalchemy' not in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"APP_ENV": "test"},
         check=False,
     )
     assert result.returncode == 0, result.stderr

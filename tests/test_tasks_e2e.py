@@ -126,6 +126,33 @@ async def test_outbox_row_whose_send_was_lost_is_picked_up_by_the_sweeper(
     assert again.sent == 0
 
 
+async def test_scheduler_runs_the_outbox_sweep_on_its_own(
+    worker: WorkerProcess,
+    start_worker: Callable[..., WorkerProcess],
+    committed_db: Database,
+    settings: Settings,
+    redis: Redis,
+) -> None:
+    dead = build_broker(
+        msgspec_replace(
+            settings, redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_socket_timeout_seconds=0.5
+        )
+    )
+    key = f"scheduled:{uuid.uuid4()}"
+    try:
+        async with unit_of_work(committed_db.session_maker, BrokerDispatcher(dead)):
+            defer("critical.test.record", key, durable=True)
+    finally:
+        await dead.shutdown()
+
+    scheduler = start_worker(scheduler=True, OUTBOX_SWEEP_INTERVAL_SECONDS="1")
+    try:
+        await eventually(lambda: redis.get(key), within=30)
+    finally:
+        scheduler.stop()
+    assert await redis.get(key) == "1"
+
+
 async def test_failing_task_is_retried_with_growing_measured_gaps(
     worker: WorkerProcess, broker: AsyncBroker, settings: Settings, redis: Redis
 ) -> None:

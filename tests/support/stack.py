@@ -27,22 +27,25 @@ WORKER_TEST_ENV = {
 class WorkerProcess:
     """``python -m tasks.worker`` with the test task module, as a real child process tree."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path, queues: str = "all") -> None:
+    def __init__(
+        self, env: Mapping[str, str], log_path: Path, queues: str = "all", *, scheduler: bool = False
+    ) -> None:
         self.env = dict(env)
         self.log_path = log_path
         self.queues = queues
+        self.scheduler = scheduler
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tasks.worker", "--queues", self.queues,
-             "--module", "tests.support.worker_tasks", "--shutdown-timeout", "5"],
+        role = ["--scheduler"] if self.scheduler else ["--queues", self.queues, "--shutdown-timeout", "5"]
+        self.process = subprocess.Popen(  # our own module and arguments
+            [sys.executable, "-m", "tasks.worker", *role, "--module", "tests.support.worker_tasks"],
             cwd=ROOT,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         return self
 
     def _tree(self) -> list[psutil.Process]:
