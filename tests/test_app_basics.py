@@ -13,6 +13,7 @@ import httpx
 import msgspec
 import pytest
 from litestar import Litestar, post
+from litestar.params import JSONBody, RawBody
 from redis.asyncio import Redis
 
 from core.logging import configure_logging
@@ -30,7 +31,7 @@ class Sample(msgspec.Struct):
 
 
 @post("/api/v1/_test/echo")
-async def echo(data: Sample) -> Sample:
+async def echo(data: JSONBody[Sample]) -> Sample:
     return data
 
 
@@ -40,7 +41,7 @@ async def boom() -> None:
 
 
 @post("/api/v1/_test/upload")
-async def upload(body: bytes) -> dict[str, int]:
+async def upload(body: RawBody) -> dict[str, int]:
     return {"size": len(body)}
 
 

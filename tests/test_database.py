@@ -12,6 +12,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from litestar import Litestar, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from redis.asyncio import Redis
 from sqlalchemy import Connection, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,13 +61,17 @@ async def test_uuid7_primary_keys_and_audit_columns(session: AsyncSession) -> No
 
 
 @post("/api/v1/_test/outbox")
-async def add_outbox_row(db_session: AsyncSession, data: dict[str, str]) -> dict[str, str]:
+async def add_outbox_row(
+    db_session: NamedDependency[AsyncSession], data: JSONBody[dict[str, str]]
+) -> dict[str, str]:
     job = defer("critical.test.record", data["key"], durable=True)
     return {"job_id": str(job.job_id)}
 
 
 @post("/api/v1/_test/duplicate")
-async def add_duplicate_rows(db_session: AsyncSession, data: dict[str, str]) -> dict[str, str]:
+async def add_duplicate_rows(
+    db_session: NamedDependency[AsyncSession], data: JSONBody[dict[str, str]]
+) -> dict[str, str]:
     job_id = uuid.uuid4()
     defer("critical.test.record", data["key"])
     for _ in range(2):  # violates the unique job_id, but only when flushed at commit time
