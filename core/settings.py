@@ -103,20 +103,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.app_env == "production"
 
     def require_database_url(self) -> str:
-        if not self.database_url:
-            raise RuntimeError(
-                "DATABASE_URL is not set. Start the stack with `just up` (embedded PostgreSQL) "
-                "or set DATABASE_URL=postgresql+asyncpg://user:pass@host:5432/db."
-            )
-        return self.database_url
+        """The database URL. Raises RuntimeError, with how to fix it, when unset."""
+        return _required(self.database_url, "DATABASE_URL", "postgresql+asyncpg://user:pass@host:5432/db")
 
     def require_redis_url(self) -> str:
-        if not self.redis_url:
-            raise RuntimeError(
-                "REDIS_URL is not set. Start the stack with `just up` (embedded Redis) "
-                "or set REDIS_URL=redis://host:6379/0."
-            )
-        return self.redis_url
+        """The Redis URL. Raises RuntimeError, with how to fix it, when unset."""
+        return _required(self.redis_url, "REDIS_URL", "redis://host:6379/0")
 
     def safe_summary(self) -> dict[str, Any]:
         """Settings as a dict fit for a log line: secrets masked, credentials stripped from URLs."""
@@ -145,6 +137,15 @@ _DEV_SECRET_PREFIX = "dev-only-"  # noqa: S105  # a marker, not a secret
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+def _required(value: str | None, variable: str, example: str) -> str:
+    if not value:
+        raise RuntimeError(
+            f"{variable} is not set. Start the stack with `just up` (embedded services) "
+            f"or set {variable}={example}."
+        )
+    return value
 
 
 def _strip_credentials(url: str) -> str:

@@ -187,13 +187,15 @@ async def test_metrics_count_requests_per_route(client: httpx.AsyncClient) -> No
 
 
 def test_importing_the_app_does_not_import_onnxruntime() -> None:
-    code = (
-        "import sys\n"
-        "from api.app import create_app\n"
-        "create_app()\n"
+    _check_in_a_fresh_api_process(
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'onnxruntime', 'inference'})\n"
         "assert not bad, bad\n"
     )
+
+
+def _check_in_a_fresh_api_process(assertions: str) -> None:
+    """Build the app in a new interpreter, then run ``assertions`` there."""
+    code = "import sys\nfrom api.app import create_app\ncreate_app()\n" + assertions
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -227,19 +229,22 @@ async def test_tracing_covers_http_and_sql_when_configured(make_app: Callable[..
 
 
 def test_tracing_is_off_and_not_imported_by_default() -> None:
-    code = (
-        "import sys\n"
-        "from api.app import create_app\n"
-        "create_app()\n"
+    _check_in_a_fresh_api_process(
         "assert 'opentelemetry.sdk.trace' not in sys.modules\n"
         "assert 'opentelemetry.instrumentation.sqlalchemy' not in sys.modules\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={"APP_ENV": "test"},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+
+
+async def test_cors_allows_only_configured_origins(
+    make_app: Callable[..., Litestar], settings: Settings
+) -> None:
+    configured = msgspec.structs.replace(settings, cors_allow_origins=["https://shop.example"])
+    async with serve(make_app(settings=configured)) as client:
+        preflight = await client.options(
+            "/health/live",
+            headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "GET"},
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
+        other = await client.get("/health/live", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from taskiq import AsyncBroker
 
-from core.jobs import defer
+from core.jobs import Job, defer
 from core.settings import Settings
 from db.engine import Database
 from db.models import OutboxMessage
@@ -90,18 +90,8 @@ async def test_outbox_row_whose_send_was_lost_is_picked_up_by_the_sweeper(
     broker: AsyncBroker,
     redis: Redis,
 ) -> None:
-    # Redis unreachable at commit time: a real broker pointed at a port nobody listens on.
-    dead = build_broker(
-        msgspec_replace(
-            settings, redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_socket_timeout_seconds=0.5
-        )
-    )
     key = f"lost:{uuid.uuid4()}"
-    try:
-        async with unit_of_work(committed_db.session_maker, BrokerDispatcher(dead)):
-            job = defer("critical.test.record", key, durable=True)
-    finally:
-        await dead.shutdown()
+    job = await commit_while_redis_is_unreachable(committed_db, settings, "critical.test.record", key)
 
     async with committed_db.session_maker() as session:
         row = await session.scalar(select(OutboxMessage).where(OutboxMessage.job_id == job.job_id))
@@ -133,17 +123,8 @@ async def test_scheduler_runs_the_outbox_sweep_on_its_own(
     settings: Settings,
     redis: Redis,
 ) -> None:
-    dead = build_broker(
-        msgspec_replace(
-            settings, redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_socket_timeout_seconds=0.5
-        )
-    )
     key = f"scheduled:{uuid.uuid4()}"
-    try:
-        async with unit_of_work(committed_db.session_maker, BrokerDispatcher(dead)):
-            defer("critical.test.record", key, durable=True)
-    finally:
-        await dead.shutdown()
+    await commit_while_redis_is_unreachable(committed_db, settings, "critical.test.record", key)
 
     scheduler = start_worker(scheduler=True, OUTBOX_SWEEP_INTERVAL_SECONDS="1")
     try:
@@ -212,9 +193,24 @@ async def test_worker_uses_its_own_database_unit_of_work(worker: WorkerProcess, 
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _job(task_name: str, *args: Any) -> Any:
-    from core.jobs import Job
+async def commit_while_redis_is_unreachable(
+    db: Database, settings: Settings, task_name: str, *args: Any
+) -> Job:
+    """Commit a durable job while the broker's Redis cannot be reached (a real client pointed
+    at a port nobody listens on): the outbox row commits, the send fails."""
+    dead = build_broker(
+        msgspec_replace(
+            settings, redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_socket_timeout_seconds=0.5
+        )
+    )
+    try:
+        async with unit_of_work(db.session_maker, BrokerDispatcher(dead)):
+            return defer(task_name, *args, durable=True)
+    finally:
+        await dead.shutdown()
 
+
+def _job(task_name: str, *args: Any) -> Job:
     return Job(task_name=task_name, args=args)
 
 
