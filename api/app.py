@@ -15,15 +15,21 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from redis.asyncio import Redis
 from taskiq import AsyncBroker
 
-from api.dependencies import provide_db_session, provide_resources
+from api.auth import BearerAuthMiddleware, provide_principal
+from api.dependencies import provide_client_info, provide_db_session, provide_resources
 from api.errors import exception_handlers
 from api.health.controllers import HealthController
+from api.identity.controllers import AuthController, MeController
 from api.middleware import RequestContextMiddleware
 from api.resources import AppResources
+from api.staff.controllers import StaffController
 from core.jobs import Dispatcher
 from core.logging import configure_logging, get_logger
+from core.passwords import PasswordHasher
+from core.ratelimit import RateLimiter
 from core.settings import Settings, get_settings
 from core.telemetry import build_tracer_provider, instrument_engine, litestar_plugin, taskiq_middleware
+from core.tokens import TokenSigner
 from db.engine import Database, create_database
 from tasks.dispatch import BrokerDispatcher
 from tasks.factory import build_broker, redis_url_for
@@ -65,6 +71,9 @@ def _build_resources(
         redis=redis,
         broker=broker,
         dispatcher=dispatcher or BrokerDispatcher(broker),
+        hasher=PasswordHasher(settings.password_hash_concurrency),
+        limiter=RateLimiter(redis),
+        signer=TokenSigner(settings),
         owned=owned,
     )
 
@@ -107,8 +116,10 @@ def create_app(
         group_path=True,
         exclude=["^/metrics$", "^/health/"],
     )
-    # Domain controllers mount here as their issues land.
-    api_v1 = Router(path=API_PREFIX, route_handlers=[])
+    api_v1 = Router(
+        path=API_PREFIX,
+        route_handlers=[AuthController, MeController, StaffController],
+    )
     cors = (
         CORSConfig(
             allow_origins=settings.cors_allow_origins,
@@ -126,9 +137,11 @@ def create_app(
             "resources": Provide(provide_resources, sync_to_thread=False),
             # Resolved only by handlers that ask for it: one unit of work per request.
             "db_session": Provide(provide_db_session),
+            "client": Provide(provide_client_info, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        middleware=[prometheus.middleware],
+        middleware=[prometheus.middleware, lambda app: BearerAuthMiddleware(app, settings)],
         exception_handlers=exception_handlers,
         plugins=[litestar_plugin(tracer_provider)] if tracer_provider is not None else [],
         cors_config=cors,

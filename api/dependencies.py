@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
+from litestar import Request
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.resources import AppResources
 from core.jobs import current_buffer
+from db.services.identity.audit import ClientInfo
 from db.uow import unit_of_work
 
 
@@ -22,6 +25,20 @@ async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]
         resources.db.session_maker, resources.dispatcher, buffer=current_buffer()
     ) as session:
         yield session
+
+
+def provide_client_info(request: Request[Any, Any, Any]) -> ClientInfo:
+    """The caller's address (honouring ``TRUSTED_PROXY_HOPS`` of X-Forwarded-For) and user agent."""
+    resources: AppResources = request.app.state.resources
+    hops = resources.settings.trusted_proxy_hops
+    ip = request.client.host if request.client else None
+    if hops > 0:
+        forwarded = [
+            part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()
+        ]
+        if len(forwarded) >= hops:
+            ip = forwarded[-hops]
+    return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent"))
 
 
 def provide_resources(state: State) -> AppResources:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core.context import get_request_id
-from core.errors import DomainError, InvalidInput, ServiceUnavailable
+from core.errors import DomainError, InvalidInput, RateLimited, ServiceUnavailable
 from core.logging import get_logger
 
 log = get_logger("api.errors")
@@ -107,7 +107,7 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 def handle_domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
     headers = None
     errors = None
-    if isinstance(exc, ServiceUnavailable):
+    if isinstance(exc, ServiceUnavailable | RateLimited):
         headers = {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, InvalidInput):
         errors = [FieldError(field=e.get("field", ""), message=e.get("message", "")) for e in exc.errors]

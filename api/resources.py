@@ -8,7 +8,10 @@ from redis.asyncio import Redis
 from taskiq import AsyncBroker
 
 from core.jobs import Dispatcher
+from core.passwords import PasswordHasher
+from core.ratelimit import RateLimiter
 from core.settings import Settings
+from core.tokens import TokenSigner
 from db.engine import Database
 
 
@@ -19,6 +22,9 @@ class AppResources:
     redis: Redis
     broker: AsyncBroker
     dispatcher: Dispatcher
+    hasher: PasswordHasher
+    limiter: RateLimiter
+    signer: TokenSigner
     # Resources handed in by the caller (tests) are not closed by the app.
     owned: set[str] = field(default_factory=set)
 

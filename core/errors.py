@@ -16,6 +16,10 @@ class DomainError(Exception):
     title = "Bad request"
     # Stable, machine-readable code for clients (problem+json ``type`` suffix).
     code = "bad_request"
+    # When True the unit of work commits what was done before the error was raised (an audit
+    # entry, a failed-attempt counter) instead of rolling it back; the error still reaches
+    # the client.
+    preserve_changes = False
 
     def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail or self.title)
@@ -57,6 +61,18 @@ class InvalidInput(DomainError):
     def __init__(self, detail: str | None = None, *, errors: list[dict[str, str]] | None = None) -> None:
         super().__init__(detail, extra={"errors": errors or []})
         self.errors = errors or []
+
+
+class RateLimited(DomainError):
+    """Too many attempts; ``retry_after`` seconds until the window frees up."""
+
+    status_code = 429
+    title = "Too many requests"
+    code = "rate_limited"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
+        super().__init__(detail or "Too many attempts. Please wait before trying again.")
+        self.retry_after = max(1, retry_after)
 
 
 class ServiceUnavailable(DomainError):

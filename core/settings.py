@@ -73,10 +73,45 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = 1
+    # Reverse proxies in front of the API whose X-Forwarded-For entries are trusted (0: use the
+    # peer address). Client IPs feed rate limits and the audit log.
+    trusted_proxy_hops: int = 0
     max_request_body_bytes: int = 16 * 1024 * 1024
     cors_allow_origins: list[str] = msgspec.field(default_factory=list)
     hsts_max_age_seconds: int = 31_536_000
     secret_key: Secret = Secret("dev-only-secret-key-change-me-0123456789abcdef")
+
+    # --- Identity -------------------------------------------------------------------------
+    # "kid=secret,kid2=secret2": the first key signs, every key verifies (rotation). Unset: one
+    # key derived from SECRET_KEY.
+    jwt_signing_keys: Secret | None = None
+    jwt_issuer: str = "fashionistar"
+    jwt_audience: str = "fashionistar-api"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 604_800
+    otp_ttl_seconds: int = 600
+    otp_max_attempts: int = 5
+    login_max_failures_per_account: int = 5
+    login_failure_window_seconds: int = 900
+    login_max_attempts_per_ip: int = 30
+    login_ip_window_seconds: int = 300
+    otp_max_sends_per_email: int = 3
+    otp_max_requests_per_ip: int = 20
+    otp_max_verifications_per_email: int = 10
+    otp_window_seconds: int = 600
+    # Concurrent Argon2 computations per API process (each takes ~64 MiB for a moment).
+    password_hash_concurrency: int = 2
+
+    # --- Mail -----------------------------------------------------------------------------
+    mail_backend: Literal["file", "smtp"] = "file"
+    mail_dir: Path = Path(".data/mail")
+    mail_from: str = "Fashionistar <no-reply@fashionistar.dev>"
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: Secret | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 10.0
 
     # --- Logging and tracing ------------------------------------------------------------
     log_level: str = "INFO"
@@ -110,6 +145,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """The Redis URL. Raises RuntimeError, with how to fix it, when unset."""
         return _required(self.redis_url, "REDIS_URL", "redis://host:6379/0")
 
+    def jwt_keys(self) -> list[tuple[str, str]]:
+        """(kid, secret) pairs, the signing key first."""
+        if self.jwt_signing_keys is None:
+            return [("k0", self.secret_key.reveal())]
+        pairs = []
+        for part in self.jwt_signing_keys.reveal().split(","):
+            kid, sep, secret = part.strip().partition("=")
+            if sep and kid and secret:
+                pairs.append((kid.strip(), secret.strip()))
+        return pairs
+
     def safe_summary(self) -> dict[str, Any]:
         """Settings as a dict fit for a log line: secrets masked, credentials stripped from URLs."""
         out: dict[str, Any] = {}
@@ -129,7 +175,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 _ENV_DEFAULTS: dict[str, dict[str, str]] = {
     "dev": {"log_format": "console", "log_level": "INFO"},
     "test": {"log_level": "WARNING", "db_pool_size_api": "5", "task_retry_base_delay_seconds": "0.5"},
-    "production": {"log_format": "json"},
+    "production": {"log_format": "json", "mail_backend": "smtp"},
 }
 
 _DEV_SECRET_PREFIX = "dev-only-"  # noqa: S105  # a marker, not a secret
@@ -204,6 +250,10 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     except msgspec.ValidationError as exc:
         raise SettingsError(f"invalid configuration: {exc}") from None
 
+    if settings.jwt_signing_keys is not None and not settings.jwt_keys():
+        raise SettingsError("JWT_SIGNING_KEYS must look like 'kid=secret[,kid2=secret2]'")
+    if any(len(secret) < 32 for _, secret in settings.jwt_keys()) and settings.is_production:
+        raise SettingsError("JWT signing keys (or SECRET_KEY) must be at least 32 characters")
     if settings.is_production:
         missing = [n for n in ("database_url", "redis_url") if not getattr(settings, n)]
         if settings.secret_key.reveal().startswith(_DEV_SECRET_PREFIX):

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.errors import DomainError
 from core.jobs import Dispatcher, Job, JobBuffer, job_buffer
 from core.logging import get_logger
 from db.outbox import add_to_outbox, mark_dispatched
@@ -33,6 +34,9 @@ async def unit_of_work(
     ``buffer`` is the job buffer of the surrounding request when it already has one; otherwise a
     fresh buffer is opened for the block.
 
+    A :class:`DomainError` with ``preserve_changes`` commits the work done before it (and sends
+    its jobs) and is then re-raised.
+
     Raises:
         Whatever the block raises (after rollback), or the commit's database error.
     """
@@ -40,8 +44,22 @@ async def unit_of_work(
         if buffer is None:
             buffer = stack.enter_context(job_buffer())
         async with session_maker() as session:
+            error: DomainError | None = None
             try:
                 yield session
+            except DomainError as exc:
+                if not exc.preserve_changes:
+                    buffer.clear()
+                    await session.rollback()
+                    raise
+                # The failure itself is worth keeping (an audit entry, an attempt counter):
+                # commit what was done, then let the error reach the caller.
+                error = exc
+            except BaseException:
+                buffer.clear()
+                await session.rollback()
+                raise
+            try:
                 durable = [job for job in buffer.jobs if job.durable]
                 if durable:
                     add_to_outbox(session, durable)
@@ -51,6 +69,8 @@ async def unit_of_work(
                 await session.rollback()
                 raise
         await flush_jobs(session_maker, dispatcher, buffer.drain())
+        if error is not None:
+            raise error
 
 
 async def flush_jobs(

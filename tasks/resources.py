@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq import Context, TaskiqDepends
 
 from core.jobs import Dispatcher
+from core.mail import Mailer
 from core.settings import Settings
 from db.engine import Database
 from db.uow import unit_of_work
@@ -23,6 +24,7 @@ class TaskResources:
     db: Database
     redis: Redis
     dispatcher: Dispatcher
+    mailer: Mailer
 
     @contextlib.asynccontextmanager
     async def uow(self) -> AsyncIterator[AsyncSession]:

@@ -61,11 +61,21 @@ def test_production_requires_real_servers_and_a_secret() -> None:
             "APP_ENV": "production",
             "DATABASE_URL": "postgresql://db/app",
             "REDIS_URL": "redis://cache:6379/0",
-            "SECRET_KEY": "a-real-secret-from-the-vault",
+            "SECRET_KEY": "a-real-secret-from-the-vault-0123456789",
         },
         dotenv=None,
     )
     assert ok.is_production
+    with pytest.raises(SettingsError, match="at least 32"):
+        load_settings(
+            {
+                "APP_ENV": "production",
+                "DATABASE_URL": "postgresql://db/app",
+                "REDIS_URL": "redis://cache:6379/0",
+                "SECRET_KEY": "short-secret",
+            },
+            dotenv=None,
+        )
 
 
 def test_dotenv_fills_only_missing_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

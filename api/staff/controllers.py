@@ -1,0 +1,75 @@
+"""Staff-only endpoints: users and their roles, the security audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, get, patch
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Principal, requires_role
+from api.identity.controllers import user_out
+from api.identity.schemas import User
+from api.staff import schemas
+from db.services.identity.audit import AuditLog, ClientInfo
+from db.services.identity.users import UserService
+
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
+Cursor = Annotated[
+    str | None, QueryParameter(max_length=200, description="`next_cursor` of the previous page")
+]
+
+
+class StaffController(Controller):
+    path = "/staff"
+    tags = ["staff"]
+    guards = [requires_role("staff")]
+
+    @get("/users", summary="List users, newest first")
+    async def list_users(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        limit: Limit = 20,
+        cursor: Cursor = None,
+        role: FromQuery[Literal["client", "vendor", "staff"] | None] = None,
+        email: Annotated[str | None, QueryParameter(max_length=254)] = None,
+    ) -> schemas.UserList:
+        page = await UserService(session=db_session).list_users(
+            limit=limit, cursor=cursor, role=role, email=email
+        )
+        return schemas.UserList(items=[user_out(u) for u in page.items], next_cursor=page.next_cursor)
+
+    @patch("/users/{user_id:uuid}/role", summary="Change a user's role (their sessions end)")
+    async def change_role(
+        self,
+        user_id: FromPath[UUID],
+        data: JSONBody[schemas.RoleChange],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        client: NamedDependency[ClientInfo],
+    ) -> User:
+        user = await UserService(session=db_session).change_role(
+            user_id, data.role, actor_id=principal.user_id, audit_log=AuditLog(db_session, client)
+        )
+        return user_out(user)
+
+    @get("/audit-events", summary="The security audit log, newest first")
+    async def audit_events(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        user_id: FromQuery[UUID | None] = None,
+        event_type: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    ) -> schemas.AuditEventList:
+        page = await AuditLog(db_session).list(
+            limit=limit, cursor=cursor, user_id=user_id, event_type=event_type
+        )
+        return schemas.AuditEventList(
+            items=[msgspec.convert(e, schemas.AuditEvent, from_attributes=True) for e in page.items],
+            next_cursor=page.next_cursor,
+        )

@@ -1,0 +1,1 @@
+"""Identity and access: accounts, one-time codes, sessions (refresh tokens), audit log."""

@@ -1,0 +1,145 @@
+"""Registration, email verification and password reset."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.jobs import defer
+from core.passwords import PasswordHasher, password_problems
+from core.ratelimit import RateLimiter, subject
+from core.settings import Settings
+from db.models import RefreshToken, User
+from db.models.one_time_code import CodePurpose
+from db.services.identity import audit
+from db.services.identity.audit import AuditLog, ClientInfo
+from db.services.identity.codes import consume_code
+from db.services.identity.errors import EmailAlreadyRegistered, WeakPassword
+from db.services.identity.users import UserService, normalise_email
+
+SEND_CODE_TASK = "emails.identity.send_code"
+
+
+class AccountService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        hasher: PasswordHasher,
+        limiter: RateLimiter,
+        client: ClientInfo,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.hasher = hasher
+        self.limiter = limiter
+        self.client = client
+        self.users = UserService(session=session)
+        self.audit = AuditLog(session, client)
+
+    def _check_password(self, password: str, email: str, full_name: str = "") -> None:
+        guessable = [email, email.split("@", maxsplit=1)[0], *full_name.split()]
+        problems = password_problems(password, user_inputs=guessable)
+        if problems:
+            raise WeakPassword(problems, field="password")
+
+    async def register(
+        self, *, email: str, password: str, full_name: str, role: Literal["client", "vendor"]
+    ) -> User:
+        """Create an unverified account and send it a verification code (after commit).
+
+        Raises:
+            WeakPassword: too short, too long or too guessable (422).
+            EmailAlreadyRegistered: the email has an account (409).
+        """
+        email = normalise_email(email)
+        full_name = full_name.strip()
+        self._check_password(password, email, full_name)
+        if await self.users.by_email(email) is not None:
+            raise EmailAlreadyRegistered("An account with this email already exists.")
+        user = User(
+            email=email,
+            password_hash=await self.hasher.hash(password),
+            full_name=full_name,
+            role=role,
+        )
+        self.session.add(user)
+        try:
+            async with self.session.begin_nested():
+                await self.session.flush()
+        except IntegrityError:  # registered concurrently between the check and the insert
+            raise EmailAlreadyRegistered("An account with this email already exists.") from None
+        self.audit.record(audit.REGISTERED, user_id=user.id, role=role)
+        defer(SEND_CODE_TASK, email, "verify_email", durable=True)
+        return user
+
+    async def request_code(self, email: str, purpose: CodePurpose) -> None:
+        """Ask for a (new) code by email. Known and unknown emails take the same path (the mail
+        task decides whether there is anyone to write to), so the answer and its timing do not
+        tell whether an account exists.
+
+        Raises:
+            RateLimited: too many requests for this email or from this IP (429).
+        """
+        email = normalise_email(email)
+        if self.client.ip:
+            await self.limiter.hit(
+                "otp-request-ip",
+                self.client.ip,
+                limit=self.settings.otp_max_requests_per_ip,
+                window=self.settings.otp_window_seconds,
+            )
+        await self.limiter.hit(
+            f"otp-send-{purpose}",
+            subject(email),
+            limit=self.settings.otp_max_sends_per_email,
+            window=self.settings.otp_window_seconds,
+        )
+        defer(SEND_CODE_TASK, email, purpose, durable=True)
+
+    async def _limit_verifications(self, email: str) -> None:
+        await self.limiter.hit(
+            "otp-verify",
+            subject(email),
+            limit=self.settings.otp_max_verifications_per_email,
+            window=self.settings.otp_window_seconds,
+        )
+
+    async def verify_email(self, email: str, code: str) -> User:
+        """Raises InvalidCode (400) or RateLimited (429)."""
+        email = normalise_email(email)
+        await self._limit_verifications(email)
+        user = await self.users.by_email(email)
+        await consume_code(self.session, self.settings, self.audit, user, "verify_email", code)
+        assert user is not None  # consume_code rejects a missing user
+        user.is_verified = True
+        user.verified_at = datetime.now(UTC)
+        self.audit.record(audit.EMAIL_VERIFIED, user_id=user.id)
+        await self.session.flush()
+        return user
+
+    async def reset_password(self, email: str, code: str, new_password: str) -> None:
+        """Set a new password with a reset code and end every session of the account.
+
+        Raises:
+            WeakPassword (422), InvalidCode (400), RateLimited (429).
+        """
+        email = normalise_email(email)
+        await self._limit_verifications(email)
+        user = await self.users.by_email(email)
+        # The policy is checked before the code, so a weak password does not use up the code.
+        self._check_password(new_password, email, user.full_name if user else "")
+        await consume_code(self.session, self.settings, self.audit, user, "reset_password", code)
+        assert user is not None
+        user.password_hash = await self.hasher.hash(new_password)
+        revoked = await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        )
+        self.audit.record(audit.PASSWORD_RESET, user_id=user.id, sessions_revoked=revoked.rowcount)  # type: ignore[attr-defined]
+        await self.session.flush()

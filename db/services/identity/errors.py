@@ -1,0 +1,61 @@
+"""Errors of the identity domain (mapped to HTTP by ``api/errors.py`` through their base class)."""
+
+from __future__ import annotations
+
+from core.errors import Conflict, DomainError, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+
+
+class EmailAlreadyRegistered(Conflict):
+    title = "Email already registered"
+    code = "email_taken"
+
+
+class WeakPassword(InvalidInput):
+    code = "weak_password"
+
+    def __init__(self, problems: list[str], field: str = "password") -> None:
+        super().__init__(
+            "The password is not strong enough.",
+            errors=[{"field": field, "message": message} for message in problems],
+        )
+
+
+class InvalidCredentials(NotAuthenticated):
+    """Wrong email or password (never says which). The failed attempt is kept (audit, counter)."""
+
+    title = "Invalid credentials"
+    code = "invalid_credentials"
+    preserve_changes = True
+
+
+class EmailNotVerified(PermissionDenied):
+    title = "Email not verified"
+    code = "email_not_verified"
+    preserve_changes = True
+
+
+class InvalidCode(DomainError):
+    """Wrong, expired, used or burned one-time code. The wrong try is counted (kept)."""
+
+    status_code = 400
+    title = "Invalid code"
+    code = "invalid_code"
+    preserve_changes = True
+
+
+class InvalidRefreshToken(NotAuthenticated):
+    """Unknown, expired, revoked or reused refresh token. A detected reuse revokes the family (kept)."""
+
+    title = "Invalid refresh token"
+    code = "invalid_refresh_token"
+    preserve_changes = True
+
+
+class UserNotFound(NotFound):
+    title = "User not found"
+    code = "user_not_found"
+
+
+class SessionNotFound(NotFound):
+    title = "Session not found"
+    code = "session_not_found"

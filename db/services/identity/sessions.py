@@ -1,0 +1,233 @@
+"""Login, refresh-token rotation with reuse detection, logout and the list of sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import RateLimited
+from core.ids import new_id
+from core.passwords import PasswordHasher, needs_rehash
+from core.ratelimit import RateLimiter, subject
+from core.settings import Settings
+from core.tokens import TokenSigner, hash_refresh_token, new_refresh_token
+from db.models import RefreshToken, User
+from db.services.identity import audit
+from db.services.identity.audit import AuditLog, ClientInfo
+from db.services.identity.errors import (
+    EmailNotVerified,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    SessionNotFound,
+)
+from db.services.identity.users import UserService, normalise_email
+
+LOGIN_FAILURES = "login-failures"
+LOGIN_IP = "login-ip"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One login (a refresh-token family) as the user sees it."""
+
+    id: UUID
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    ip: str | None
+
+
+class SessionService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        hasher: PasswordHasher,
+        limiter: RateLimiter,
+        signer: TokenSigner,
+        client: ClientInfo,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.hasher = hasher
+        self.limiter = limiter
+        self.signer = signer
+        self.client = client
+        self.users = UserService(session=session)
+        self.audit = AuditLog(session, client)
+
+    def _new_refresh(self, user: User, family_id: UUID) -> str:
+        token = new_refresh_token()
+        self.session.add(
+            RefreshToken(
+                user_id=user.id,
+                family_id=family_id,
+                token_hash=hash_refresh_token(token),
+                expires_at=datetime.now(UTC) + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
+                user_agent=(self.client.user_agent or "")[:300] or None,
+                ip=self.client.ip,
+            )
+        )
+        return token
+
+    def _pair(self, user: User, refresh_token: str) -> TokenPair:
+        return TokenPair(
+            access_token=self.signer.issue(user.id, user.role),
+            refresh_token=refresh_token,
+            expires_in=self.signer.ttl,
+        )
+
+    async def login(self, email: str, password: str) -> TokenPair:
+        """Check the password and open a session.
+
+        Raises:
+            RateLimited: too many attempts from this IP, or too many failures for this account
+                within the window (429, also for the right password: the account is locked).
+            InvalidCredentials: unknown email or wrong password, indistinguishably (401).
+            EmailNotVerified: right password, email not verified yet (403).
+        """
+        email = normalise_email(email)
+        who = subject(email)
+        s = self.settings
+        if self.client.ip:
+            await self.limiter.hit(
+                LOGIN_IP, self.client.ip, limit=s.login_max_attempts_per_ip, window=s.login_ip_window_seconds
+            )
+        user = await self.users.by_email(email)
+        try:
+            await self.limiter.check(LOGIN_FAILURES, who, limit=s.login_max_failures_per_account)
+        except RateLimited:
+            self.audit.record(audit.LOGIN_LOCKED, user_id=user.id if user else None, email_hash=who)
+            raise
+        if not await self.hasher.verify(user.password_hash if user else None, password):
+            await self.limiter.count(LOGIN_FAILURES, who, window=s.login_failure_window_seconds)
+            self.audit.record(audit.LOGIN_FAILED, user_id=user.id if user else None, email_hash=who)
+            raise InvalidCredentials("The email or password is incorrect.")
+        assert user is not None  # verify() never accepts a missing hash
+        await self.limiter.reset(LOGIN_FAILURES, who)
+        if not user.is_verified:
+            self.audit.record(audit.LOGIN_UNVERIFIED, user_id=user.id)
+            raise EmailNotVerified("Verify your email address with the code we sent before logging in.")
+        if needs_rehash(user.password_hash):
+            user.password_hash = await self.hasher.hash(password)
+        refresh = self._new_refresh(user, new_id())
+        self.audit.record(audit.LOGIN_SUCCEEDED, user_id=user.id)
+        await self.session.flush()
+        return self._pair(user, refresh)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Exchange a refresh token for a new pair (rotation).
+
+        The token's row is locked, so of two concurrent refreshes with the same token exactly
+        one rotates it; the other then sees a rotated token. Presenting a rotated token again is
+        treated as theft: the whole family is revoked, the newest token included.
+
+        Raises:
+            InvalidRefreshToken: unknown, expired, revoked or reused (401).
+        """
+        row = await self.session.scalar(
+            select(RefreshToken)
+            .where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
+            .with_for_update()
+        )
+        now = datetime.now(UTC)
+        if row is None or row.revoked_at is not None or row.expires_at <= now:
+            raise InvalidRefreshToken("The refresh token is invalid or has expired.")
+        if row.rotated_at is not None:
+            await self._revoke_family(row.family_id, now)
+            self.audit.record(audit.REFRESH_REUSED, user_id=row.user_id, family_id=str(row.family_id))
+            raise InvalidRefreshToken("The refresh token was already used; the session has been ended.")
+        user = await self.users.require(row.user_id)
+        row.rotated_at = now
+        refresh = self._new_refresh(user, row.family_id)
+        await self.session.flush()
+        return self._pair(user, refresh)
+
+    async def _revoke_family(self, family_id: UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    async def logout(self, refresh_token: str) -> None:
+        """End the session the token belongs to. Unknown tokens are ignored (idempotent)."""
+        row = await self.session.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
+        )
+        if row is None:
+            return
+        await self._revoke_family(row.family_id, datetime.now(UTC))
+        self.audit.record(audit.LOGGED_OUT, user_id=row.user_id, family_id=str(row.family_id))
+
+    async def list_sessions(self, user_id: UUID) -> list[SessionInfo]:
+        """The user's live sessions, most recently used first."""
+        now = datetime.now(UTC)
+        rows = await self.session.execute(
+            select(
+                RefreshToken.family_id,
+                func.min(RefreshToken.created_at),
+                func.max(RefreshToken.created_at),
+                func.max(RefreshToken.expires_at),
+            )
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+            .group_by(RefreshToken.family_id)
+            .having(func.max(RefreshToken.expires_at) > now)
+            .order_by(func.max(RefreshToken.created_at).desc())
+        )
+        families = rows.all()
+        latest = {
+            t.family_id: t
+            for t in await self.session.scalars(
+                select(RefreshToken)
+                .where(RefreshToken.family_id.in_([f[0] for f in families]))
+                .order_by(RefreshToken.family_id, RefreshToken.id.desc())
+                .distinct(RefreshToken.family_id)
+            )
+        }
+        return [
+            SessionInfo(
+                id=family_id,
+                created_at=created,
+                last_used_at=last,
+                expires_at=expires,
+                user_agent=latest[family_id].user_agent,
+                ip=latest[family_id].ip,
+            )
+            for family_id, created, last, expires in families
+        ]
+
+    async def revoke_session(self, user_id: UUID, session_id: UUID) -> None:
+        """End one of the caller's own sessions.
+
+        Raises:
+            SessionNotFound: no such live session of this user (another user's is not found either).
+        """
+        owned = await self.session.scalar(
+            select(func.count())
+            .select_from(RefreshToken)
+            .where(
+                RefreshToken.family_id == session_id,
+                RefreshToken.user_id == user_id,
+                RefreshToken.revoked_at.is_(None),
+            )
+        )
+        if not owned:
+            raise SessionNotFound()
+        await self._revoke_family(session_id, datetime.now(UTC))
+        self.audit.record(audit.SESSION_REVOKED, user_id=user_id, family_id=str(session_id))
+
+
+__all__ = ["SessionInfo", "SessionService", "TokenPair"]
