@@ -8,6 +8,7 @@ become 503 + ``Retry-After``, and anything else is a 500 whose details go to the
 from __future__ import annotations
 
 import asyncio
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -66,13 +67,30 @@ def problem_response(
     return Response(content=problem, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+# msgspec names the offending field inside its message for object-level problems.
+_NAMED_FIELD = re.compile(r"(?:missing required field|contains unknown field) `([^`]+)`")
+_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
+
+
+def _field_name(key: str, message: str) -> str:
+    named = _NAMED_FIELD.search(message)
+    path = _AT_PATH.search(message)
+    if named:
+        prefix = path.group(1) if path and path.group(1) else ""
+        return f"{prefix}.{named.group(1)}" if prefix else named.group(1)
+    if key in ("data", "body", "") and path and path.group(1):
+        return path.group(1)
+    return key or "body"
+
+
 def _field_errors(extra: Any) -> list[FieldError]:
     errors: list[FieldError] = []
     if isinstance(extra, list):
         for item in extra:
             if isinstance(item, dict):
-                key = item.get("key") or item.get("field") or "body"
-                errors.append(FieldError(field=str(key), message=str(item.get("message", "invalid"))))
+                key = str(item.get("key") or item.get("field") or "")
+                message = str(item.get("message", "invalid"))
+                errors.append(FieldError(field=_field_name(key, message), message=message))
     return errors
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from taskiq import AsyncBroker
 from taskiq.kicker import AsyncKicker
 
+import db.models
 from api.app import create_app
 from core.settings import Settings, load_settings
 from db import migrate
@@ -73,8 +74,15 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         redis = EmbeddedRedis(tmp_path_factory.mktemp("redis"), free_port(), persistent=False)
         redis.start()
         redis_url = redis.url
+    mail_dir = tmp_path_factory.mktemp("mail")
     settings = load_settings(
-        {"APP_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_url, **WORKER_TEST_ENV},
+        {
+            "APP_ENV": "test",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "MAIL_DIR": str(mail_dir),
+            **WORKER_TEST_ENV,
+        },
         dotenv=None,
     )
     migrate.upgrade(settings)
@@ -155,8 +163,9 @@ async def session(isolated_db: Database) -> AsyncIterator[AsyncSession]:
 async def committed_db(database: Database) -> AsyncIterator[Database]:
     """Really committed data (for tests where a worker must see it); app tables are emptied after."""
     yield database
+    tables = ", ".join(t.name for t in db.models.metadata.sorted_tables)
     async with database.engine.begin() as conn:
-        await conn.execute(text("TRUNCATE outbox_messages"))
+        await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
 
 
 @pytest.fixture
@@ -171,9 +180,17 @@ def make_app(settings: Settings, isolated_db: Database, broker: AsyncBroker) -> 
 
 
 @pytest.fixture
-async def client(make_app: Callable[..., Litestar]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(make_app: Callable[..., Litestar], redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
     async with serve(make_app()) as c:
         yield c
+    await clear_rate_limits(redis)
+
+
+async def clear_rate_limits(redis: Redis) -> None:
+    """Every test client comes from the same address: start each test with fresh windows."""
+    keys = [key async for key in redis.scan_iter(match="fashionistar:rl:*", count=500)]
+    if keys:
+        await redis.delete(*keys)
 
 
 # --- workers ------------------------------------------------------------------------------
@@ -191,6 +208,7 @@ def start_worker(services: Services, worker_log_dir: Path) -> Iterator[Callable[
 
     def start(queues: str = "critical,emails", *, scheduler: bool = False, **env: str) -> WorkerProcess:
         log_path = worker_log_dir / f"{'scheduler' if scheduler else 'worker'}-{len(started) + 1}.log"
+        env = {"MAIL_DIR": str(services.settings.mail_dir), **env}
         worker = WorkerProcess(
             worker_env(services.database_url, services.redis_url, **env),
             log_path,

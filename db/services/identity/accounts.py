@@ -41,11 +41,13 @@ class AccountService:
         self.users = UserService(session=session)
         self.audit = AuditLog(session, client)
 
-    def _check_password(self, password: str, email: str, full_name: str = "") -> None:
+    def _check_password(
+        self, password: str, email: str, full_name: str = "", field: str = "password"
+    ) -> None:
         guessable = [email, email.split("@", maxsplit=1)[0], *full_name.split()]
         problems = password_problems(password, user_inputs=guessable)
         if problems:
-            raise WeakPassword(problems, field="password")
+            raise WeakPassword(problems, field=field)
 
     async def register(
         self, *, email: str, password: str, full_name: str, role: Literal["client", "vendor"]
@@ -132,7 +134,7 @@ class AccountService:
         await self._limit_verifications(email)
         user = await self.users.by_email(email)
         # The policy is checked before the code, so a weak password does not use up the code.
-        self._check_password(new_password, email, user.full_name if user else "")
+        self._check_password(new_password, email, user.full_name if user else "", field="new_password")
         await consume_code(self.session, self.settings, self.audit, user, "reset_password", code)
         assert user is not None
         user.password_hash = await self.hasher.hash(new_password)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from core.errors import Conflict, DomainError, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
+from core.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+)
 
 
 class EmailAlreadyRegistered(Conflict):
@@ -48,6 +56,13 @@ class InvalidRefreshToken(NotAuthenticated):
 
     title = "Invalid refresh token"
     code = "invalid_refresh_token"
+    preserve_changes = True
+
+
+class AccountLocked(RateLimited):
+    """Too many failed logins for the account; the lockout itself is audited (kept)."""
+
+    code = "account_locked"
     preserve_changes = True
 
 

@@ -19,6 +19,7 @@ from db.models import RefreshToken, User
 from db.services.identity import audit
 from db.services.identity.audit import AuditLog, ClientInfo
 from db.services.identity.errors import (
+    AccountLocked,
     EmailNotVerified,
     InvalidCredentials,
     InvalidRefreshToken,
@@ -108,9 +109,12 @@ class SessionService:
         user = await self.users.by_email(email)
         try:
             await self.limiter.check(LOGIN_FAILURES, who, limit=s.login_max_failures_per_account)
-        except RateLimited:
+        except RateLimited as locked:
             self.audit.record(audit.LOGIN_LOCKED, user_id=user.id if user else None, email_hash=who)
-            raise
+            raise AccountLocked(
+                "Too many failed logins. Try again later or reset your password.",
+                retry_after=locked.retry_after,
+            ) from None
         if not await self.hasher.verify(user.password_hash if user else None, password):
             await self.limiter.count(LOGIN_FAILURES, who, window=s.login_failure_window_seconds)
             self.audit.record(audit.LOGIN_FAILED, user_id=user.id if user else None, email_hash=who)
