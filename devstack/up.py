@@ -2,15 +2,17 @@
 
 Without ``DATABASE_URL`` / ``REDIS_URL`` it starts embedded PostgreSQL 16 + pgvector and Redis
 under ``DATA_DIR`` (default ``.data``), reusing them on the next run. Then it applies
-migrations, starts the worker (every queue), the scheduler and the API, waits until
-``/health/ready`` answers 200 and prints the URLs. Ctrl-C (or SIGTERM) stops the API first,
-then the scheduler and worker (finishing running tasks), then Redis and PostgreSQL; children
-die with this process if it is killed, so nothing is orphaned.
+migrations, writes demo data into an empty database, starts the worker (every queue), the
+scheduler and the API, waits until ``/health/ready`` answers 200 and prints the URLs.
+Ctrl-C (or SIGTERM) stops the API first, then the scheduler and worker (finishing running
+tasks), then Redis and PostgreSQL; children die with this process if it is killed, so nothing
+is orphaned.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import subprocess
@@ -27,6 +29,7 @@ import msgspec
 from core.logging import configure_logging, get_logger
 from core.settings import Settings, get_settings
 from db import migrate
+from devstack.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, seed_demo_data
 from devstack.services import EmbeddedPostgres, EmbeddedRedis, die_with_parent, port_is_free
 
 log = get_logger("devstack")
@@ -144,6 +147,8 @@ class Stack:
                 return 1
             log.info("applying migrations")
             migrate.upgrade(settings)
+            if asyncio.run(seed_demo_data(settings)):
+                log.info("seeded demo data", password=DEMO_PASSWORD)
             self.start_processes(settings)
             if not self.wait_ready(settings):
                 if self.stopping.is_set():
@@ -159,6 +164,7 @@ class Stack:
                 f"    Health     {base}/health/ready\n"
                 f"    Metrics    {base}/metrics\n"
                 f"    Data       {settings.data_dir.resolve()}\n"
+                f"    Demo users {', '.join(a[0] for a in DEMO_ACCOUNTS)} (password {DEMO_PASSWORD})\n"
                 f"  Press Ctrl-C to stop.\n",
                 flush=True,
             )

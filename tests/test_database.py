@@ -6,8 +6,10 @@ import io
 import json
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -21,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import db.models
 from core.jobs import Job, defer
 from core.logging import configure_logging
+from core.settings import Settings
 from db.engine import Database
 from db.migrate import current_revisions, head_revisions
-from db.models import OutboxMessage
+from db.models import OutboxMessage, RefreshToken, User
 from tasks.dispatch import BrokerDispatcher
 from tests.support.http import serve
 from tests.support.stack import WorkerProcess
@@ -130,3 +133,52 @@ async def test_failed_commit_is_an_error_response_and_sends_nothing(
     await dispatcher.send(Job(task_name="critical.test.record", args=(f"{key}:after",)))
     await eventually(lambda: redis.get(f"{key}:after"), within=20)
     assert await redis.get(key) is None
+
+
+async def test_demo_seed_fills_an_empty_database_once(committed_db: Database, settings: Settings) -> None:
+    from devstack.seed import DEMO_ACCOUNTS, seed_demo_data
+
+    assert await seed_demo_data(settings) is True
+    assert await seed_demo_data(settings) is False
+    async with committed_db.session_maker() as s:
+        emails = set(await s.scalars(select(User.email)))
+    assert emails == {a[0] for a in DEMO_ACCOUNTS}
+    with pytest.raises(RuntimeError):
+        await seed_demo_data(msgspec.structs.replace(settings, app_env="production"))
+
+
+async def test_get_owned_hides_other_users_objects(session: AsyncSession) -> None:
+    from core.errors import NotFound
+    from db.ownership import get_owned
+    from tests.support.identity import make_user
+
+    owner, stranger = await make_user(session), await make_user(session)
+    token = RefreshToken(
+        user_id=owner.id,
+        family_id=uuid.uuid4(),
+        token_hash=uuid.uuid4().bytes * 2,
+        expires_at=datetime.now(UTC) + timedelta(days=1),
+    )
+    session.add(token)
+    await session.flush()
+    found = await get_owned(session, RefreshToken, token.id, RefreshToken.user_id, owner.id)
+    assert found.id == token.id
+    with pytest.raises(NotFound):
+        await get_owned(session, RefreshToken, token.id, RefreshToken.user_id, stranger.id)
+    with pytest.raises(NotFound):
+        await get_owned(session, RefreshToken, uuid.uuid4(), RefreshToken.user_id, owner.id)
+
+
+async def test_login_rehashes_a_password_made_with_old_parameters(client: Any, session: AsyncSession) -> None:
+    from argon2 import PasswordHasher
+
+    from core.passwords import needs_rehash
+    from tests.support.identity import PASSWORD, login, make_user
+
+    user = await make_user(session)
+    user.password_hash = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    await session.commit()
+    assert needs_rehash(user.password_hash)
+    await login(client, user.email)
+    await session.refresh(user)
+    assert not needs_rehash(user.password_hash)
