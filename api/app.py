@@ -12,22 +12,26 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.static_files import create_static_files_router
 from redis.asyncio import Redis
 from taskiq import AsyncBroker
 
 from api.auth import BearerAuthMiddleware, provide_principal
+from api.catalog.controllers import CatalogController, VendorsController
 from api.dependencies import provide_client_info, provide_db_session, provide_resources
 from api.errors import exception_handlers
 from api.health.controllers import HealthController
 from api.identity.controllers import AuthController, MeController
 from api.middleware import RequestContextMiddleware
-from api.resources import AppResources
+from api.resources import AppResources, CategoryCache
 from api.staff.controllers import StaffController
+from api.vendor.controllers import VendorStoreController
 from core.jobs import Dispatcher
 from core.logging import configure_logging, get_logger
 from core.passwords import PasswordHasher
 from core.ratelimit import RateLimiter
 from core.settings import Settings, get_settings
+from core.storage import build_storage
 from core.telemetry import build_tracer_provider, instrument_engine, litestar_plugin, taskiq_middleware
 from core.tokens import TokenSigner
 from db.engine import Database, create_database
@@ -74,6 +78,8 @@ def _build_resources(
         hasher=PasswordHasher(settings.password_hash_concurrency),
         limiter=RateLimiter(redis),
         signer=TokenSigner(settings),
+        storage=build_storage(settings),
+        categories=CategoryCache(database),
         owned=owned,
     )
 
@@ -118,7 +124,14 @@ def create_app(
     )
     api_v1 = Router(
         path=API_PREFIX,
-        route_handlers=[AuthController, MeController, StaffController],
+        route_handlers=[
+            AuthController,
+            MeController,
+            StaffController,
+            CatalogController,
+            VendorsController,
+            VendorStoreController,
+        ],
     )
     cors = (
         CORSConfig(
@@ -131,8 +144,13 @@ def create_app(
         if settings.cors_allow_origins
         else None
     )
+    media = (
+        [create_static_files_router(path="/media", directories=[settings.media_dir], include_in_schema=False)]
+        if settings.media_backend == "local"
+        else []
+    )
     app = Litestar(
-        route_handlers=[HealthController, MetricsController, api_v1],
+        route_handlers=[HealthController, MetricsController, api_v1, *media],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             # Resolved only by handlers that ask for it: one unit of work per request.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -11,8 +13,34 @@ from core.jobs import Dispatcher
 from core.passwords import PasswordHasher
 from core.ratelimit import RateLimiter
 from core.settings import Settings
+from core.storage import MediaStorage
 from core.tokens import TokenSigner
 from db.engine import Database
+from db.services.catalog.taxonomy import CategoryTree, load_category_tree
+
+
+class CategoryCache:
+    """The category tree, reloaded at most every ``ttl`` seconds (it changes by migration)."""
+
+    def __init__(self, db: Database, ttl: float = 60.0) -> None:
+        self._db = db
+        self._ttl = ttl
+        self._tree: CategoryTree | None = None
+        self._loaded = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> CategoryTree:
+        if self._tree is not None and time.monotonic() - self._loaded < self._ttl:
+            return self._tree
+        async with self._lock:
+            if self._tree is None or time.monotonic() - self._loaded >= self._ttl:
+                async with self._db.session_maker() as session:
+                    self._tree = await load_category_tree(session)
+                self._loaded = time.monotonic()
+        return self._tree
+
+    def invalidate(self) -> None:
+        self._tree = None
 
 
 @dataclass(slots=True)
@@ -25,6 +53,8 @@ class AppResources:
     hasher: PasswordHasher
     limiter: RateLimiter
     signer: TokenSigner
+    storage: MediaStorage
+    categories: CategoryCache
     # Resources handed in by the caller (tests) are not closed by the app.
     owned: set[str] = field(default_factory=set)
 

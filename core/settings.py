@@ -113,6 +113,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_starttls: bool = True
     smtp_timeout_seconds: float = 10.0
 
+    # --- Catalog and media ---------------------------------------------------------------
+    # The marketplace's currency (ISO 4217); prices are integers in its minor unit (kobo).
+    currency: str = "NGN"
+    media_backend: Literal["local", "s3"] = "local"
+    media_dir: Path = Path(".data/media")
+    # Public URL prefix of stored media; the API serves it itself in the local backend.
+    media_base_url: str = "/media"
+    s3_bucket: str = ""
+    s3_region: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: Secret | None = None
+    max_image_bytes: int = 15 * 1024 * 1024
+    max_image_pixels: int = 25_000_000
+    min_image_side: int = 200
+
     # --- Logging and tracing ------------------------------------------------------------
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"

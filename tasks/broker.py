@@ -17,6 +17,7 @@ from taskiq import TaskiqEvents, TaskiqState
 from core.logging import configure_logging, get_logger
 from core.mail import build_mailer
 from core.settings import get_settings
+from core.storage import build_storage
 from core.telemetry import build_tracer_provider, instrument_engine, taskiq_middleware
 from db.engine import create_database
 from tasks.factory import build_broker, redis_url_for
@@ -58,6 +59,7 @@ async def _startup_worker(state: TaskiqState) -> None:
         redis=Redis.from_url(redis_url_for(settings), socket_timeout=settings.redis_socket_timeout_seconds),
         dispatcher=BrokerDispatcher(broker),
         mailer=build_mailer(settings),
+        storage=build_storage(settings),
     )
     log.info("worker started", queues=[s.rsplit(":", 1)[-1] for s in broker.streams])
 

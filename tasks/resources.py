@@ -14,6 +14,7 @@ from taskiq import Context, TaskiqDepends
 from core.jobs import Dispatcher
 from core.mail import Mailer
 from core.settings import Settings
+from core.storage import MediaStorage
 from db.engine import Database
 from db.uow import unit_of_work
 
@@ -25,6 +26,7 @@ class TaskResources:
     redis: Redis
     dispatcher: Dispatcher
     mailer: Mailer
+    storage: MediaStorage
 
     @contextlib.asynccontextmanager
     async def uow(self) -> AsyncIterator[AsyncSession]:

@@ -12,9 +12,12 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, requires_role
+from api.catalog.present import vendor_out
+from api.catalog.schemas import StoreStatus, Vendor
 from api.identity.controllers import user_out
 from api.identity.schemas import User
 from api.staff import schemas
+from db.services.catalog.vendors import set_store_status
 from db.services.identity.audit import AuditLog, ClientInfo
 from db.services.identity.users import UserService
 
@@ -56,6 +59,21 @@ class StaffController(Controller):
             user_id, data.role, actor_id=principal.user_id, audit_log=AuditLog(db_session, client)
         )
         return user_out(user)
+
+    @patch("/vendors/{vendor_id:uuid}/status", summary="Suspend or reinstate a store")
+    async def store_status(
+        self,
+        vendor_id: FromPath[UUID],
+        data: JSONBody[StoreStatus],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        client: NamedDependency[ClientInfo],
+    ) -> Vendor:
+        vendor = await set_store_status(db_session, vendor_id, data.status)
+        AuditLog(db_session, client).record(
+            "store_status_changed", user_id=vendor.owner_id, actor_id=principal.user_id, status=data.status
+        )
+        return vendor_out(vendor)
 
     @get("/audit-events", summary="The security audit log, newest first")
     async def audit_events(

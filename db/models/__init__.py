@@ -2,6 +2,7 @@
 
 from db.models.audit_event import AuditEvent
 from db.models.base import Base, metadata
+from db.models.catalog import Brand, Category, Product, ProductImage, SizeChartRow, Variant, Vendor
 from db.models.one_time_code import OneTimeCode
 from db.models.outbox import OutboxMessage
 from db.models.refresh_token import RefreshToken
@@ -11,10 +12,17 @@ __all__ = [
     "ROLES",
     "AuditEvent",
     "Base",
+    "Brand",
+    "Category",
     "OneTimeCode",
     "OutboxMessage",
+    "Product",
+    "ProductImage",
     "RefreshToken",
     "Role",
+    "SizeChartRow",
     "User",
+    "Variant",
+    "Vendor",
     "metadata",
 ]

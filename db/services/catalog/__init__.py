@@ -1,0 +1,1 @@
+"""Catalog: stores, categories, brands, products, variants, images, size charts, public listing."""
