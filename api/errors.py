@@ -76,7 +76,7 @@ def _field_name(key: str, message: str) -> str:
     named = _NAMED_FIELD.search(message)
     path = _AT_PATH.search(message)
     if named:
-        prefix = path.group(1) if path and path.group(1) else ""
+        prefix = path.group(1) if path and path.group(1) else ("" if key in ("data", "body", "") else key)
         return f"{prefix}.{named.group(1)}" if prefix else named.group(1)
     if key in ("data", "body", "") and path and path.group(1):
         return path.group(1)

@@ -21,12 +21,18 @@ class ObjectNotFound(Exception):
 
 
 class MediaStorage:
-    def __init__(self, store: Any, base_url: str) -> None:
+    def __init__(self, store: Any, base_url: str, *, keeps_content_type: bool) -> None:
         self._store = store
         self.base_url = base_url.rstrip("/")
+        # Object stores keep a Content-Type per object; a local directory cannot (the static
+        # file server derives it from the extension, which our keys always carry).
+        self._keeps_content_type = keeps_content_type
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
-        await obstore.put_async(self._store, key, data, attributes={"Content-Type": content_type})
+        if self._keeps_content_type:
+            await obstore.put_async(self._store, key, data, attributes={"Content-Type": content_type})
+        else:
+            await obstore.put_async(self._store, key, data)
 
     async def get(self, key: str) -> bytes:
         """Raises ObjectNotFound."""
@@ -54,8 +60,7 @@ def build_storage(settings: Settings) -> MediaStorage:
             if settings.s3_secret_access_key
             else None,
         )
-    else:
-        root = Path(settings.media_dir).resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        store = LocalStore(root)
-    return MediaStorage(store, settings.media_base_url)
+        return MediaStorage(store, settings.media_base_url, keeps_content_type=True)
+    root = Path(settings.media_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return MediaStorage(LocalStore(root, mkdir=True), settings.media_base_url, keeps_content_type=False)

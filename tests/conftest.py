@@ -75,12 +75,14 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         redis.start()
         redis_url = redis.url
     mail_dir = tmp_path_factory.mktemp("mail")
+    media_dir = tmp_path_factory.mktemp("media")
     settings = load_settings(
         {
             "APP_ENV": "test",
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "MAIL_DIR": str(mail_dir),
+            "MEDIA_DIR": str(media_dir),
             **WORKER_TEST_ENV,
         },
         dotenv=None,
@@ -208,7 +210,11 @@ def start_worker(services: Services, worker_log_dir: Path) -> Iterator[Callable[
 
     def start(queues: str = "critical,emails", *, scheduler: bool = False, **env: str) -> WorkerProcess:
         log_path = worker_log_dir / f"{'scheduler' if scheduler else 'worker'}-{len(started) + 1}.log"
-        env = {"MAIL_DIR": str(services.settings.mail_dir), **env}
+        env = {
+            "MAIL_DIR": str(services.settings.mail_dir),
+            "MEDIA_DIR": str(services.settings.media_dir),
+            **env,
+        }
         worker = WorkerProcess(
             worker_env(services.database_url, services.redis_url, **env),
             log_path,

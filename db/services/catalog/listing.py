@@ -73,10 +73,9 @@ def search_query(q: str) -> ColumnElement[Any] | None:
     if negated or len(last) < 2:
         return full
     prefix = func.to_tsquery("simple", literal(last.lower() + ":*"))
-    if not _WORD.search(head):
-        return prefix
-    # Everything before the last word as typed, and the last word as a prefix.
-    return func.websearch_to_tsquery("english", head).op("&&")(prefix)
+    typing = prefix if not _WORD.search(head) else func.websearch_to_tsquery("english", head).op("&&")(prefix)
+    # What was typed, as typed, or: everything before the last word and the last word as a prefix.
+    return full.op("||")(typing)
 
 
 def _summary_columns() -> list[Any]:
