@@ -51,3 +51,11 @@ scheduler:
 # Alembic through advanced-alchemy's CLI, e.g. `just db upgrade --no-prompt`, `just db make-migrations`.
 db *args:
     {{justfile_directory()}}/.venv/bin/alchemy --config db.config.alchemy "$@"
+
+# The deterministic demo catalog, e.g. `just seed --products 100000` for the benchmark catalog (needs DATABASE_URL, or run it after `up` created .data).
+seed *args:
+    {{py}} -m devstack.demo.catalog "$@"
+
+# Plans of the listing queries on the current database (add --analyze to run them).
+explain *args:
+    {{py}} -m benchmarks.explain_listing "$@"

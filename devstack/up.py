@@ -29,12 +29,14 @@ import msgspec
 from core.logging import configure_logging, get_logger
 from core.settings import Settings, get_settings
 from db import migrate
+from devstack.demo.catalog import seed_catalog
 from devstack.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, seed_demo_data
 from devstack.services import EmbeddedPostgres, EmbeddedRedis, die_with_parent, port_is_free
 
 log = get_logger("devstack")
 
 DEV_DATABASE = "fashionistar"
+DEMO_PRODUCTS = 500
 
 
 @dataclass
@@ -148,7 +150,9 @@ class Stack:
             log.info("applying migrations")
             migrate.upgrade(settings)
             if asyncio.run(seed_demo_data(settings)):
-                log.info("seeded demo data", password=DEMO_PASSWORD)
+                log.info("seeded demo accounts", password=DEMO_PASSWORD)
+            if asyncio.run(seed_catalog(settings, products=DEMO_PRODUCTS)):
+                log.info("seeded the demo catalog", products=DEMO_PRODUCTS)
             self.start_processes(settings)
             if not self.wait_ready(settings):
                 if self.stopping.is_set():

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, text, tuple_
-from sqlalchemy.dialects.postgresql import array
+from sqlalchemy import ColumnElement, Select, String, and_, cast, func, literal, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
@@ -98,7 +98,8 @@ async def _filter_conditions(
     session: AsyncSession, tree: CategoryTree, filters: ListingFilters
 ) -> list[ColumnElement[bool]] | None:
     """WHERE conditions for the filters (None: nothing can match, e.g. an unknown brand)."""
-    conditions: list[ColumnElement[bool]] = [Product.is_listed.is_(True)]
+    # The bare column (not "IS TRUE") so the planner matches the partial indexes' predicate.
+    conditions: list[ColumnElement[bool]] = [Product.is_listed.expression]
     if filters.category:
         node = tree.find(filters.category)
         if node is None:
@@ -125,9 +126,11 @@ async def _filter_conditions(
     if high is not None:
         conditions.append(Product.min_price <= high)
     if filters.size:
-        conditions.append(Product.sizes.contains(array([normalise_size(filters.size)])))
+        conditions.append(Product.sizes.contains(cast(array([normalise_size(filters.size)]), ARRAY(String))))
     if filters.color:
-        conditions.append(Product.colors.contains(array([normalise_color(filters.color)])))
+        conditions.append(
+            Product.colors.contains(cast(array([normalise_color(filters.color)]), ARRAY(String)))
+        )
     if filters.in_stock is not None:
         conditions.append(Product.in_stock.is_(filters.in_stock))
     return conditions
@@ -165,19 +168,15 @@ def _cursor_after(sort: Sort, last: Any) -> str:
     return encode_cursor([sort, float(last[11]), str(last[0])])
 
 
-async def list_products(
+async def listing_statement(
     session: AsyncSession, tree: CategoryTree, filters: ListingFilters, *, limit: int, cursor: str | None
-) -> ListingPage:
-    """Listed products matching ``filters``, ``limit`` per page.
-
-    Raises:
-        InvalidInput: an unknown category, min_price > max_price, or a cursor that does not
-            belong to this sort (422).
-    """
+) -> tuple[Select[Any], Sort] | None:
+    """The SELECT behind a listing page (one row more than ``limit``), or None when nothing can
+    match. Separate from running it so its plan can be inspected."""
     conditions = await _filter_conditions(session, tree, filters)
     query = search_query(filters.q) if filters.q else None
     if conditions is None or (filters.q and query is None):
-        return ListingPage(items=[], next_cursor=None)
+        return None
     sort: Sort = filters.sort or ("relevance" if query is not None else "newest")
     if sort == "relevance" and query is None:
         sort = "newest"
@@ -196,6 +195,22 @@ async def list_products(
         .order_by(*order)
         .limit(limit + 1)
     )
+    return stmt, sort
+
+
+async def list_products(
+    session: AsyncSession, tree: CategoryTree, filters: ListingFilters, *, limit: int, cursor: str | None
+) -> ListingPage:
+    """Listed products matching ``filters``, ``limit`` per page.
+
+    Raises:
+        InvalidInput: an unknown category, min_price > max_price, or a cursor that does not
+            belong to this sort (422).
+    """
+    built = await listing_statement(session, tree, filters, limit=limit, cursor=cursor)
+    if built is None:
+        return ListingPage(items=[], next_cursor=None)
+    stmt, sort = built
     rows = (await session.execute(stmt)).all()
     more = len(rows) > limit
     rows = rows[:limit]

@@ -37,11 +37,17 @@ WHERE p.id = p2.id AND {where}
 
 
 async def refresh_listing(
-    session: AsyncSession, *, product_id: UUID | None = None, vendor_id: UUID | None = None
+    session: AsyncSession,
+    *,
+    product_id: UUID | None = None,
+    vendor_id: UUID | None = None,
+    vendor_ids: list[UUID] | None = None,
 ) -> None:
     """Bring ``min_price``, ``in_stock``, ``sizes``, ``colors``, ``is_listed`` and
-    ``search_vector`` up to date for one product or every product of a store."""
-    if product_id is not None:
+    ``search_vector`` up to date for one product, every product of a store, or of many stores."""
+    if vendor_ids is not None:
+        await session.execute(text(_REFRESH.format(where="p2.vendor_id = ANY(:keys)")), {"keys": vendor_ids})
+    elif product_id is not None:
         await session.execute(text(_REFRESH.format(where="p2.id = :key")), {"key": product_id})
     elif vendor_id is not None:
         await session.execute(text(_REFRESH.format(where="p2.vendor_id = :key")), {"key": vendor_id})
