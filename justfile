@@ -59,3 +59,10 @@ seed *args:
 # Plans of the listing queries on the current database (add --analyze to run them).
 explain *args:
     {{py}} -m benchmarks.explain_listing "$@"
+
+# Rebuild and verify the shipped ONNX models in a throwaway venv (needs ~2 GB of build tools; CI never runs it).
+models:
+    python3 -m venv .data/model-build
+    .data/model-build/bin/pip install --quiet -r inference/build/requirements.txt
+    .data/model-build/bin/python inference/build/product_embedding.py
+    git status --short inference/models

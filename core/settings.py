@@ -145,6 +145,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     task_redelivery_idle_seconds: float = 120.0
     task_stream_maxlen: int = 200_000
     worker_max_async_tasks: int = 32
+    # onnxruntime threads per model session in an inference worker.
+    inference_threads: int = 2
     outbox_sweep_interval_seconds: int = 15
     # Outbox rows younger than this are left to the after-commit flush that normally sends them.
     outbox_sweep_min_age_seconds: float = 10.0

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import anyio
 from redis.asyncio import Redis
 from taskiq import TaskiqEvents, TaskiqState
 
@@ -22,7 +23,7 @@ from core.telemetry import build_tracer_provider, instrument_engine, taskiq_midd
 from db.engine import create_database
 from tasks.factory import build_broker, redis_url_for
 from tasks.queues import Queue, parse_queues, stream_name
-from tasks.resources import TaskResources
+from tasks.resources import Models, TaskResources
 
 log = get_logger(__name__)
 
@@ -53,6 +54,9 @@ async def _startup_worker(state: TaskiqState) -> None:
     if tracer_provider is not None:
         instrument_engine(db.engine, tracer_provider)
         broker.add_middlewares(taskiq_middleware(tracer_provider))
+    models = None
+    if any(stream.endswith(":inference") for stream in broker.streams):
+        models = await _load_models(settings.inference_threads)
     state.resources = TaskResources(
         settings=settings,
         db=db,
@@ -60,8 +64,22 @@ async def _startup_worker(state: TaskiqState) -> None:
         dispatcher=BrokerDispatcher(broker),
         mailer=build_mailer(settings),
         storage=build_storage(settings),
+        models=models,
     )
     log.info("worker started", queues=[s.rsplit(":", 1)[-1] for s in broker.streams])
+
+
+async def _load_models(threads: int) -> Models:
+    # Imported here: only workers serving the inference queue pay for numpy models and onnxruntime.
+    from inference.manifest import all_manifests  # noqa: PLC0415
+    from inference.product_embedding import ProductEmbedder  # noqa: PLC0415
+    from tasks.batching import EmbeddingBatcher  # noqa: PLC0415
+
+    manifest = all_manifests()["product_embedding"]
+    embedder = ProductEmbedder(manifest, intra_op_threads=threads)
+    await anyio.to_thread.run_sync(embedder.session.load)
+    log.info("models loaded", models=[manifest.name])
+    return Models(batcher=EmbeddingBatcher(embedder), embedding_model=f"{manifest.name}@{manifest.version}")
 
 
 @broker.on_event(TaskiqEvents.CLIENT_STARTUP)
@@ -75,6 +93,8 @@ async def _startup_client(state: TaskiqState) -> None:
 async def _shutdown_worker(state: TaskiqState) -> None:
     resources: TaskResources | None = getattr(state, "resources", None)
     if resources is not None:
+        if resources.models is not None:
+            await resources.models.batcher.close()
         await resources.db.dispose()
         await resources.redis.aclose()
     log.info("worker stopped")

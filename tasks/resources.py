@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +18,22 @@ from core.storage import MediaStorage
 from db.engine import Database
 from db.uow import unit_of_work
 
+if TYPE_CHECKING:
+    # Only inference workers load models; the others never import them or onnxruntime.
+    from tasks.batching import EmbeddingBatcher
+
+
+@dataclass(slots=True)
+class Models:
+    """ONNX models of a worker that serves the inference queue."""
+
+    batcher: EmbeddingBatcher
+    embedding_model: str  # "name@version", stored next to each vector
+
+
+class ModelsNotLoaded(RuntimeError):
+    """An inference task reached a worker that does not serve the inference queue."""
+
 
 @dataclass(slots=True)
 class TaskResources:
@@ -27,6 +43,12 @@ class TaskResources:
     dispatcher: Dispatcher
     mailer: Mailer
     storage: MediaStorage
+    models: Models | None = None
+
+    def require_models(self) -> Models:
+        if self.models is None:
+            raise ModelsNotLoaded("this worker does not serve the inference queue")
+        return self.models
 
     @contextlib.asynccontextmanager
     async def uow(self) -> AsyncIterator[AsyncSession]:

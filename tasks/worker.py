@@ -20,7 +20,18 @@ from core.settings import get_settings
 from tasks.queues import parse_queues
 
 # Infrastructure modules of this package; every other module holds tasks.
-_INFRA = {"broker", "dispatch", "factory", "queues", "resources", "retry", "scheduler", "streams", "worker"}
+_INFRA = {
+    "batching",
+    "broker",
+    "dispatch",
+    "factory",
+    "queues",
+    "resources",
+    "retry",
+    "scheduler",
+    "streams",
+    "worker",
+}
 
 
 def task_modules() -> list[str]:

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from litestar import Litestar
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
 from taskiq.kicker import AsyncKicker
@@ -168,9 +170,23 @@ async def session(isolated_db: Database) -> AsyncIterator[AsyncSession]:
 async def committed_db(database: Database) -> AsyncIterator[Database]:
     """Really committed data (for tests where a worker must see it); app tables are emptied after."""
     yield database
+    await empty_tables(database)
+
+
+async def empty_tables(database: Database) -> None:
+    """Empty every table but the reference data. A worker may still be finishing a task on these
+    rows, so a deadlock with it is retried."""
     tables = ", ".join(t.name for t in db.models.metadata.sorted_tables if t.name not in REFERENCE_TABLES)
-    async with database.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    for attempt in range(10):
+        try:
+            async with database.engine.begin() as conn:
+                await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        except DBAPIError:
+            if attempt == 9:
+                raise
+            await anyio.sleep(0.3)
+        else:
+            return
 
 
 @pytest.fixture
@@ -211,7 +227,9 @@ def start_worker(services: Services, worker_log_dir: Path) -> Iterator[Callable[
     """Start real worker processes; all are stopped at the end of the session."""
     started: list[WorkerProcess] = []
 
-    def start(queues: str = "critical,emails", *, scheduler: bool = False, **env: str) -> WorkerProcess:
+    def start(
+        queues: str = "inference,critical,emails", *, scheduler: bool = False, **env: str
+    ) -> WorkerProcess:
         log_path = worker_log_dir / f"{'scheduler' if scheduler else 'worker'}-{len(started) + 1}.log"
         env = {
             "MAIL_DIR": str(services.settings.mail_dir),

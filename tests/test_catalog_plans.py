@@ -11,7 +11,7 @@ from db.engine import Database
 from db.services.catalog.plans import SCENARIOS, explain, scans_products_sequentially
 from db.services.catalog.taxonomy import load_category_tree
 from devstack.demo.catalog import seed_catalog
-from tests.conftest import REFERENCE_TABLES
+from tests.conftest import empty_tables
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -21,16 +21,10 @@ PRODUCTS = 20_000
 @pytest.fixture(scope="module")
 async def seeded(database: Database, settings: Settings) -> AsyncIterator[Database]:
     """A committed demo catalog for this module, removed afterwards."""
-    from sqlalchemy import text
-
-    import db.models
-
     written = await seed_catalog(settings, products=PRODUCTS, pictures_for=0, only_if_empty=False)
     assert written == PRODUCTS
     yield database
-    tables = ", ".join(t.name for t in db.models.metadata.sorted_tables if t.name not in REFERENCE_TABLES)
-    async with database.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    await empty_tables(database)
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -28,6 +29,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.models.base import Base
 
 LISTED = text("is_listed")
+# Dimensions of the product_embedding model (EfficientNet-Lite0 pooled features).
+EMBEDDING_DIMENSIONS = 1280
 
 
 class Vendor(Base):
@@ -136,6 +139,9 @@ class ProductImage(Base):
     # pending -> ready | failed, set by the inference worker's embedding job
     embedding_status: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Unit vector of the product_embedding model; compared by cosine distance.
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSIONS), nullable=True, default=None)
+    embedding_model: Mapped[str | None] = mapped_column(String(64), default=None)
 
     __table_args__ = (
         CheckConstraint("status IN ('processing', 'ready', 'failed')", name="status_known"),
@@ -143,6 +149,13 @@ class ProductImage(Base):
         Index("ix_product_images_product", "product_id", "position"),
         Index(
             "ix_product_images_embedding_pending", "id", postgresql_where=text("embedding_status = 'pending'")
+        ),
+        Index(
+            "ix_product_images_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
     )
 

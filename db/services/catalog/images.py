@@ -14,6 +14,7 @@ from core.jobs import defer
 from core.settings import Settings
 from core.storage import MediaStorage
 from db.models import Product, ProductImage, Vendor
+from db.services.catalog.embeddings import EMBED_IMAGE_TASK
 from db.services.catalog.errors import field_error
 from db.services.catalog.products import own_product
 
@@ -30,8 +31,8 @@ async def upload_image(
     product_id: UUID,
     data: bytes,
 ) -> ProductImage:
-    """Check the upload, store the original and queue its thumbnails (and, once it exists, its
-    embedding: ``embedding_status`` stays ``pending`` until then).
+    """Check the upload, store the original and queue its thumbnails and its embedding
+    (``embedding_status`` is ``pending`` until the inference worker is done).
 
     Raises:
         ProductNotFound (404), ImageTooLarge (413), UnsupportedImage (415), UnusableImage or
@@ -67,6 +68,7 @@ async def upload_image(
     session.add(image)
     await session.flush()
     defer(PROCESS_IMAGE_TASK, str(image.id), durable=True)
+    defer(EMBED_IMAGE_TASK, str(image.id), durable=True)
     return image
 
 

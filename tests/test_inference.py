@@ -1,0 +1,80 @@
+"""The shipped models, run for real: integrity, and behaviour on rendered garments."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from devstack.demo.pictures import encode, product_picture
+from inference.manifest import MODELS_DIR, all_manifests, verify
+from inference.product_embedding import DIMENSIONS, ProductEmbedder, UnreadableImage, preprocess
+
+
+@pytest.fixture(scope="module")
+def embedder() -> ProductEmbedder:
+    return ProductEmbedder(all_manifests()["product_embedding"])
+
+
+def test_every_model_matches_its_manifest() -> None:
+    manifests = all_manifests()
+    assert "product_embedding" in manifests
+    for manifest in manifests.values():
+        verify(manifest)  # sha256 of the committed file
+        assert (MODELS_DIR / manifest.name / "MODEL_CARD.md").is_file()
+        assert any((MODELS_DIR / manifest.name).glob("LICENSE*"))
+        assert manifest.sources, "a model must say where it came from"
+
+
+def _shifted(data: bytes, dx: int, dy: int) -> bytes:
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    background = image.getpixel((0, 0))
+    moved = Image.new("RGB", image.size, background)
+    moved.paste(image, (dx, dy))
+    out = io.BytesIO()
+    moved.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def test_embedding_is_stable_under_a_small_shift_and_tells_garments_apart(embedder: ProductEmbedder) -> None:
+    dress = encode(product_picture("dresses", "red", "florals", 11), "JPEG")
+    shifted = _shifted(dress, 18, 12)
+    others = [
+        encode(product_picture("bottoms", "navy", "checks", 12), "JPEG"),
+        encode(product_picture("shoes", "black", "solid", 13), "JPEG"),
+        encode(product_picture("tops", "yellow", "stripes", 14), "JPEG"),
+    ]
+    vectors = embedder.embed([dress, shifted, *others])
+    assert vectors.shape == (5, DIMENSIONS)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    similarity = vectors @ vectors[0]
+    assert similarity[1] > 0.9, similarity
+    assert all(similarity[2:] < similarity[1] - 0.15), similarity
+
+
+def test_batch_and_single_runs_agree(embedder: ProductEmbedder) -> None:
+    images = [
+        encode(product_picture("tops", c, "dots", i), "PNG") for i, c in enumerate(["red", "teal", "pink"])
+    ]
+    together = embedder.embed(images)
+    alone = np.concatenate([embedder.embed([image]) for image in images])
+    assert np.abs(together - alone).max() < 1e-4
+
+
+def test_preprocessing_pads_to_a_square_and_normalises() -> None:
+    wide = encode(product_picture("shoes", "brown", "solid", 3).resize((512, 256)), "PNG")
+    pixels = preprocess(wide)
+    assert pixels.shape == (3, 224, 224)
+    assert pixels.dtype == np.float32
+    assert pixels.min() >= -1.0
+    assert pixels.max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"not an image", encode(product_picture("tops", "red", "solid", 1), "JPEG")[:400]]
+)
+def test_unreadable_images_are_refused(embedder: ProductEmbedder, data: bytes) -> None:
+    with pytest.raises(UnreadableImage):
+        embedder.embed([data])
