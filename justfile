@@ -66,3 +66,11 @@ models:
     .data/model-build/bin/pip install --quiet -r inference/build/requirements.txt
     .data/model-build/bin/python inference/build/product_embedding.py
     git status --short inference/models
+
+# Compute embeddings for every pending product image in this process; prints images/s.
+embed-catalog *args:
+    {{py}} -m tasks.embed_catalog "$@"
+
+# A real inference worker's throughput and RSS on the current catalog's images.
+bench-inference *args:
+    {{py}} -m benchmarks.inference_worker "$@"

@@ -147,6 +147,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_max_async_tasks: int = 32
     # onnxruntime threads per model session in an inference worker.
     inference_threads: int = 2
+    # Images per model run; activations grow with it (memory vs throughput).
+    inference_max_batch: int = 8
     outbox_sweep_interval_seconds: int = 15
     # Outbox rows younger than this are left to the after-commit flush that normally sends them.
     outbox_sweep_min_age_seconds: float = 10.0

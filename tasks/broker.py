@@ -56,7 +56,7 @@ async def _startup_worker(state: TaskiqState) -> None:
         broker.add_middlewares(taskiq_middleware(tracer_provider))
     models = None
     if any(stream.endswith(":inference") for stream in broker.streams):
-        models = await _load_models(settings.inference_threads)
+        models = await _load_models(settings.inference_threads, settings.inference_max_batch)
     state.resources = TaskResources(
         settings=settings,
         db=db,
@@ -69,17 +69,20 @@ async def _startup_worker(state: TaskiqState) -> None:
     log.info("worker started", queues=[s.rsplit(":", 1)[-1] for s in broker.streams])
 
 
-async def _load_models(threads: int) -> Models:
+async def _load_models(threads: int, max_batch: int) -> Models:
     # Imported here: only workers serving the inference queue pay for numpy models and onnxruntime.
     from inference.manifest import all_manifests  # noqa: PLC0415
     from inference.product_embedding import ProductEmbedder  # noqa: PLC0415
     from tasks.batching import EmbeddingBatcher  # noqa: PLC0415
 
     manifest = all_manifests()["product_embedding"]
-    embedder = ProductEmbedder(manifest, intra_op_threads=threads)
+    embedder = ProductEmbedder(manifest, intra_op_threads=threads, max_batch=max_batch)
     await anyio.to_thread.run_sync(embedder.session.load)
     log.info("models loaded", models=[manifest.name])
-    return Models(batcher=EmbeddingBatcher(embedder), embedding_model=f"{manifest.name}@{manifest.version}")
+    return Models(
+        batcher=EmbeddingBatcher(embedder, max_batch=max_batch),
+        embedding_model=f"{manifest.name}@{manifest.version}",
+    )
 
 
 @broker.on_event(TaskiqEvents.CLIENT_STARTUP)

@@ -30,7 +30,7 @@ async def embed_image(image_id: str, resources: Resources) -> str:
             return "nothing_to_do"
         try:
             data = await resources.storage.get(image.original_key)
-            pixels = await anyio.to_thread.run_sync(preprocess, data)
+            pixels = await anyio.to_thread.run_sync(preprocess, data, limiter=models.decode_limiter)
         except (ObjectNotFound, UnreadableImage) as exc:
             fail_embedding(image, f"{type(exc).__name__}: {exc}")
             log.warning("embedding failed", image_id=image_id, reason=str(exc))

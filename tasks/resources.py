@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
+import anyio
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq import Context, TaskiqDepends
@@ -29,6 +30,8 @@ class Models:
 
     batcher: EmbeddingBatcher
     embedding_model: str  # "name@version", stored next to each vector
+    # Photos are decoded in threads; a few at a time keeps memory flat.
+    decode_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
 
 
 class ModelsNotLoaded(RuntimeError):

@@ -1,0 +1,109 @@
+"""Backfill embeddings for every product image still pending (``just embed-catalog``).
+
+Runs the model in this process (no worker needed), reads originals from media storage, writes
+vectors in batches, and reports images per second and this process's memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID
+
+import anyio
+import numpy as np
+import psutil
+from sqlalchemy import select
+
+from core.logging import configure_logging, get_logger
+from core.settings import get_settings
+from core.storage import ObjectNotFound, build_storage
+from db.engine import create_database
+from db.models import ProductImage
+from db.services.catalog.embeddings import fail_embedding, pending_image_ids, store_embedding
+from inference.manifest import all_manifests
+from inference.product_embedding import ProductEmbedder, UnreadableImage, preprocess
+
+log = get_logger(__name__)
+
+
+async def backfill(*, batch_size: int, threads: int, limit: int | None) -> dict[str, float]:
+    settings = get_settings()
+    database = create_database(settings, "cli")
+    storage = build_storage(settings)
+    manifest = all_manifests()["product_embedding"]
+    embedder = ProductEmbedder(manifest, intra_op_threads=threads, max_batch=batch_size)
+    model_name = f"{manifest.name}@{manifest.version}"
+    done = failed = 0
+    started = time.perf_counter()
+    after: UUID | None = None
+    loop = asyncio.get_running_loop()
+    try:
+        with ThreadPoolExecutor(max_workers=2) as decoders:
+            while limit is None or done + failed < limit:
+                async with database.session_maker() as session:
+                    ids = await pending_image_ids(session, after=after, limit=batch_size)
+                if not ids:
+                    break
+                after = ids[-1]
+                async with database.session_maker() as session, session.begin():
+                    rows = list(
+                        await session.scalars(
+                            select(ProductImage)
+                            .where(ProductImage.id.in_(ids))
+                            .with_for_update(skip_locked=True)
+                        )
+                    )
+                    originals = await asyncio.gather(
+                        *(storage.get(r.original_key) for r in rows), return_exceptions=True
+                    )
+                    pixels, ready = [], []
+                    for row, data in zip(rows, originals, strict=True):
+                        if isinstance(data, BaseException):
+                            if not isinstance(data, ObjectNotFound):
+                                raise data
+                            fail_embedding(row, f"ObjectNotFound: {data}")
+                            failed += 1
+                            continue
+                        try:
+                            pixels.append(await loop.run_in_executor(decoders, preprocess, data))
+                            ready.append(row)
+                        except UnreadableImage as exc:
+                            fail_embedding(row, f"UnreadableImage: {exc}")
+                            failed += 1
+                    if pixels:
+                        vectors = await anyio.to_thread.run_sync(embedder.embed_pixels, np.stack(pixels))
+                        for row, vector in zip(ready, vectors, strict=True):
+                            store_embedding(row, vector.tolist(), model_name)
+                        done += len(ready)
+    finally:
+        await database.dispose()
+    seconds = time.perf_counter() - started
+    return {
+        "embedded": done,
+        "failed": failed,
+        "seconds": round(seconds, 2),
+        "images_per_second": round(done / seconds, 1) if seconds else 0.0,
+        "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, process="backfill")
+    report = asyncio.run(backfill(batch_size=args.batch, threads=args.threads, limit=args.limit))
+    print(
+        f"embedded {report['embedded']} images ({report['failed']} failed) in {report['seconds']} s: "
+        f"{report['images_per_second']} images/s; process RSS {report['rss_mb']} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
