@@ -60,11 +60,14 @@ seed *args:
 explain *args:
     {{py}} -m benchmarks.explain_listing "$@"
 
-# Rebuild and verify the shipped ONNX models in a throwaway venv (needs ~2 GB of build tools; CI never runs it).
+# Rebuild and verify the shipped ONNX models in throwaway venvs (~2 GB of build tools; CI never runs it).
 models:
-    python3 -m venv .data/model-build
-    .data/model-build/bin/pip install --quiet -r inference/build/requirements.txt
-    .data/model-build/bin/python inference/build/product_embedding.py
+    python3 -m venv .data/build-embedding
+    .data/build-embedding/bin/pip install --quiet -r inference/build/requirements-embedding.txt
+    .data/build-embedding/bin/python inference/build/product_embedding.py
+    python3 -m venv .data/build-body
+    .data/build-body/bin/pip install --quiet -r inference/build/requirements-body.txt
+    .data/build-body/bin/python inference/build/body_models.py
     git status --short inference/models
 
 # Compute embeddings for every pending product image in this process; prints images/s.

@@ -1,0 +1,105 @@
+"""Rendered people for testing the body models: a front-facing figure in A-pose on a plain
+background, with its exact silhouette mask and the image positions of its joints.
+
+Proportions follow the usual drawing canon (a body about 7.5 heads tall). Pure Pillow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw
+
+SKIN = (198, 140, 105)
+TOP = (60, 90, 160)
+TROUSERS = (40, 40, 48)
+BACKGROUND = (236, 234, 228)
+
+
+@dataclass(frozen=True)
+class Figure:
+    image: Image.Image
+    mask: Image.Image  # "L", 255 where the person is
+    joints: dict[str, tuple[float, float]]  # pixel (x, y), subject's left/right
+
+
+def render_figure(
+    width: int = 720, height: int = 1280, *, body_height: float = 0.84, seed_shift: int = 0
+) -> Figure:
+    """A standing figure whose height is ``body_height`` of the image height, centred."""
+    image = Image.new("RGB", (width, height), BACKGROUND)
+    mask = Image.new("L", (width, height), 0)
+    h = body_height * height
+    top = (height - h) / 2 + seed_shift
+    cx = width / 2 + seed_shift
+    head = h / 7.5
+
+    def y(fraction: float) -> float:
+        return top + fraction * h
+
+    joints = {
+        "nose": (cx, y(0.07)),
+        "right_shoulder": (cx - 0.13 * h, y(0.19)),  # the subject's right: image left
+        "left_shoulder": (cx + 0.13 * h, y(0.19)),
+        "right_elbow": (cx - 0.21 * h, y(0.34)),
+        "left_elbow": (cx + 0.21 * h, y(0.34)),
+        "right_wrist": (cx - 0.28 * h, y(0.47)),
+        "left_wrist": (cx + 0.28 * h, y(0.47)),
+        "right_hip": (cx - 0.07 * h, y(0.52)),
+        "left_hip": (cx + 0.07 * h, y(0.52)),
+        "right_knee": (cx - 0.085 * h, y(0.74)),
+        "left_knee": (cx + 0.085 * h, y(0.74)),
+        "right_ankle": (cx - 0.10 * h, y(0.95)),
+        "left_ankle": (cx + 0.10 * h, y(0.95)),
+    }
+    layers = [(ImageDraw.Draw(image), None), (ImageDraw.Draw(mask), 255)]
+
+    def limb(
+        a: tuple[float, float], b: tuple[float, float], width_px: float, colour: tuple[int, int, int]
+    ) -> None:
+        for draw, fill in layers:
+            draw.line([a, b], fill=fill or colour, width=int(width_px))
+            r = width_px / 2
+            for px, py in (a, b):
+                draw.ellipse((px - r, py - r, px + r, py + r), fill=fill or colour)
+
+    # legs (trousers), feet
+    for side in ("left", "right"):
+        ax, ay = joints[f"{side}_ankle"]
+        kx, ky = joints[f"{side}_knee"]
+        hem = (kx + (ax - kx) * 0.82, ky + (ay - ky) * 0.82)  # trousers end above the ankle
+        limb(joints[f"{side}_knee"], (ax, ay), 0.035 * h, SKIN)
+        limb(joints[f"{side}_hip"], joints[f"{side}_knee"], 0.085 * h, TROUSERS)
+        limb(joints[f"{side}_knee"], hem, 0.06 * h, TROUSERS)
+        # Seen from the front, a shoe is a rounded shape under the ankle.
+        for draw, fill in layers:
+            draw.ellipse(
+                (ax - 0.03 * h, ay + 0.002 * h, ax + 0.03 * h, ay + 0.04 * h), fill=fill or (30, 30, 30)
+            )
+    # torso: shoulders to hips
+    rs, ls = joints["right_shoulder"], joints["left_shoulder"]
+    rh, lh = joints["right_hip"], joints["left_hip"]
+    torso = [(rs[0], rs[1] - 0.01 * h), (ls[0], ls[1] - 0.01 * h), (lh[0] + 0.03 * h, lh[1] + 0.02 * h),
+             (rh[0] - 0.03 * h, rh[1] + 0.02 * h)]  # fmt: skip
+    for draw, fill in layers:
+        draw.polygon(torso, fill=fill or TOP)
+    # arms: sleeves then forearms
+    for side in ("left", "right"):
+        limb(joints[f"{side}_shoulder"], joints[f"{side}_elbow"], 0.055 * h, TOP)
+        limb(joints[f"{side}_elbow"], joints[f"{side}_wrist"], 0.04 * h, SKIN)
+        wx, wy = joints[f"{side}_wrist"]
+        for draw, fill in layers:
+            draw.ellipse((wx - 0.022 * h, wy - 0.01 * h, wx + 0.022 * h, wy + 0.045 * h), fill=fill or SKIN)
+    # neck and head
+    limb((cx, y(0.13)), (cx, y(0.18)), 0.05 * h, SKIN)
+    for draw, fill in layers:
+        draw.ellipse((cx - head * 0.42, top, cx + head * 0.42, top + head), fill=fill or SKIN)
+    draw_face = ImageDraw.Draw(image)
+    for ex in (cx - head * 0.15, cx + head * 0.15):
+        draw_face.ellipse((ex - 5, top + head * 0.42 - 4, ex + 5, top + head * 0.42 + 4), fill=(40, 30, 25))
+    draw_face.line(
+        [(cx - head * 0.12, top + head * 0.75), (cx + head * 0.12, top + head * 0.75)],
+        fill=(120, 60, 50),
+        width=4,
+    )
+    return Figure(image=image, mask=mask, joints=joints)
