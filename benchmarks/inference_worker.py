@@ -65,7 +65,8 @@ async def main(images: int) -> int:
         for image_id in ids:
             await dispatcher.send(Job(task_name="inference.catalog.embed_image", args=(str(image_id),)))
         peak = idle
-        while True:
+        finish_by = time.monotonic() + 600
+        while time.monotonic() < finish_by:
             peak = max(peak, worker_rss_mb(worker))
             async with database.session_maker() as session:
                 left = await session.scalar(
@@ -76,6 +77,9 @@ async def main(images: int) -> int:
             if not left:
                 break
             await asyncio.sleep(0.2)
+        else:
+            print(f"gave up: images still pending; see {log_path}")
+            return 1
         seconds = time.perf_counter() - started
         print(
             f"{len(ids)} images in {seconds:.1f} s = {len(ids) / seconds:.1f} images/s through the queue; "

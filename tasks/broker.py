@@ -71,17 +71,24 @@ async def _startup_worker(state: TaskiqState) -> None:
 
 async def _load_models(threads: int, max_batch: int) -> Models:
     # Imported here: only workers serving the inference queue pay for numpy models and onnxruntime.
+    from inference.body import PersonSegmenter, PoseEstimator  # noqa: PLC0415
     from inference.manifest import all_manifests  # noqa: PLC0415
     from inference.product_embedding import ProductEmbedder  # noqa: PLC0415
     from tasks.batching import EmbeddingBatcher  # noqa: PLC0415
 
-    manifest = all_manifests()["product_embedding"]
+    manifests = all_manifests()
+    manifest = manifests["product_embedding"]
     embedder = ProductEmbedder(manifest, intra_op_threads=threads, max_batch=max_batch)
-    await anyio.to_thread.run_sync(embedder.session.load)
-    log.info("models loaded", models=[manifest.name])
+    segmenter = PersonSegmenter(manifests["person_segmentation"], intra_op_threads=threads)
+    pose = PoseEstimator(manifests["pose_landmarks"], intra_op_threads=threads)
+    for session in (embedder.session, segmenter.session, pose.session):
+        await anyio.to_thread.run_sync(session.load)
+    log.info("models loaded", models=sorted(manifests))
     return Models(
         batcher=EmbeddingBatcher(embedder, max_batch=max_batch),
         embedding_model=f"{manifest.name}@{manifest.version}",
+        segmenter=segmenter,
+        pose=pose,
     )
 
 

@@ -21,6 +21,7 @@ from db.uow import unit_of_work
 
 if TYPE_CHECKING:
     # Only inference workers load models; the others never import them or onnxruntime.
+    from inference.body import PersonSegmenter, PoseEstimator
     from tasks.batching import EmbeddingBatcher
 
 
@@ -30,6 +31,8 @@ class Models:
 
     batcher: EmbeddingBatcher
     embedding_model: str  # "name@version", stored next to each vector
+    segmenter: PersonSegmenter
+    pose: PoseEstimator
     # Photos are decoded in threads; a few at a time keeps memory flat.
     decode_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
 
