@@ -11,18 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Vendor
 from tests.support.catalog import category, make_product, make_store
+from tests.support.http import problem
 from tests.support.identity import bearer, login, make_user
 
 pytestmark = pytest.mark.anyio
 
 API = "/api/v1"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def listing(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:

@@ -16,18 +16,12 @@ from core.settings import Settings
 from core.tokens import hash_refresh_token
 from db.models import AuditEvent, OneTimeCode, OutboxMessage, RefreshToken, User
 from tests.conftest import clear_rate_limits
+from tests.support.http import problem
 from tests.support.identity import PASSWORD, bearer, login, make_user, new_code, unique_email
 
 pytestmark = pytest.mark.anyio
 
 API = "/api/v1"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def audit_types(session: AsyncSession, user_id: Any) -> list[str]:

@@ -16,6 +16,14 @@ import httpx
 from litestar import Litestar
 
 
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The problem+json body of ``response``, after checking its status and media type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    return body
+
+
 @contextlib.asynccontextmanager
 async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     to_app_send, to_app_receive = anyio.create_memory_object_stream[dict[str, Any]](8)

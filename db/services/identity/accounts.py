@@ -7,40 +7,22 @@ from typing import Literal
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.jobs import defer
-from core.passwords import PasswordHasher, password_problems
-from core.ratelimit import RateLimiter, subject
-from core.settings import Settings
+from core.passwords import password_problems
+from core.ratelimit import subject
 from db.models import RefreshToken, User
 from db.models.one_time_code import CodePurpose
 from db.services.identity import audit
-from db.services.identity.audit import AuditLog, ClientInfo
+from db.services.identity.base import IdentityService
 from db.services.identity.codes import consume_code
 from db.services.identity.errors import EmailAlreadyRegistered, WeakPassword
-from db.services.identity.users import UserService, normalise_email
+from db.services.identity.users import normalise_email
 
 SEND_CODE_TASK = "emails.identity.send_code"
 
 
-class AccountService:
-    def __init__(
-        self,
-        session: AsyncSession,
-        settings: Settings,
-        hasher: PasswordHasher,
-        limiter: RateLimiter,
-        client: ClientInfo,
-    ) -> None:
-        self.session = session
-        self.settings = settings
-        self.hasher = hasher
-        self.limiter = limiter
-        self.client = client
-        self.users = UserService(session=session)
-        self.audit = AuditLog(session, client)
-
+class AccountService(IdentityService):
     def _check_password(
         self, password: str, email: str, full_name: str = "", field: str = "password"
     ) -> None:

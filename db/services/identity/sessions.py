@@ -17,7 +17,8 @@ from core.settings import Settings
 from core.tokens import TokenSigner, hash_refresh_token, new_refresh_token
 from db.models import RefreshToken, User
 from db.services.identity import audit
-from db.services.identity.audit import AuditLog, ClientInfo
+from db.services.identity.audit import ClientInfo
+from db.services.identity.base import IdentityService
 from db.services.identity.errors import (
     AccountLocked,
     EmailNotVerified,
@@ -25,7 +26,7 @@ from db.services.identity.errors import (
     InvalidRefreshToken,
     SessionNotFound,
 )
-from db.services.identity.users import UserService, normalise_email
+from db.services.identity.users import normalise_email
 
 LOGIN_FAILURES = "login-failures"
 LOGIN_IP = "login-ip"
@@ -50,7 +51,7 @@ class SessionInfo:
     ip: str | None
 
 
-class SessionService:
+class SessionService(IdentityService):
     def __init__(
         self,
         session: AsyncSession,
@@ -60,14 +61,8 @@ class SessionService:
         signer: TokenSigner,
         client: ClientInfo,
     ) -> None:
-        self.session = session
-        self.settings = settings
-        self.hasher = hasher
-        self.limiter = limiter
+        super().__init__(session, settings, hasher, limiter, client)
         self.signer = signer
-        self.client = client
-        self.users = UserService(session=session)
-        self.audit = AuditLog(session, client)
 
     def _new_refresh(self, user: User, family_id: UUID) -> str:
         token = new_refresh_token()
