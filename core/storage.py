@@ -51,14 +51,16 @@ class MediaStorage:
 
 def build_storage(settings: Settings) -> MediaStorage:
     if settings.media_backend == "s3":
+        endpoint = settings.s3_endpoint_url
+        secret = settings.s3_secret_access_key
         store: Any = S3Store(
             settings.s3_bucket,
             region=settings.s3_region,
-            endpoint=settings.s3_endpoint_url,
+            endpoint=endpoint,
             access_key_id=settings.s3_access_key_id,
-            secret_access_key=settings.s3_secret_access_key.reveal()
-            if settings.s3_secret_access_key
-            else None,
+            secret_access_key=secret.reveal() if secret else None,
+            # Plain HTTP only for an explicitly configured http:// endpoint (a local S3 stand-in).
+            client_options={"allow_http": bool(endpoint and endpoint.startswith("http://"))},
         )
         return MediaStorage(store, settings.media_base_url, keeps_content_type=True)
     root = Path(settings.media_dir).resolve()
