@@ -141,7 +141,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     task_retry_base_delay_seconds: float = 2.0
     task_retry_max_delay_seconds: float = 30.0
     # A message delivered to a worker that dies is handed to another worker once it has been
-    # pending this long. It must exceed the longest task plus its retry wait.
+    # pending this long (live workers keep re-claiming the messages they are running).
     task_redelivery_idle_seconds: float = 120.0
     task_stream_maxlen: int = 200_000
     worker_max_async_tasks: int = 32

@@ -49,6 +49,11 @@ class ReliableStreamBroker(RedisStreamBroker):
         # XREADGROUP blocks this long; the socket timeout must be longer (see tasks.factory).
         self.block = 1000
         self.claim_interval = claim_interval_seconds or max(0.5, redelivery_idle_seconds / 4)
+        # Messages this worker is running, per stream: their idle time is reset on a timer
+        # (heartbeat) so a task that runs longer than the redelivery idle time is not handed to
+        # another worker while it is still running. A dead worker stops beating.
+        self._in_flight: dict[str, set[Any]] = {stream: set() for stream in streams}
+        self._heartbeat: asyncio.Task[None] | None = None
 
     async def _declare_consumer_group(self) -> None:
         async with Redis(connection_pool=self.connection_pool) as conn:
@@ -64,9 +69,40 @@ class ReliableStreamBroker(RedisStreamBroker):
         data = fields.get(b"data") if fields else None
         if data is None:  # trimmed or malformed entry: nothing to run, drop it from the PEL
             return None
-        return AckableMessage(data=data, ack=self._ack_generator(id=msg_id, queue_name=stream))
+        ack = self._ack_generator(id=msg_id, queue_name=stream)
+        in_flight = self._in_flight.setdefault(stream, set())
+        in_flight.add(msg_id)
+
+        async def ack_and_forget() -> None:
+            try:
+                await ack()
+            finally:
+                in_flight.discard(msg_id)
+
+        return AckableMessage(data=data, ack=ack_and_forget)
+
+    async def _beat(self) -> None:
+        """Reset the idle time of the messages this worker is running, every claim interval."""
+        while True:
+            await asyncio.sleep(self.claim_interval)
+            try:
+                async with Redis(connection_pool=self.connection_pool) as conn:
+                    for stream, ids in self._in_flight.items():
+                        if ids:
+                            await conn.xclaim(
+                                stream,
+                                self.consumer_group_name,
+                                self.consumer_name,
+                                min_idle_time=0,
+                                message_ids=list(ids),
+                                justid=True,
+                            )
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("heartbeat failed; retrying", error=repr(exc)[:200])
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._beat())
         backoff = 0.5
         while True:
             try:

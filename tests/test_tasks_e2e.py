@@ -186,6 +186,24 @@ async def test_worker_killed_mid_task_has_its_message_redelivered(
     assert "redelivering a message a worker did not finish" in second.log_text()
 
 
+async def test_a_task_longer_than_the_redelivery_idle_time_runs_once(
+    start_worker: Callable[..., WorkerProcess], broker: AsyncBroker, settings: Settings, redis: Redis
+) -> None:
+    """The running worker keeps claiming its message, so a second idle worker never takes it."""
+    workers = [start_worker(queues="analytics"), start_worker(queues="analytics")]
+    try:
+        key = f"long:{uuid.uuid4()}"
+        seconds = settings.task_redelivery_idle_seconds * 2
+        await BrokerDispatcher(broker).send(_job("analytics.test.long_run", key, seconds))
+        await eventually(lambda: redis.get(f"{key}:done"), within=seconds + 60)
+        await anyio.sleep(settings.task_redelivery_idle_seconds + 1)
+        assert await redis.lrange(f"{key}:pids", 0, -1) == [(await redis.lrange(f"{key}:pids", 0, 0))[0]]
+        assert await redis.get(f"{key}:done") == "1"
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
 async def test_worker_uses_its_own_database_unit_of_work(worker: WorkerProcess, broker: AsyncBroker) -> None:
     assert isinstance(await run_task(broker, "critical.test.count_outbox"), int)
 

@@ -50,6 +50,14 @@ async def stall_first_run(key: str, resources: Resources) -> int:
     return int(await resources.redis.incr(f"{key}:done"))
 
 
+@queue_task("analytics", "test.long_run")
+async def long_run(key: str, seconds: float, resources: Resources) -> int:
+    """Runs longer than the redelivery idle time; counts its deliveries."""
+    await resources.redis.rpush(f"{key}:pids", os.getpid())
+    await asyncio.sleep(seconds)
+    return int(await resources.redis.incr(f"{key}:done"))
+
+
 @queue_task("critical", "test.count_outbox")
 async def count_outbox(resources: Resources) -> int:
     """Uses the worker's own database engine through a unit of work."""
