@@ -3,7 +3,8 @@
 Vendors with their owners, brands, products in every leaf category with titles and
 descriptions built from their attributes, variants with realistic size runs and stock, size
 charts from standard size tables, and generated product photos (garment silhouettes in
-colours and patterns) with thumbnails. The same seed always produces the same catalog.
+colours and patterns) with thumbnails. Each photo's embedding job goes into the outbox, so a
+running stack's inference worker picks them up. The same seed always produces the same catalog.
 
     python -m devstack.demo.catalog --products 100000     (just seed --products 100000)
 """
@@ -33,6 +34,7 @@ from core.storage import MediaStorage, build_storage
 from db import migrate
 from db.engine import create_database
 from db.models import Product
+from db.services.catalog.embeddings import EMBED_IMAGE_TASK
 from db.services.catalog.listing_refresh import refresh_listing
 from db.services.catalog.taxonomy import CategoryNode, load_category_tree
 from db.services.catalog.text import slugify
@@ -148,6 +150,8 @@ class Rows:
         self.variants: list[tuple[Any, ...]] = []
         self.charts: list[tuple[Any, ...]] = []
         self.images: list[tuple[Any, ...]] = []
+        # One embedding job per photo, through the outbox: the sweeper hands them to the worker.
+        self.jobs: list[tuple[Any, ...]] = []
         self.pictures: list[tuple[UUID, UUID, str, str, int]] = []
 
 
@@ -246,6 +250,8 @@ _COLUMNS = {
     "size_chart_rows": ["id", "product_id", "size", "position", "ranges", "created_at", "updated_at"],
     "product_images": ["id", "product_id", "position", "original_key", "content_type", "width", "height",
                        "byte_size", "status", "thumbnails", "embedding_status", "error", "created_at", "updated_at"],
+    "outbox_messages": ["id", "job_id", "task_name", "args", "kwargs", "labels", "attempts", "created_at",
+                        "updated_at"],
 }  # fmt: skip
 
 
@@ -287,6 +293,8 @@ async def _write_pictures(storage: MediaStorage, rows: Rows) -> None:
                 rows.images.append((image_id, product_id, 0, f"{folder}/original.jpg", "image/jpeg",
                                     pictures.SIZE, pictures.SIZE, len(original), "ready", json.dumps(keys),
                                     "pending", None, now, now))  # fmt: skip
+                rows.jobs.append((uuid_compat.uuid7(), uuid_compat.uuid7(), EMBED_IMAGE_TASK,
+                                  json.dumps([str(image_id)]), "{}", "{}", 0, now, now))  # fmt: skip
 
 
 async def seed_catalog(
@@ -330,6 +338,7 @@ async def seed_catalog(
                 ("variants", rows.variants),
                 ("size_chart_rows", rows.charts),
                 ("product_images", rows.images),
+                ("outbox_messages", rows.jobs),
             ):
                 await _copy(session, table, records)
             await refresh_listing(session, vendor_ids=[v[0] for v in rows.vendors])
