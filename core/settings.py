@@ -290,7 +290,7 @@ def _dec_hook(type_: type, obj: Any) -> Any:
         return Secret(obj)
     if type_ is Path and isinstance(obj, str):
         return Path(obj)
-    raise NotImplementedError(f"cannot convert {obj!r} to {type_}")
+    raise TypeError(f"cannot convert {obj!r} to {type_}")  # msgspec reports it as a validation error
 
 
 @functools.cache
