@@ -94,14 +94,7 @@ def _field_errors(extra: Any) -> list[FieldError]:
     return errors
 
 
-def _is_malformed_body(exc: ValidationException) -> bool:
-    detail = str(exc.detail).lower()
-    return "malformed" in detail or "json is malformed" in detail or "invalid json" in detail
-
-
 def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
-    if _is_malformed_body(exc):
-        return problem_response(400, "The request body is not valid JSON.", code="malformed_body")
     errors = _field_errors(exc.extra)
     detail = "The request has invalid or missing fields." if errors else str(exc.detail)
     return problem_response(422, detail, code="validation_failed", title="Validation failed", errors=errors)
