@@ -143,7 +143,7 @@ class VendorStoreController(Controller):
         store: NamedDependency[Vendor],
         resources: NamedDependency[AppResources],
     ) -> schemas.Variant:
-        variant = await products.add_variant(
+        variant, product = await products.add_variant(
             db_session,
             store,
             product_id,
@@ -154,7 +154,6 @@ class VendorStoreController(Controller):
             price=_money(data.price),
             stock=data.stock,
         )
-        product = await products.own_product(db_session, store, product_id)
         return variant_out(variant, product.price_amount, product.currency)
 
     @patch("/variants/{variant_id:uuid}", summary="Change a variant's price or stock")
@@ -169,10 +168,9 @@ class VendorStoreController(Controller):
         changes = _changes(data)
         if "price" in changes:
             changes["price"] = _money(changes["price"])
-        variant = await products.update_variant(
+        variant, product = await products.update_variant(
             db_session, store, variant_id, currency=resources.settings.currency, changes=changes
         )
-        product = await products.own_product(db_session, store, variant.product_id)
         return variant_out(variant, product.price_amount, product.currency)
 
     @post(

@@ -154,8 +154,10 @@ async def add_variant(
     color: str,
     price: Money | None,
     stock: int,
-) -> Variant:
-    """Raises ProductNotFound (404), SkuTaken / VariantExists (409), InvalidInput (422)."""
+) -> tuple[Variant, Product]:
+    """The new variant and its product.
+
+    Raises ProductNotFound (404), SkuTaken / VariantExists (409), InvalidInput (422)."""
     product = await own_product(session, vendor, product_id, for_update=True)
     variant = Variant(
         product_id=product.id,
@@ -174,26 +176,29 @@ async def add_variant(
             raise SkuTaken(f"The SKU {variant.sku!r} is already used.") from None
         raise VariantExists("This product already has a variant of that size and colour.") from None
     await refresh_listing(session, product_id=product.id)
-    return variant
+    return variant, product
 
 
-async def own_variant(session: AsyncSession, vendor: Vendor, variant_id: UUID) -> Variant:
-    variant = await session.scalar(
-        select(Variant)
-        .join(Product, Product.id == Variant.product_id)
-        .where(Variant.id == variant_id, Product.vendor_id == vendor.id)
-        .with_for_update(of=Variant)
-    )
-    if variant is None:
+async def own_variant(session: AsyncSession, vendor: Vendor, variant_id: UUID) -> tuple[Variant, Product]:
+    """The store's variant (locked) and its product. Raises VariantNotFound (another store's too)."""
+    row = (
+        await session.execute(
+            select(Variant, Product)
+            .join(Product, Product.id == Variant.product_id)
+            .where(Variant.id == variant_id, Product.vendor_id == vendor.id)
+            .with_for_update(of=Variant)
+        )
+    ).first()
+    if row is None:
         raise VariantNotFound()
-    return variant
+    return row[0], row[1]
 
 
 async def update_variant(
     session: AsyncSession, vendor: Vendor, variant_id: UUID, *, currency: str, changes: dict[str, Any]
-) -> Variant:
+) -> tuple[Variant, Product]:
     """``price: null`` removes the variant's own price (it then sells at the product price)."""
-    variant = await own_variant(session, vendor, variant_id)
+    variant, product = await own_variant(session, vendor, variant_id)
     if "price" in changes:
         price = changes["price"]
         variant.price_amount = check_money(price, currency, "price") if price is not None else None
@@ -201,7 +206,7 @@ async def update_variant(
         variant.stock = changes["stock"]
     await session.flush()
     await refresh_listing(session, product_id=variant.product_id)
-    return variant
+    return variant, product
 
 
 def validate_size_chart(rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, list[float]]]]:
