@@ -43,6 +43,16 @@ def decode_cursor(cursor: str) -> list[Any]:
     return values
 
 
+def cursor_id(cursor: str) -> UUID:
+    """The id in a cursor made by :func:`keyset_page`. Raises InvalidInput (422)."""
+    try:
+        return UUID(str(decode_cursor(cursor)[0]))
+    except ValueError:
+        raise InvalidInput(
+            "The cursor is not valid.", errors=[{"field": "cursor", "message": "invalid cursor"}]
+        ) from None
+
+
 async def keyset_page(
     session: AsyncSession,
     stmt: Select[Any],
@@ -53,13 +63,7 @@ async def keyset_page(
 ) -> Page[Any]:
     """Newest first by a UUIDv7 key (time-ordered), ``limit`` rows after ``cursor``."""
     if cursor is not None:
-        try:
-            after = UUID(str(decode_cursor(cursor)[0]))
-        except ValueError:
-            raise InvalidInput(
-                "The cursor is not valid.", errors=[{"field": "cursor", "message": "invalid cursor"}]
-            ) from None
-        stmt = stmt.where(id_column < after)
+        stmt = stmt.where(id_column < cursor_id(cursor))
     rows = list((await session.scalars(stmt.order_by(id_column.desc()).limit(limit + 1))).all())
     more = len(rows) > limit
     rows = rows[:limit]

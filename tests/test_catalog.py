@@ -320,6 +320,8 @@ async def test_vendor_creates_edits_and_activates_a_product(
 
     mine = (await client.get(f"{API}/vendor/products", headers=auth)).json()["items"]
     assert ids(mine) == [pid]
+    assert mine[0]["brand"] == "Lagos Loom"
+    assert mine[0]["vendor"] == {"id": str(store.id), "name": store.name}
 
 
 @pytest.mark.parametrize(

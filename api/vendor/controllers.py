@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Principal, requires_role
 from api.catalog import schemas
 from api.catalog.controllers import Cursor, Limit
-from api.catalog.present import image_out, product_out, size_chart_out, variant_out
+from api.catalog.present import image_out, product_out, size_chart_out, summary_out, variant_out
 from api.resources import AppResources
 from db.models import Vendor
 from db.services.catalog import images, listing, products, vendors
@@ -62,21 +62,7 @@ class VendorStoreController(Controller):
     ) -> schemas.VendorProductList:
         page = await products.list_own_products(db_session, store, limit=limit, cursor=cursor, status=status)
         return schemas.VendorProductList(
-            items=[
-                schemas.ProductSummary(
-                    id=p.id,
-                    title=p.title,
-                    slug=p.slug,
-                    price=schemas.Money(amount=p.min_price, currency=p.currency),
-                    vendor=schemas.VendorRef(id=store.id, name=store.name),
-                    category_id=p.category_id,
-                    brand=None,
-                    thumbnail_url=resources.storage.url(p.thumbnail_key),
-                    in_stock=p.in_stock,
-                )
-                for p in page.items
-            ],
-            next_cursor=page.next_cursor,
+            items=[summary_out(row, resources.storage) for row in page.items], next_cursor=page.next_cursor
         )
 
     @post("/products", status_code=201, summary="Create a product (as a draft)")

@@ -78,6 +78,15 @@ def search_query(q: str) -> ColumnElement[Any] | None:
     return full.op("||")(typing)
 
 
+def summary_select() -> Select[Any]:
+    """The columns of a product summary (SummaryRow order), with store and brand joined."""
+    return (
+        select(*_summary_columns())
+        .join(Vendor, Vendor.id == Product.vendor_id)
+        .outerjoin(Brand, Brand.id == Product.brand_id)
+    )
+
+
 def _summary_columns() -> list[Any]:
     return [
         Product.id,
@@ -188,9 +197,8 @@ async def listing_statement(
     if keyset is not None:
         conditions.append(keyset)
     stmt = (
-        select(*_summary_columns(), *([rank.label("rank")] if rank is not None else []))
-        .join(Vendor, Vendor.id == Product.vendor_id)
-        .outerjoin(Brand, Brand.id == Product.brand_id)
+        summary_select()
+        .add_columns(*([rank.label("rank")] if rank is not None else []))
         .where(*conditions)
         .order_by(*order)
         .limit(limit + 1)

@@ -14,7 +14,7 @@ from core.ids import new_id
 from core.measurements import PLAUSIBLE_CM
 from db.models import Category, Product, SizeChartRow, Variant, Vendor
 from db.ownership import get_owned
-from db.pagination import Page, keyset_page
+from db.pagination import cursor_id, encode_cursor
 from db.services.catalog.errors import (
     CategoryNotFound,
     ProductNotFound,
@@ -23,6 +23,7 @@ from db.services.catalog.errors import (
     VariantNotFound,
     field_error,
 )
+from db.services.catalog.listing import ListingPage, SummaryRow, summary_select
 from db.services.catalog.listing_refresh import refresh_listing
 from db.services.catalog.taxonomy import find_or_create_brand
 from db.services.catalog.text import normalise_color, normalise_size, slugify
@@ -136,11 +137,20 @@ async def update_product(
 
 async def list_own_products(
     session: AsyncSession, vendor: Vendor, *, limit: int, cursor: str | None, status: str | None
-) -> Page[Product]:
-    stmt = select(Product).where(Product.vendor_id == vendor.id)
+) -> ListingPage:
+    """The store's products in every status, newest first, in the public listing's row shape."""
+    conditions = [Product.vendor_id == vendor.id]
     if status:
-        stmt = stmt.where(Product.status == status)
-    return await keyset_page(session, stmt, Product.id, limit=limit, cursor=cursor)
+        conditions.append(Product.status == status)
+    if cursor is not None:
+        conditions.append(Product.id < cursor_id(cursor))
+    stmt = summary_select().where(*conditions).order_by(Product.id.desc()).limit(limit + 1)
+    rows = (await session.execute(stmt)).all()
+    items = [SummaryRow(*row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return ListingPage(
+        items=items, next_cursor=encode_cursor([str(items[-1].id)]) if more and items else None
+    )
 
 
 async def add_variant(
