@@ -1,0 +1,1 @@
+"""Offline tooling that produces shipped artefacts (the body-measurement calibration)."""

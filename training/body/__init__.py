@@ -1,0 +1,1 @@
+"""Synthetic bodies, their photo-like renders, and the calibration fitted on them."""
