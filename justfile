@@ -70,6 +70,14 @@ models:
     .data/build-body/bin/python inference/build/body_models.py
     git status --short inference/models
 
+# Body measurement end to end through HTTP on a throwaway stack (or --base-url): open-loop photo pair uploads → ready, p50/p95/p99, worker RSS; results in benchmarks/results/.
+bench-measure *args:
+    {{py}} -m benchmarks.measurement_flow "$@"
+
+# Fit the body-measurement calibration on rendered bodies and print the held-out errors (deterministic from --seed; ~10 min on 2 cores).
+train-body *args:
+    {{py}} -m training.body.train "$@"
+
 # Compute embeddings for every pending product image in this process; prints images/s.
 embed-catalog *args:
     {{py}} -m tasks.embed_catalog "$@"

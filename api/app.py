@@ -22,6 +22,7 @@ from api.dependencies import provide_client_info, provide_db_session, provide_re
 from api.errors import exception_handlers
 from api.health.controllers import HealthController
 from api.identity.controllers import AuthController, MeController
+from api.measurements.controllers import MeasurementsController
 from api.middleware import RequestContextMiddleware
 from api.resources import AppResources, CategoryCache
 from api.staff.controllers import StaffController
@@ -31,7 +32,7 @@ from core.logging import configure_logging, get_logger
 from core.passwords import PasswordHasher
 from core.ratelimit import RateLimiter
 from core.settings import Settings, get_settings
-from core.storage import build_storage
+from core.storage import build_private_storage, build_storage
 from core.telemetry import build_tracer_provider, instrument_engine, litestar_plugin, taskiq_middleware
 from core.tokens import TokenSigner
 from db.engine import Database, create_database
@@ -79,6 +80,7 @@ def _build_resources(
         limiter=RateLimiter(redis),
         signer=TokenSigner(settings),
         storage=build_storage(settings),
+        private_storage=build_private_storage(settings),
         categories=CategoryCache(database),
         owned=owned,
     )
@@ -131,6 +133,12 @@ def create_app(
             CatalogController,
             VendorsController,
             VendorStoreController,
+            # Two photos in one request: their own body limit, larger than the app's.
+            Router(
+                path="/",
+                route_handlers=[MeasurementsController],
+                request_max_body_size=settings.measurement_request_max_bytes,
+            ),
         ],
     )
     cors = (

@@ -86,9 +86,14 @@ def requires_role(*roles: str) -> Any:
     return guard
 
 
-def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     """The caller; 401 when anonymous."""
-    principal = _principal_of(request)
+    principal = _principal_of(connection)
     if principal is None:
         raise _unauthorised("Log in to do this.")
     return principal
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    """The caller; 401 when anonymous."""
+    return current_principal(request)

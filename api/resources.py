@@ -13,7 +13,7 @@ from core.jobs import Dispatcher
 from core.passwords import PasswordHasher
 from core.ratelimit import RateLimiter
 from core.settings import Settings
-from core.storage import MediaStorage
+from core.storage import MediaStorage, ObjectStorage
 from core.tokens import TokenSigner
 from db.engine import Database
 from db.services.catalog.taxonomy import CategoryTree, load_category_tree
@@ -54,6 +54,8 @@ class AppResources:
     limiter: RateLimiter
     signer: TokenSigner
     storage: MediaStorage
+    # Personal files (body photos): never served, no URLs.
+    private_storage: ObjectStorage
     categories: CategoryCache
     # Resources handed in by the caller (tests) are not closed by the app.
     owned: set[str] = field(default_factory=set)

@@ -128,6 +128,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 25_000_000
     min_image_side: int = 200
+    # Body photos are personal data: they live apart from the public media, never under a
+    # served path (a directory outside MEDIA_DIR, or a bucket of their own in the s3 backend).
+    private_media_dir: Path = Path(".data/private")
+    s3_private_bucket: str = ""
+
+    # --- Body measurement ---------------------------------------------------------------
+    # Shorter side of a body photo below which the person is too small to measure (422).
+    min_body_photo_side: int = 256
+    measurement_uploads_per_hour: int = 20
+    # A measurement still pending or processing after this long is failed with code "timeout".
+    measurement_timeout_seconds: int = 900
+    measurement_sweep_interval_seconds: int = 60
+    # Photos of a finished measurement are deleted after this many days (the numbers stay).
+    measurement_photo_retention_days: int = 30
+    # Server-sent events of one measurement: a keep-alive comment this often, closed after the max.
+    measurement_events_heartbeat_seconds: float = 15.0
+    measurement_events_max_seconds: int = 300
 
     # --- Logging and tracing ------------------------------------------------------------
     log_level: str = "INFO"
@@ -149,6 +166,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     inference_threads: int = 2
     # Images per model run; activations grow with it (memory vs throughput).
     inference_max_batch: int = 8
+    # Tasks a worker serving the inference queue takes at once: enough to fill an embedding batch,
+    # few enough that queued body measurements stay in the stream for other inference workers.
+    inference_max_async_tasks: int = 8
     outbox_sweep_interval_seconds: int = 15
     # Outbox rows younger than this are left to the after-commit flush that normally sends them.
     outbox_sweep_min_age_seconds: float = 10.0
@@ -156,6 +176,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def measurement_request_max_bytes(self) -> int:
+        """Body limit of a measurement upload: two photos plus the form around them."""
+        return 2 * self.max_image_bytes + 256 * 1024
 
     def require_database_url(self) -> str:
         """The database URL. Raises RuntimeError, with how to fix it, when unset."""
@@ -212,6 +237,15 @@ def _required(value: str | None, variable: str, example: str) -> str:
             f"or set {variable}={example}."
         )
     return value
+
+
+def _check_private_storage(settings: Settings) -> None:
+    """Private files (body photos) must never land where public media are served from."""
+    if settings.media_backend == "s3" and settings.s3_private_bucket in ("", settings.s3_bucket):
+        raise SettingsError("MEDIA_BACKEND=s3 needs S3_PRIVATE_BUCKET, a bucket other than S3_BUCKET")
+    private, public = settings.private_media_dir.resolve(), settings.media_dir.resolve()
+    if settings.media_backend == "local" and private.is_relative_to(public):
+        raise SettingsError("PRIVATE_MEDIA_DIR must not be inside MEDIA_DIR (which is served publicly)")
 
 
 def _strip_credentials(url: str) -> str:
@@ -274,6 +308,7 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
         raise SettingsError("JWT_SIGNING_KEYS must look like 'kid=secret[,kid2=secret2]'")
     if any(len(secret) < 32 for _, secret in settings.jwt_keys()) and settings.is_production:
         raise SettingsError("JWT signing keys (or SECRET_KEY) must be at least 32 characters")
+    _check_private_storage(settings)
     if settings.is_production:
         missing = [n for n in ("database_url", "redis_url") if not getattr(settings, n)]
         if settings.secret_key.reveal().startswith(_DEV_SECRET_PREFIX):

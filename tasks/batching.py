@@ -13,6 +13,7 @@ import contextlib
 import anyio
 import numpy as np
 
+from inference.memory import release_freed_memory
 from inference.product_embedding import ProductEmbedder
 
 
@@ -47,7 +48,7 @@ class EmbeddingBatcher:
                     break
             pixels = np.stack([item[0] for item in batch])
             try:
-                vectors = await anyio.to_thread.run_sync(self.embedder.embed_pixels, pixels)
+                vectors = await anyio.to_thread.run_sync(self._embed, pixels)
             except Exception as exc:  # every waiting task gets the failure
                 for _, future in batch:
                     if not future.done():
@@ -57,6 +58,12 @@ class EmbeddingBatcher:
             for (_, future), vector in zip(batch, vectors, strict=True):
                 if not future.done():
                     future.set_result(vector)
+
+    def _embed(self, pixels: np.ndarray) -> np.ndarray:
+        try:
+            return self.embedder.embed_pixels(pixels)
+        finally:
+            release_freed_memory()  # a batch's activations are tens of MB
 
     async def close(self) -> None:
         if self._runner is not None:

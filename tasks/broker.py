@@ -18,7 +18,7 @@ from taskiq import TaskiqEvents, TaskiqState
 from core.logging import configure_logging, get_logger
 from core.mail import build_mailer
 from core.settings import get_settings
-from core.storage import build_storage
+from core.storage import build_private_storage, build_storage
 from core.telemetry import build_tracer_provider, instrument_engine, taskiq_middleware
 from db.engine import create_database
 from tasks.factory import build_broker, redis_url_for
@@ -64,6 +64,7 @@ async def _startup_worker(state: TaskiqState) -> None:
         dispatcher=BrokerDispatcher(broker),
         mailer=build_mailer(settings),
         storage=build_storage(settings),
+        private_storage=build_private_storage(settings),
         models=models,
     )
     log.info("worker started", queues=[s.rsplit(":", 1)[-1] for s in broker.streams])
@@ -72,7 +73,9 @@ async def _startup_worker(state: TaskiqState) -> None:
 async def _load_models(threads: int, max_batch: int) -> Models:
     # Imported here: only workers serving the inference queue pay for numpy models and onnxruntime.
     from inference.body import PersonSegmenter, PoseEstimator  # noqa: PLC0415
+    from inference.body_measure import load_body_measurer  # noqa: PLC0415
     from inference.manifest import all_manifests  # noqa: PLC0415
+    from inference.memory import release_freed_memory  # noqa: PLC0415
     from inference.product_embedding import ProductEmbedder  # noqa: PLC0415
     from tasks.batching import EmbeddingBatcher  # noqa: PLC0415
 
@@ -81,14 +84,18 @@ async def _load_models(threads: int, max_batch: int) -> Models:
     embedder = ProductEmbedder(manifest, intra_op_threads=threads, max_batch=max_batch)
     segmenter = PersonSegmenter(manifests["person_segmentation"], intra_op_threads=threads)
     pose = PoseEstimator(manifests["pose_landmarks"], intra_op_threads=threads)
+    # The body measurer runs on the same segmentation and pose sessions: each model loaded once.
+    body = load_body_measurer(manifests, intra_op_threads=threads, segmenter=segmenter, pose=pose)
     for session in (embedder.session, segmenter.session, pose.session):
         await anyio.to_thread.run_sync(session.load)
-    log.info("models loaded", models=sorted(manifests))
+    release_freed_memory()  # model loading leaves large freed buffers behind (files are read whole)
+    log.info("models loaded", models=sorted(manifests), body_calibration=body.version)
     return Models(
         batcher=EmbeddingBatcher(embedder, max_batch=max_batch),
         embedding_model=f"{manifest.name}@{manifest.version}",
         segmenter=segmenter,
         pose=pose,
+        body=body,
     )
 
 

@@ -15,13 +15,14 @@ from taskiq import Context, TaskiqDepends
 from core.jobs import Dispatcher
 from core.mail import Mailer
 from core.settings import Settings
-from core.storage import MediaStorage
+from core.storage import MediaStorage, ObjectStorage
 from db.engine import Database
 from db.uow import unit_of_work
 
 if TYPE_CHECKING:
     # Only inference workers load models; the others never import them or onnxruntime.
     from inference.body import PersonSegmenter, PoseEstimator
+    from inference.body_measure import BodyMeasurer
     from tasks.batching import EmbeddingBatcher
 
 
@@ -33,8 +34,12 @@ class Models:
     embedding_model: str  # "name@version", stored next to each vector
     segmenter: PersonSegmenter
     pose: PoseEstimator
+    # Front + side photo -> measurements; shares the segmenter and pose sessions above.
+    body: BodyMeasurer
     # Photos are decoded in threads; a few at a time keeps memory flat.
     decode_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
+    # One body measurement at a time: each already uses the onnxruntime threads it is given.
+    body_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
 
 
 class ModelsNotLoaded(RuntimeError):
@@ -49,6 +54,8 @@ class TaskResources:
     dispatcher: Dispatcher
     mailer: Mailer
     storage: MediaStorage
+    # Personal files (body photos).
+    private_storage: ObjectStorage
     models: Models | None = None
 
     def require_models(self) -> Models:

@@ -44,6 +44,9 @@ def build_command(args: argparse.Namespace) -> list[str]:
     if args.scheduler:
         return ["taskiq", "scheduler", "tasks.scheduler:scheduler", *modules, "--skip-first-run"]
     settings = get_settings()
+    max_async = settings.worker_max_async_tasks
+    if "inference" in parse_queues(args.queues):
+        max_async = min(max_async, settings.inference_max_async_tasks)
     return [
         "taskiq",
         "worker",
@@ -54,7 +57,7 @@ def build_command(args: argparse.Namespace) -> list[str]:
         "--ack-type",
         "when_saved",
         "--max-async-tasks",
-        str(settings.worker_max_async_tasks),
+        str(max_async),
         "--wait-tasks-timeout",
         str(args.shutdown_timeout),
         "--no-configure-logging",

@@ -81,6 +81,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         redis_url = redis.url
     mail_dir = tmp_path_factory.mktemp("mail")
     media_dir = tmp_path_factory.mktemp("media")
+    private_media_dir = tmp_path_factory.mktemp("private")
     settings = load_settings(
         {
             "APP_ENV": "test",
@@ -88,6 +89,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             "REDIS_URL": redis_url,
             "MAIL_DIR": str(mail_dir),
             "MEDIA_DIR": str(media_dir),
+            "PRIVATE_MEDIA_DIR": str(private_media_dir),
             **WORKER_TEST_ENV,
         },
         dotenv=None,
@@ -234,6 +236,7 @@ def start_worker(services: Services, worker_log_dir: Path) -> Iterator[Callable[
         env = {
             "MAIL_DIR": str(services.settings.mail_dir),
             "MEDIA_DIR": str(services.settings.media_dir),
+            "PRIVATE_MEDIA_DIR": str(services.settings.private_media_dir),
             **env,
         }
         worker = WorkerProcess(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import random
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from core.settings import Secret, SettingsError, load_settings
 from db.engine import engine_options, normalise_url
 from tasks.queues import QUEUES, UnknownQueue, parse_queues, queue_of, stream_name
 from tasks.retry import backoff_delay
+from tasks.worker import build_command
 
 
 def test_settings_read_types_lists_and_secrets() -> None:
@@ -174,3 +176,17 @@ def test_database_urls_are_pinned_to_asyncpg() -> None:
     assert normalise_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert normalise_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert normalise_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
+
+
+@pytest.mark.parametrize(
+    ("queues", "expected"), [("inference", "8"), ("all", "8"), ("critical,emails", "32")]
+)
+def test_workers_serving_inference_take_few_tasks_at_once(
+    queues: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_MAX_ASYNC_TASKS", "32")
+    monkeypatch.setenv("INFERENCE_MAX_ASYNC_TASKS", "8")
+    monkeypatch.setattr("tasks.worker.get_settings", load_settings)
+    args = argparse.Namespace(queues=queues, module=[], scheduler=False, processes=1, shutdown_timeout=5.0)
+    command = build_command(args)
+    assert command[command.index("--max-async-tasks") + 1] == expected

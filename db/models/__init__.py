@@ -3,6 +3,7 @@
 from db.models.audit_event import AuditEvent
 from db.models.base import Base, metadata
 from db.models.catalog import Brand, Category, Product, ProductImage, SizeChartRow, Variant, Vendor
+from db.models.measurement import Measurement
 from db.models.one_time_code import OneTimeCode
 from db.models.outbox import OutboxMessage
 from db.models.refresh_token import RefreshToken
@@ -14,6 +15,7 @@ __all__ = [
     "Base",
     "Brand",
     "Category",
+    "Measurement",
     "OneTimeCode",
     "OutboxMessage",
     "Product",

@@ -1,0 +1,1 @@
+"""Body measurements: uploads, the worker's claim and result, the body profile, housekeeping."""
