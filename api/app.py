@@ -20,6 +20,7 @@ from api.auth import BearerAuthMiddleware, provide_principal
 from api.catalog.controllers import CatalogController, VendorsController
 from api.dependencies import provide_client_info, provide_db_session, provide_resources
 from api.errors import exception_handlers
+from api.fit.controllers import FitController
 from api.health.controllers import HealthController
 from api.identity.controllers import AuthController, MeController
 from api.measurements.controllers import MeasurementsController
@@ -133,6 +134,7 @@ def create_app(
             CatalogController,
             VendorsController,
             VendorStoreController,
+            FitController,
             # Two photos in one request: their own body limit, larger than the app's.
             Router(
                 path="/",

@@ -46,6 +46,9 @@ async def test_demo_catalog_is_realistic(seeded: Database) -> None:
         listed = await session.scalar(select(func.count()).select_from(Product).where(Product.is_listed))
         variants = await session.scalar(select(func.count()).select_from(Variant))
         charts = await session.scalar(select(func.count(func.distinct(SizeChartRow.product_id))))
+        without_fit_vector = await session.scalar(
+            select(func.count()).select_from(SizeChartRow).where(SizeChartRow.fit_vector.is_(None))
+        )
         in_stock = await session.scalar(select(func.count()).select_from(Product).where(Product.in_stock))
         images = await session.scalar(select(func.count()).select_from(ProductImage))
     assert products == PRODUCTS
@@ -55,6 +58,7 @@ async def test_demo_catalog_is_realistic(seeded: Database) -> None:
     assert variants > 2 * PRODUCTS
     assert charts is not None
     assert charts > PRODUCTS / 2
+    assert without_fit_vector == 0  # every chart row can be found by products-that-fit-me
     assert in_stock is not None
     assert in_stock > 0.8 * PRODUCTS
     assert images == 0

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.fit import FIT_VECTOR_DIMENSIONS
 from db.models.base import Base
 
 LISTED = text("is_listed")
@@ -170,5 +171,17 @@ class SizeChartRow(Base):
     position: Mapped[int] = mapped_column(Integer)
     # {"chest_cm": [96.0, 101.0], ...}
     ranges: Mapped[dict[str, list[float]]] = mapped_column(JSONB)
+    # The row in fit space (core.fit.fit_row_vector, weighted by the product's garment kind):
+    # body profile <#> fit_vector is the body's weighted distance to the centre of the ranges.
+    fit_vector: Mapped[Any] = mapped_column(Vector(FIT_VECTOR_DIMENSIONS), nullable=True, default=None)
 
-    __table_args__ = (UniqueConstraint("product_id", "size", name="uq_size_chart_rows_product_size"),)
+    __table_args__ = (
+        UniqueConstraint("product_id", "size", name="uq_size_chart_rows_product_size"),
+        Index(
+            "ix_size_chart_rows_fit_hnsw",
+            "fit_vector",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"fit_vector": "vector_ip_ops"},
+        ),
+    )

@@ -27,6 +27,7 @@ import uuid_utils.compat as uuid_compat
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.fit import fit_row_vector
 from core.logging import configure_logging, get_logger
 from core.passwords import hash_password_sync
 from core.settings import Settings, get_settings
@@ -222,8 +223,18 @@ def plan_catalog(leaves: list[Leaf], *, products: int, seed: int, pictures_for: 
         if chart:
             for position, size in enumerate(chart):
                 ranges = {k: [float(v[0]), float(v[1])] for k, v in chart[size].items()}
+                fit_vector = json.dumps(fit_row_vector(ranges, leaf.garment))
                 rows.charts.append(
-                    (uuid_compat.uuid7(), product_id, size, position, json.dumps(ranges), now, now)
+                    (
+                        uuid_compat.uuid7(),
+                        product_id,
+                        size,
+                        position,
+                        json.dumps(ranges),
+                        fit_vector,
+                        now,
+                        now,
+                    )
                 )
         if picture_id is not None:
             rows.pictures.append(
@@ -247,12 +258,17 @@ _COLUMNS = {
                  "price_amount", "attributes", "min_price", "in_stock", "sizes", "colors", "is_listed",
                  "thumbnail_key", "rating_count", "rating_sum", "created_at", "updated_at"],
     "variants": ["id", "product_id", "sku", "size", "color", "price_amount", "stock", "created_at", "updated_at"],
-    "size_chart_rows": ["id", "product_id", "size", "position", "ranges", "created_at", "updated_at"],
+    "size_chart_rows": ["id", "product_id", "size", "position", "ranges", "fit_vector", "created_at", "updated_at"],
     "product_images": ["id", "product_id", "position", "original_key", "content_type", "width", "height",
                        "byte_size", "status", "thumbnails", "embedding_status", "error", "created_at", "updated_at"],
     "outbox_messages": ["id", "job_id", "task_name", "args", "kwargs", "labels", "attempts", "created_at",
                         "updated_at"],
 }  # fmt: skip
+
+
+# pgvector columns, given as text ('[1,2,3]'): binary COPY has no codec for them, so these
+# tables are copied into a staging table with text columns and cast on the way in.
+_VECTOR_COLUMNS = {"size_chart_rows": {"fit_vector"}}
 
 
 async def _copy(session: AsyncSession, table: str, records: list[tuple[Any, ...]]) -> None:
@@ -261,7 +277,19 @@ async def _copy(session: AsyncSession, table: str, records: list[tuple[Any, ...]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
-    await driver.copy_records_to_table(table, records=records, columns=_COLUMNS[table])
+    columns = _COLUMNS[table]
+    vectors = _VECTOR_COLUMNS.get(table)
+    if not vectors:
+        await driver.copy_records_to_table(table, records=records, columns=columns)
+        return
+    stage = f"{table}_stage"
+    await session.execute(text(f"CREATE TEMP TABLE {stage} (LIKE {table}) ON COMMIT DROP"))
+    for column in vectors:
+        await session.execute(text(f"ALTER TABLE {stage} ALTER COLUMN {column} TYPE text"))
+    await driver.copy_records_to_table(stage, records=records, columns=columns)
+    listed = ", ".join(columns)
+    casts = ", ".join(f"{c}::vector" if c in vectors else c for c in columns)
+    await session.execute(text(f"INSERT INTO {table} ({listed}) SELECT {casts} FROM {stage}"))  # noqa: S608
 
 
 def _render(job: tuple[UUID, UUID, str, str, int]) -> tuple[UUID, UUID, bytes, bytes, bytes]:

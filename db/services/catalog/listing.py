@@ -103,6 +103,14 @@ def _summary_columns() -> list[Any]:
     ]
 
 
+async def summary_rows(session: AsyncSession, product_ids: list[UUID]) -> list[SummaryRow]:
+    """Summaries of the given products (any order; missing ids are left out)."""
+    if not product_ids:
+        return []
+    rows = await session.execute(summary_select().where(Product.id.in_(product_ids)))
+    return [SummaryRow(*row) for row in rows]
+
+
 async def _filter_conditions(
     session: AsyncSession, tree: CategoryTree, filters: ListingFilters
 ) -> list[ColumnElement[bool]] | None:

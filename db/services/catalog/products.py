@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.fit import fit_row_vector
 from core.ids import new_id
 from core.measurements import PLAUSIBLE_CM
 from db.models import Category, Product, SizeChartRow, Variant, Vendor
@@ -25,7 +26,7 @@ from db.services.catalog.errors import (
 )
 from db.services.catalog.listing import ListingPage, SummaryRow, summary_select
 from db.services.catalog.listing_refresh import refresh_listing
-from db.services.catalog.taxonomy import find_or_create_brand
+from db.services.catalog.taxonomy import find_or_create_brand, garment_of_category
 from db.services.catalog.text import normalise_color, normalise_size, slugify
 
 MAX_AMOUNT = 10**12  # minor units; far above any garment
@@ -113,9 +114,11 @@ async def update_product(
         product.title = " ".join(changes["title"].split())
     if "description" in changes:
         product.description = changes["description"].strip()
-    if "category_id" in changes:
+    if "category_id" in changes and changes["category_id"] != product.category_id:
         await _check_category(session, changes["category_id"])
         product.category_id = changes["category_id"]
+        # Which measurements matter for fit follows the kind of garment.
+        await refresh_fit_vectors(session, product)
     if "brand" in changes:
         brand_row = await find_or_create_brand(session, changes["brand"]) if changes["brand"] else None
         product.brand_id = brand_row.id if brand_row else None
@@ -262,11 +265,26 @@ async def put_size_chart(
     """Replace the product's size chart."""
     product = await own_product(session, vendor, product_id, for_update=True)
     clean = validate_size_chart(rows)
+    garment = await garment_of_category(session, product.category_id)
     await session.execute(delete(SizeChartRow).where(SizeChartRow.product_id == product.id))
     created = [
-        SizeChartRow(product_id=product.id, size=size, position=position, ranges=ranges)
+        SizeChartRow(
+            product_id=product.id,
+            size=size,
+            position=position,
+            ranges=ranges,
+            fit_vector=fit_row_vector(ranges, garment),
+        )
         for position, (size, ranges) in enumerate(clean)
     ]
     session.add_all(created)
     await session.flush()
     return created
+
+
+async def refresh_fit_vectors(session: AsyncSession, product: Product) -> None:
+    """Recompute the fit vectors of the product's size chart (after its category changed)."""
+    garment = await garment_of_category(session, product.category_id)
+    rows = (await session.scalars(select(SizeChartRow).where(SizeChartRow.product_id == product.id))).all()
+    for row in rows:
+        row.fit_vector = fit_row_vector(row.ranges, garment)

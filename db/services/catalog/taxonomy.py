@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,6 +70,19 @@ async def load_category_tree(session: AsyncSession) -> CategoryTree:
         parent = by_id.get(node.parent_id) if node.parent_id else None
         (parent.children if parent else roots).append(node)
     return CategoryTree(roots=roots, by_id=by_id, by_slug={n.slug: n for n in by_id.values()})
+
+
+async def garment_of_category(session: AsyncSession, category_id: UUID) -> str | None:
+    """The garment kind of a category, inherited from the nearest ancestor that has one (one query)."""
+    start = select(Category.id, Category.parent_id, Category.garment, literal(0).label("depth"))
+    chain = start.where(Category.id == category_id).cte("chain", recursive=True)
+    step = select(Category.id, Category.parent_id, Category.garment, (chain.c.depth + 1).label("depth"))
+    chain = chain.union_all(
+        step.join(chain, Category.id == chain.c.parent_id).where(chain.c.garment.is_(None))
+    )
+    return await session.scalar(
+        select(chain.c.garment).where(chain.c.garment.is_not(None)).order_by(chain.c.depth).limit(1)
+    )
 
 
 async def list_brands(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[Brand]:
