@@ -42,6 +42,8 @@ re-ranked by the exact score above.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -238,3 +240,11 @@ def fit_row_vector(ranges: Ranges, garment: str | None) -> list[float]:
         square.append(-weight)
         constant.append(-weight * centre * centre)
     return linear + square + constant
+
+
+def fit_profile_key(ranges: Ranges, garment: str | None) -> str:
+    """Identity of a size-chart row in fit space: rows with equal ranges (to 0.1 cm) and garment
+    kind share one fit profile."""
+    canonical = {key: [round(float(v), 1) for v in ranges[key]] for key in sorted(ranges)}
+    text = json.dumps([garment or "", canonical], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

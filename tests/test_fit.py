@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.fit import fit_row_vector
-from db.models import Measurement, SizeChartRow, User, Vendor
+from core.fit import fit_profile_key, fit_row_vector
+from db.models import FitProfile, Measurement, SizeChartRow, User, Vendor
 from db.services.catalog import products as product_service
 from db.services.catalog.taxonomy import garment_of_category
 from tests.support.catalog import category, make_product, make_store
@@ -194,14 +194,24 @@ async def test_the_vendor_can_check_fit_on_their_own_draft(
     assert response.json()["recommended_size"] == "M"
 
 
-async def test_a_size_chart_is_stored_as_fit_vectors_weighted_by_garment(
+async def stored_profiles(session: AsyncSession, product_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+    """size -> the fit profile's columns, as stored now."""
+    rows = await session.execute(
+        select(SizeChartRow.size, FitProfile.id, FitProfile.key, FitProfile.garment, FitProfile.fit_vector)
+        .join(FitProfile, FitProfile.id == SizeChartRow.fit_profile_id)
+        .where(SizeChartRow.product_id == product_id)
+    )
+    return {row.size: row._asdict() for row in rows}
+
+
+async def test_size_charts_share_fit_profiles_weighted_by_garment(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     owner = await make_user(session, role="vendor")
     store = await make_store(session, owner)
     auth = bearer(await login(client, owner.email))
-    product_id = await charted_product(session, store)
-    stored = (await session.scalars(select(SizeChartRow).where(SizeChartRow.product_id == product_id))).all()
+    first = await charted_product(session, store)
+    second = await charted_product(session, store, title="Same chart, other tee")
     ranges: dict[str, dict[str, list[float]]] = {
         row["size"]: {k: v for k, v in row.items() if k != "size"} for row in TOPS_CHART
     }
@@ -209,19 +219,25 @@ async def test_a_size_chart_is_stored_as_fit_vectors_weighted_by_garment(
     def expected(size: str, garment: str) -> Any:
         return pytest.approx(fit_row_vector(ranges[size], garment), rel=1e-6, abs=1e-6)  # float32 storage
 
-    for row in stored:
-        assert list(row.fit_vector) == expected(row.size, "tops")
-    # Moved to trousers: hip and inside leg now matter, so the vectors follow.
+    profiles = await stored_profiles(session, first)
+    assert set(profiles) == set(ranges)
+    for size, profile in profiles.items():
+        assert (profile["garment"], profile["key"]) == ("tops", fit_profile_key(ranges[size], "tops"))
+        assert list(profile["fit_vector"]) == expected(size, "tops")
+    # The same chart on another product: the same profiles, stored once.
+    shared = await stored_profiles(session, second)
+    assert {s: p["id"] for s, p in shared.items()} == {s: p["id"] for s, p in profiles.items()}
+    # Moved to trousers: hip and inside leg now matter, so the rows move to other profiles.
     jeans = await category(session, "women-bottoms-jeans")
     moved = await client.patch(
-        f"{API}/vendor/products/{product_id}", headers=auth, json={"category_id": str(jeans.id)}
+        f"{API}/vendor/products/{first}", headers=auth, json={"category_id": str(jeans.id)}
     )
     assert moved.status_code == 200, moved.text
     assert await garment_of_category(session, jeans.id) == "bottoms"
-    session.expire_all()
-    stored = (await session.scalars(select(SizeChartRow).where(SizeChartRow.product_id == product_id))).all()
-    for row in stored:
-        assert list(row.fit_vector) == expected(row.size, "bottoms")
+    for size, profile in (await stored_profiles(session, first)).items():
+        assert profile["garment"] == "bottoms"
+        assert list(profile["fit_vector"]) == expected(size, "bottoms")
+        assert profile["id"] != profiles[size]["id"]
 
 
 async def test_a_category_inherits_its_garment_kind(session: AsyncSession) -> None:
@@ -348,9 +364,9 @@ async def test_products_that_fit_need_a_profile(client: httpx.AsyncClient, sessi
     problem(await client.get(f"{API}/fit/products", headers=auth, params={"limit": 0}), 422)
 
 
-async def test_the_fit_search_uses_the_index_for_the_whole_catalog(session: AsyncSession) -> None:
+async def test_the_fit_search_ranks_profiles_through_the_index(session: AsyncSession) -> None:
     plan = await session.execute(
-        text("EXPLAIN SELECT id FROM size_chart_rows ORDER BY fit_vector <#> CAST(:q AS vector) LIMIT 10"),
+        text("EXPLAIN SELECT id FROM fit_profiles ORDER BY fit_vector <#> CAST(:q AS vector) LIMIT 10"),
         {"q": str([0.0] * 42)},
     )
-    assert "ix_size_chart_rows_fit_hnsw" in "\n".join(row[0] for row in plan)
+    assert "ix_fit_profiles_fit_hnsw" in "\n".join(row[0] for row in plan)

@@ -2,7 +2,16 @@
 
 from db.models.audit_event import AuditEvent
 from db.models.base import Base, metadata
-from db.models.catalog import Brand, Category, Product, ProductImage, SizeChartRow, Variant, Vendor
+from db.models.catalog import (
+    Brand,
+    Category,
+    FitProfile,
+    Product,
+    ProductImage,
+    SizeChartRow,
+    Variant,
+    Vendor,
+)
 from db.models.measurement import Measurement
 from db.models.one_time_code import OneTimeCode
 from db.models.outbox import OutboxMessage
@@ -15,6 +24,7 @@ __all__ = [
     "Base",
     "Brand",
     "Category",
+    "FitProfile",
     "Measurement",
     "OneTimeCode",
     "OutboxMessage",

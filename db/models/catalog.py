@@ -161,6 +161,35 @@ class ProductImage(Base):
     )
 
 
+class FitProfile(Base):
+    """One distinct size-chart row in fit space: its ranges and garment kind, as a fit vector.
+
+    Many products share a size chart (a brand's standard table), so their rows share one fit
+    profile: the vector index holds each distinct size once, and "products that fit me" ranks
+    profiles first, then walks the products behind each (``size_chart_rows.fit_profile_id``).
+    """
+
+    __tablename__ = "fit_profiles"
+
+    # core.fit.fit_profile_key(ranges, garment): equal rows, equal key.
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    garment: Mapped[str | None] = mapped_column(String(16), default=None)
+    ranges: Mapped[dict[str, list[float]]] = mapped_column(JSONB)
+    # core.fit.fit_row_vector: body profile <#> fit_vector is the body's weighted distance to the
+    # centre of the ranges.
+    fit_vector: Mapped[Any] = mapped_column(Vector(FIT_VECTOR_DIMENSIONS))
+
+    __table_args__ = (
+        Index(
+            "ix_fit_profiles_fit_hnsw",
+            "fit_vector",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"fit_vector": "vector_ip_ops"},
+        ),
+    )
+
+
 class SizeChartRow(Base):
     """One size of a product's size chart: a [min, max] range in cm per measurement it covers."""
 
@@ -171,17 +200,11 @@ class SizeChartRow(Base):
     position: Mapped[int] = mapped_column(Integer)
     # {"chest_cm": [96.0, 101.0], ...}
     ranges: Mapped[dict[str, list[float]]] = mapped_column(JSONB)
-    # The row in fit space (core.fit.fit_row_vector, weighted by the product's garment kind):
-    # body profile <#> fit_vector is the body's weighted distance to the centre of the ranges.
-    fit_vector: Mapped[Any] = mapped_column(Vector(FIT_VECTOR_DIMENSIONS), nullable=True, default=None)
+    # The row's ranges weighted by the product's garment kind (recomputed when either changes).
+    fit_profile_id: Mapped[UUID] = mapped_column(ForeignKey("fit_profiles.id", ondelete="RESTRICT"))
 
     __table_args__ = (
         UniqueConstraint("product_id", "size", name="uq_size_chart_rows_product_size"),
-        Index(
-            "ix_size_chart_rows_fit_hnsw",
-            "fit_vector",
-            postgresql_using="hnsw",
-            postgresql_with={"m": 16, "ef_construction": 64},
-            postgresql_ops={"fit_vector": "vector_ip_ops"},
-        ),
+        # The products behind a fit profile, in id order (pages of products that fit me).
+        Index("ix_size_chart_rows_fit_profile_product", "fit_profile_id", "product_id"),
     )

@@ -27,14 +27,14 @@ import uuid_utils.compat as uuid_compat
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.fit import fit_row_vector
+from core.fit import fit_profile_key, fit_row_vector
 from core.logging import configure_logging, get_logger
 from core.passwords import hash_password_sync
 from core.settings import Settings, get_settings
 from core.storage import MediaStorage, build_storage
 from db import migrate
 from db.engine import create_database
-from db.models import Product
+from db.models import FitProfile, Product
 from db.services.catalog.embeddings import EMBED_IMAGE_TASK
 from db.services.catalog.listing_refresh import refresh_listing
 from db.services.catalog.taxonomy import CategoryNode, load_category_tree
@@ -154,6 +154,16 @@ class Rows:
         # One embedding job per photo, through the outbox: the sweeper hands them to the worker.
         self.jobs: list[tuple[Any, ...]] = []
         self.pictures: list[tuple[UUID, UUID, str, str, int]] = []
+        self.fit_profiles: dict[str, tuple[Any, ...]] = {}
+
+    def fit_profile(self, ranges: dict[str, list[float]], garment: str, now: datetime) -> UUID:
+        """The id of the fit profile of a chart row, added the first time it is seen."""
+        key = fit_profile_key(ranges, garment)
+        if key not in self.fit_profiles:
+            vector = json.dumps(fit_row_vector(ranges, garment))
+            self.fit_profiles[key] = (uuid_compat.uuid7(), key, garment, json.dumps(ranges), vector, now, now)
+        profile_id: UUID = self.fit_profiles[key][0]
+        return profile_id
 
 
 def plan_catalog(leaves: list[Leaf], *, products: int, seed: int, pictures_for: int, currency: str) -> Rows:
@@ -223,18 +233,9 @@ def plan_catalog(leaves: list[Leaf], *, products: int, seed: int, pictures_for: 
         if chart:
             for position, size in enumerate(chart):
                 ranges = {k: [float(v[0]), float(v[1])] for k, v in chart[size].items()}
-                fit_vector = json.dumps(fit_row_vector(ranges, leaf.garment))
+                profile = rows.fit_profile(ranges, leaf.garment, now)
                 rows.charts.append(
-                    (
-                        uuid_compat.uuid7(),
-                        product_id,
-                        size,
-                        position,
-                        json.dumps(ranges),
-                        fit_vector,
-                        now,
-                        now,
-                    )
+                    (uuid_compat.uuid7(), product_id, size, position, json.dumps(ranges), profile, now, now)
                 )
         if picture_id is not None:
             rows.pictures.append(
@@ -258,7 +259,9 @@ _COLUMNS = {
                  "price_amount", "attributes", "min_price", "in_stock", "sizes", "colors", "is_listed",
                  "thumbnail_key", "rating_count", "rating_sum", "created_at", "updated_at"],
     "variants": ["id", "product_id", "sku", "size", "color", "price_amount", "stock", "created_at", "updated_at"],
-    "size_chart_rows": ["id", "product_id", "size", "position", "ranges", "fit_vector", "created_at", "updated_at"],
+    "fit_profiles": ["id", "key", "garment", "ranges", "fit_vector", "created_at", "updated_at"],
+    "size_chart_rows": ["id", "product_id", "size", "position", "ranges", "fit_profile_id", "created_at",
+                        "updated_at"],
     "product_images": ["id", "product_id", "position", "original_key", "content_type", "width", "height",
                        "byte_size", "status", "thumbnails", "embedding_status", "error", "created_at", "updated_at"],
     "outbox_messages": ["id", "job_id", "task_name", "args", "kwargs", "labels", "attempts", "created_at",
@@ -266,9 +269,21 @@ _COLUMNS = {
 }  # fmt: skip
 
 
+async def _reuse_fit_profiles(session: AsyncSession, rows: Rows) -> None:
+    """Chart rows whose fit profile is already stored point at it (profiles outlive products)."""
+    keys = list(rows.fit_profiles)
+    stored = dict(
+        (await session.execute(select(FitProfile.key, FitProfile.id).where(FitProfile.key.in_(keys)))).all()
+    )
+    if not stored:
+        return
+    remap = {rows.fit_profiles.pop(key)[0]: profile_id for key, profile_id in stored.items()}
+    rows.charts = [(*row[:5], remap.get(row[5], row[5]), *row[6:]) for row in rows.charts]
+
+
 # pgvector columns, given as text ('[1,2,3]'): binary COPY has no codec for them, so these
 # tables are copied into a staging table with text columns and cast on the way in.
-_VECTOR_COLUMNS = {"size_chart_rows": {"fit_vector"}}
+_VECTOR_COLUMNS = {"fit_profiles": {"fit_vector"}}
 
 
 async def _copy(session: AsyncSession, table: str, records: list[tuple[Any, ...]]) -> None:
@@ -358,12 +373,14 @@ async def seed_catalog(
         async with database.session_maker() as session, session.begin():
             # Bulk loading a benchmark catalog takes longer than any request may.
             await session.execute(text("SET LOCAL statement_timeout = 0"))
+            await _reuse_fit_profiles(session, rows)
             for table, records in (
                 ("users", rows.users),
                 ("vendors", rows.vendors),
                 ("brands", rows.brands),
                 ("products", rows.products),
                 ("variants", rows.variants),
+                ("fit_profiles", list(rows.fit_profiles.values())),
                 ("size_chart_rows", rows.charts),
                 ("product_images", rows.images),
                 ("outbox_messages", rows.jobs),
@@ -375,6 +392,7 @@ async def seed_catalog(
             for table in (
                 "products",
                 "variants",
+                "fit_profiles",
                 "size_chart_rows",
                 "product_images",
                 "users",

@@ -10,7 +10,6 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.fit import fit_row_vector
 from core.ids import new_id
 from core.measurements import PLAUSIBLE_CM
 from db.models import Category, Product, SizeChartRow, Variant, Vendor
@@ -24,6 +23,7 @@ from db.services.catalog.errors import (
     VariantNotFound,
     field_error,
 )
+from db.services.catalog.fit_profiles import fit_profile_ids
 from db.services.catalog.listing import ListingPage, SummaryRow, summary_select
 from db.services.catalog.listing_refresh import refresh_listing
 from db.services.catalog.taxonomy import find_or_create_brand, garment_of_category
@@ -118,7 +118,7 @@ async def update_product(
         await _check_category(session, changes["category_id"])
         product.category_id = changes["category_id"]
         # Which measurements matter for fit follows the kind of garment.
-        await refresh_fit_vectors(session, product)
+        await refresh_fit_profiles(session, product)
     if "brand" in changes:
         brand_row = await find_or_create_brand(session, changes["brand"]) if changes["brand"] else None
         product.brand_id = brand_row.id if brand_row else None
@@ -266,25 +266,23 @@ async def put_size_chart(
     product = await own_product(session, vendor, product_id, for_update=True)
     clean = validate_size_chart(rows)
     garment = await garment_of_category(session, product.category_id)
+    profiles = await fit_profile_ids(session, [ranges for _, ranges in clean], garment)
     await session.execute(delete(SizeChartRow).where(SizeChartRow.product_id == product.id))
     created = [
         SizeChartRow(
-            product_id=product.id,
-            size=size,
-            position=position,
-            ranges=ranges,
-            fit_vector=fit_row_vector(ranges, garment),
+            product_id=product.id, size=size, position=position, ranges=ranges, fit_profile_id=profile
         )
-        for position, (size, ranges) in enumerate(clean)
+        for position, ((size, ranges), profile) in enumerate(zip(clean, profiles, strict=True))
     ]
     session.add_all(created)
     await session.flush()
     return created
 
 
-async def refresh_fit_vectors(session: AsyncSession, product: Product) -> None:
-    """Recompute the fit vectors of the product's size chart (after its category changed)."""
+async def refresh_fit_profiles(session: AsyncSession, product: Product) -> None:
+    """Point the product's size-chart rows at the fit profiles of its (new) garment kind."""
     garment = await garment_of_category(session, product.category_id)
     rows = (await session.scalars(select(SizeChartRow).where(SizeChartRow.product_id == product.id))).all()
-    for row in rows:
-        row.fit_vector = fit_row_vector(row.ranges, garment)
+    profiles = await fit_profile_ids(session, [row.ranges for row in rows], garment)
+    for row, profile in zip(rows, profiles, strict=True):
+        row.fit_profile_id = profile

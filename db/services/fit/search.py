@@ -1,22 +1,31 @@
-"""Products that fit me: listed, in-stock products with a size whose chart row fits the caller.
+"""Products that fit me: listed products with a size in stock whose chart row fits the caller.
 
-Every size-chart row is stored as a fit vector (``core.fit``): the body profile's inner
-product with it is the body's weighted distance to the centre of that size's ranges. The
-search takes the rows nearest the body (HNSW over ``fit_vector``, or an exact scan when the
-category filter is selective), keeps rows whose size is in stock, scores each exactly
-(``core.fit.score_size``), keeps each product's best size if it fits (score >=
-``core.fit.FITS``) and orders by score, then product id.
+Size-chart rows are grouped into fit profiles (``db.models.FitProfile``): every distinct row
+(ranges + garment kind) once, as a fit vector whose inner product with the body profile is the
+body's weighted distance to the centre of the ranges. Real catalogs share charts (a brand's
+standard table behind thousands of products), so ranking profiles rather than rows keeps the
+vector index small and its neighbours distinct.
 
-Pages: the cursor holds the last (score, product id) and how many items were served; the next
-page re-runs the search with a candidate pool grown to cover the items already served, and
-continues after the cursor. Candidates are the ``MAX_POOL`` rows nearest the body, so the
-list covers the best few hundred matches, not every product that fits in some size.
+1. The ``PROFILE_CANDIDATES`` profiles nearest the body are scored exactly
+   (``core.fit.score_size``) and those that fit (score >= ``core.fit.FITS``) are ranked: best
+   score first, then nearest to the centre of the ranges, then id. Up to ``EXACT_PROFILES``
+   profiles (a catalog's distinct size rows rarely reach it) they are found by an exact scan,
+   beyond it through the HNSW index over ``fit_vector`` (no filter applies at this step, so
+   the index returns as many as asked). The exact scan is not a fallback for speed only: HNSW
+   candidate lists fill up with near-identical vectors (charts a few millimetres apart, and
+   index entries of rows not yet vacuumed), which can crowd out the live profile that fits.
+2. Products are walked profile by profile in that order, each profile's products in id order
+   (index ``(fit_profile_id, product_id)``): listed, in stock in that size, in the category
+   filter, and not already shown under a better-ranked size of the same product.
+
+The cursor is the last item's place in that order (its profile's rank key and the product id),
+so pages neither repeat nor skip while the catalog changes. Each product appears once, with
+the best-fitting of its sizes among the candidates.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -29,24 +38,15 @@ from core.fit import FITS, fit_query_vector, score_size
 from db.pagination import decode_cursor, encode_cursor
 from db.services.catalog.listing import SummaryRow, summary_rows
 from db.services.catalog.taxonomy import CategoryTree
-from db.services.fit.profile import body_profile_for_fit
+from db.services.fit.profile import BodyProfile, body_profile_for_fit
 
-# Chart rows fetched per product wanted: a body is near two or three sizes of most products.
-ROWS_PER_ITEM = 3
-MAX_POOL = 900
-# pgvector 0.6 filters HNSW results after the index scan, which yields at most hnsw.ef_search
-# rows: a category holding a small share of the catalog leaves too few. Below this many listed
-# products in the category an exact scan of their chart rows is cheap (a few thousand rows);
-# above it the HNSW scan widens to MAX_EF_SEARCH, and an exact scan still follows if the
-# widened scan came back short.
-EXACT_BELOW_PRODUCTS = 3000
-MAX_EF_SEARCH = 1000
-
-
-@dataclass(frozen=True)
-class _Plan:
-    exact: bool
-    ef_search: int
+# Fit profiles scored per request; also the HNSW candidate list size (hnsw.ef_search).
+PROFILE_CANDIDATES = 200
+# Below this many profiles (the planner's estimate) the nearest are found by an exact scan.
+EXACT_PROFILES = 20_000
+# Profiles walked per database round trip while filling a page.
+WALK = 40
+_NO_PRODUCT = UUID(int=0)
 
 
 @dataclass(frozen=True)
@@ -63,23 +63,52 @@ class FitPage:
     measurement_id: UUID
 
 
-_CANDIDATES = """
-SELECT r.product_id, r.size, r.ranges, p.category_id
-FROM size_chart_rows r
-JOIN products p ON p.id = r.product_id
-WHERE p.is_listed AND p.in_stock {category}
-  AND EXISTS (SELECT 1 FROM variants v WHERE v.product_id = r.product_id AND v.size = r.size AND v.stock > 0)
-ORDER BY {distance}
-LIMIT :pool
-"""
-# The index serves "fit_vector <#> q"; adding zero makes the same order an exact scan.
-_INDEXED = "r.fit_vector <#> CAST(:q AS vector)"
-_EXACT = "(r.fit_vector <#> CAST(:q AS vector)) + 0"
+@dataclass(frozen=True)
+class _Ranked:
+    profile_id: UUID
+    score: float
+    centre_distance: float
 
-_COUNT_LISTED = """
-SELECT count(*) FROM (
-  SELECT 1 FROM products p WHERE p.is_listed AND p.in_stock {category} LIMIT :cap
-) AS matching
+    @property
+    def key(self) -> tuple[float, float, str]:
+        return (-self.score, self.centre_distance, str(self.profile_id))
+
+
+_NEAREST_PROFILES = """
+SELECT id, garment, ranges FROM fit_profiles
+ORDER BY {distance}
+LIMIT :n
+"""
+# The index serves "fit_vector <#> q"; adding zero keeps the order but makes the scan exact.
+_INDEXED = "fit_vector <#> CAST(:q AS vector)"
+_EXACT = "(fit_vector <#> CAST(:q AS vector)) + 0"
+_ESTIMATED_PROFILES = text("SELECT reltuples FROM pg_class WHERE oid = 'fit_profiles'::regclass")
+# The chart row's size is on sale: a variant of that size has stock.
+_IN_STOCK = (
+    "EXISTS (SELECT 1 FROM variants v"
+    " WHERE v.product_id = {r}.product_id AND v.size = {r}.size AND v.stock > 0)"
+)
+_PRODUCTS = """
+SELECT w.ord, x.product_id, x.size
+FROM unnest(CAST(:walk AS uuid[]), CAST(:after AS uuid[])) WITH ORDINALITY AS w(profile_id, after_id, ord)
+CROSS JOIN LATERAL (
+  SELECT r.product_id, r.size
+  FROM size_chart_rows r
+  JOIN products p ON p.id = r.product_id
+  WHERE r.fit_profile_id = w.profile_id AND r.product_id > w.after_id
+    AND p.is_listed AND p.in_stock {category}
+    AND {in_stock}
+    AND NOT EXISTS (
+      SELECT 1 FROM size_chart_rows r2
+      WHERE r2.product_id = r.product_id
+        AND r2.fit_profile_id = ANY((CAST(:ranked AS uuid[]))[1:(:offset + w.ord - 1)])
+        AND {in_stock_2}
+    )
+  ORDER BY r.product_id
+  LIMIT :take
+) AS x
+ORDER BY w.ord, x.product_id
+LIMIT :take
 """
 
 
@@ -98,65 +127,77 @@ async def products_that_fit(
         BodyProfileRequired: the user has no ready measurement (409).
         InvalidInput: an unknown category or a cursor from another query (422).
     """
-    profile = await body_profile_for_fit(session, user_id)
-    after_score, after_id, served = _decode(cursor) if cursor else (math.inf, None, 0)
+    body = await body_profile_for_fit(session, user_id)
     category_ids = _category_ids(tree, category)
-    category_sql = "AND p.category_id = ANY(:categories)" if category_ids is not None else ""
-    params: dict[str, Any] = {
-        "q": json.dumps(fit_query_vector(profile.measurements, profile.confidence)),
-        "pool": min(MAX_POOL, ROWS_PER_ITEM * (served + limit + 1) + 30),
-    }
-    if category_ids is not None:
-        params["categories"] = category_ids
-    plan = await _plan(session, category_sql, params)
-    rows = await _candidates(session, category_sql, params, plan)
-    if not plan.exact and category_sql and len(rows) < params["pool"]:
-        rows = await _candidates(session, category_sql, params, _Plan(exact=True, ef_search=0))
+    garments = None if category_ids is None else {tree.garment_of(c) for c in category_ids}
+    ranked = await _ranked_profiles(session, body, garments)
 
-    best: dict[UUID, tuple[float, str]] = {}
-    for row in rows:
-        fit = score_size(
-            row.size, row.ranges, profile.measurements, profile.confidence, tree.garment_of(row.category_id)
+    start, after_id = 0, _NO_PRODUCT
+    if cursor:
+        cursor_key, after_id = _decode(cursor)
+        start = next((i for i, r in enumerate(ranked) if r.key >= cursor_key), len(ranked))
+        if start < len(ranked) and ranked[start].key != cursor_key:
+            after_id = _NO_PRODUCT  # the cursor's profile is gone: continue with the next one
+    sql = text(
+        _PRODUCTS.format(
+            category="AND p.category_id = ANY(:categories)" if category_ids is not None else "",
+            in_stock=_IN_STOCK.format(r="r"),
+            in_stock_2=_IN_STOCK.format(r="r2"),
         )
-        if fit.fit_score >= FITS and fit.fit_score > best.get(row.product_id, (-1.0, ""))[0]:
-            best[row.product_id] = (fit.fit_score, row.size)
-    ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
-    after = [
-        (pid, score, size)
-        for pid, (score, size) in ranked
-        if score < after_score or (score == after_score and after_id is not None and pid > after_id)
-    ]
-    page = after[:limit]
-    summaries = {row.id: row for row in await summary_rows(session, [pid for pid, _, _ in page])}
-    items = [FitMatch(summaries[pid], size, score) for pid, score, size in page if pid in summaries]
-    more = len(after) > limit or (len(rows) >= params["pool"] and params["pool"] < MAX_POOL)
+    )
+    found: list[tuple[_Ranked, UUID, str]] = []
+    seen: set[UUID] = set()
+    while start < len(ranked) and len(found) <= limit:
+        walk = ranked[start : start + WALK]
+        params: dict[str, Any] = {
+            "walk": [r.profile_id for r in walk],
+            "after": [after_id] + [_NO_PRODUCT] * (len(walk) - 1),
+            "ranked": [r.profile_id for r in ranked],
+            "offset": start,
+            "take": limit + 1 - len(found),
+        }
+        if category_ids is not None:
+            params["categories"] = category_ids
+        for row in await session.execute(sql, params):
+            if row.product_id not in seen:  # two sizes of one product with equal ranges
+                seen.add(row.product_id)
+                found.append((walk[row.ord - 1], row.product_id, row.size))
+        start, after_id = start + len(walk), _NO_PRODUCT
+
+    page = found[:limit]
+    summaries = {row.id: row for row in await summary_rows(session, [pid for _, pid, _ in page])}
+    items = [FitMatch(summaries[pid], size, r.score) for r, pid, size in page if pid in summaries]
     next_cursor = None
-    if page and more:
-        last_id, last_score, _ = page[-1]
-        next_cursor = encode_cursor(["fit", last_score, str(last_id), served + len(page)])
-    return FitPage(items=items, next_cursor=next_cursor, measurement_id=profile.measurement_id)
-
-
-async def _plan(session: AsyncSession, category_sql: str, params: dict[str, Any]) -> _Plan:
-    """Exact scan for a selective category, else HNSW wide enough for the rows wanted."""
-    if category_sql:
-        matching = await session.scalar(
-            text(_COUNT_LISTED.format(category=category_sql)), {**params, "cap": EXACT_BELOW_PRODUCTS}
+    if len(found) > limit:
+        last, last_id, _ = page[-1]
+        next_cursor = encode_cursor(
+            ["fit", last.score, last.centre_distance, str(last.profile_id), str(last_id)]
         )
-        if int(matching or 0) < EXACT_BELOW_PRODUCTS:
-            return _Plan(exact=True, ef_search=0)
-        return _Plan(exact=False, ef_search=MAX_EF_SEARCH)
-    return _Plan(exact=False, ef_search=max(40, min(MAX_EF_SEARCH, 2 * int(params["pool"]))))
+    return FitPage(items=items, next_cursor=next_cursor, measurement_id=body.measurement_id)
 
 
-async def _candidates(
-    session: AsyncSession, category_sql: str, params: dict[str, Any], plan: _Plan
-) -> list[Any]:
-    if not plan.exact:
-        # SET takes no bind parameters; the value is an int computed here.
-        await session.execute(text(f"SET LOCAL hnsw.ef_search = {int(plan.ef_search)}"))
-    sql = _CANDIDATES.format(category=category_sql, distance=_EXACT if plan.exact else _INDEXED)
-    return list((await session.execute(text(sql), params)).all())
+async def _ranked_profiles(
+    session: AsyncSession, body: BodyProfile, garments: set[str | None] | None
+) -> list[_Ranked]:
+    """The fit profiles near the body that fit it, best first."""
+    estimated = await session.scalar(_ESTIMATED_PROFILES)
+    exact = estimated is None or estimated < EXACT_PROFILES  # -1: never analysed, i.e. new and small
+    if not exact:
+        # SET takes no bind parameters; the value is a constant of this module.
+        await session.execute(text(f"SET LOCAL hnsw.ef_search = {PROFILE_CANDIDATES}"))
+    rows = await session.execute(
+        text(_NEAREST_PROFILES.format(distance=_EXACT if exact else _INDEXED)),
+        {"q": json.dumps(fit_query_vector(body.measurements, body.confidence)), "n": PROFILE_CANDIDATES},
+    )
+    ranked = []
+    for row in rows:
+        if garments is not None and row.garment not in garments:
+            continue
+        fit = score_size("", row.ranges, body.measurements, body.confidence, row.garment)
+        if fit.fit_score >= FITS:
+            ranked.append(_Ranked(row.id, fit.fit_score, round(fit.centre_distance, 6)))
+    ranked.sort(key=lambda r: r.key)
+    return ranked
 
 
 def _category_ids(tree: CategoryTree, category: str | None) -> list[UUID] | None:
@@ -168,14 +209,15 @@ def _category_ids(tree: CategoryTree, category: str | None) -> list[UUID] | None
     return tree.descendant_ids(node)
 
 
-def _decode(cursor: str) -> tuple[float, UUID, int]:
+def _decode(cursor: str) -> tuple[tuple[float, float, str], UUID]:
     values = decode_cursor(cursor)
     invalid = InvalidInput(
         "The cursor is not valid.", errors=[{"field": "cursor", "message": "invalid cursor"}]
     )
-    if values[0] != "fit" or len(values) != 4:
+    if values[0] != "fit" or len(values) != 5:
         raise invalid
     try:
-        return float(values[1]), UUID(str(values[2])), max(0, int(values[3]))
+        profile_id, product_id = UUID(str(values[3])), UUID(str(values[4]))
+        return (-float(values[1]), float(values[2]), str(profile_id)), product_id
     except (TypeError, ValueError):
         raise invalid from None
