@@ -235,7 +235,17 @@ def plan_catalog(leaves: list[Leaf], *, products: int, seed: int, pictures_for: 
                 ranges = {k: [float(v[0]), float(v[1])] for k, v in chart[size].items()}
                 profile = rows.fit_profile(ranges, leaf.garment, now)
                 rows.charts.append(
-                    (uuid_compat.uuid7(), product_id, size, position, json.dumps(ranges), profile, now, now)
+                    (
+                        uuid_compat.uuid7(),
+                        product_id,
+                        size,
+                        position,
+                        json.dumps(ranges),
+                        profile,
+                        leaf.node.id,
+                        now,
+                        now,
+                    )
                 )
         if picture_id is not None:
             rows.pictures.append(
@@ -260,8 +270,8 @@ _COLUMNS = {
                  "thumbnail_key", "rating_count", "rating_sum", "created_at", "updated_at"],
     "variants": ["id", "product_id", "sku", "size", "color", "price_amount", "stock", "created_at", "updated_at"],
     "fit_profiles": ["id", "key", "garment", "ranges", "fit_vector", "created_at", "updated_at"],
-    "size_chart_rows": ["id", "product_id", "size", "position", "ranges", "fit_profile_id", "created_at",
-                        "updated_at"],
+    "size_chart_rows": ["id", "product_id", "size", "position", "ranges", "fit_profile_id", "category_id",
+                        "created_at", "updated_at"],
     "product_images": ["id", "product_id", "position", "original_key", "content_type", "width", "height",
                        "byte_size", "status", "thumbnails", "embedding_status", "error", "created_at", "updated_at"],
     "outbox_messages": ["id", "job_id", "task_name", "args", "kwargs", "labels", "attempts", "created_at",

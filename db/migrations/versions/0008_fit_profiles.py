@@ -46,8 +46,24 @@ def upgrade() -> None:
         "size_chart_rows",
         sa.Column("fit_profile_id", advanced_alchemy.types.guid.GUID(length=16), nullable=True),
     )
+    op.add_column(
+        "size_chart_rows",
+        sa.Column("category_id", advanced_alchemy.types.guid.GUID(length=16), nullable=True),
+    )
     _backfill()
+    op.execute(
+        "UPDATE size_chart_rows r SET category_id = p.category_id FROM products p WHERE p.id = r.product_id"
+    )
     op.alter_column("size_chart_rows", "fit_profile_id", nullable=False)
+    op.alter_column("size_chart_rows", "category_id", nullable=False)
+    op.create_foreign_key(
+        op.f("fk_size_chart_rows_category_id_categories"),
+        "size_chart_rows",
+        "categories",
+        ["category_id"],
+        ["id"],
+        ondelete="RESTRICT",
+    )
     op.create_foreign_key(
         op.f("fk_size_chart_rows_fit_profile_id_fit_profiles"),
         "size_chart_rows",
@@ -60,6 +76,12 @@ def upgrade() -> None:
         "ix_size_chart_rows_fit_profile_product",
         "size_chart_rows",
         ["fit_profile_id", "product_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_size_chart_rows_fit_profile_category",
+        "size_chart_rows",
+        ["fit_profile_id", "category_id", "product_id"],
         unique=False,
     )
     op.create_index(
@@ -119,6 +141,11 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_size_chart_rows_fit_profile_category", table_name="size_chart_rows")
+    op.drop_constraint(
+        op.f("fk_size_chart_rows_category_id_categories"), "size_chart_rows", type_="foreignkey"
+    )
+    op.drop_column("size_chart_rows", "category_id")
     op.drop_index("ix_size_chart_rows_fit_profile_product", table_name="size_chart_rows")
     op.drop_constraint(
         op.f("fk_size_chart_rows_fit_profile_id_fit_profiles"), "size_chart_rows", type_="foreignkey"

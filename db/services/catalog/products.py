@@ -270,7 +270,12 @@ async def put_size_chart(
     await session.execute(delete(SizeChartRow).where(SizeChartRow.product_id == product.id))
     created = [
         SizeChartRow(
-            product_id=product.id, size=size, position=position, ranges=ranges, fit_profile_id=profile
+            product_id=product.id,
+            size=size,
+            position=position,
+            ranges=ranges,
+            fit_profile_id=profile,
+            category_id=product.category_id,
         )
         for position, ((size, ranges), profile) in enumerate(zip(clean, profiles, strict=True))
     ]
@@ -280,9 +285,11 @@ async def put_size_chart(
 
 
 async def refresh_fit_profiles(session: AsyncSession, product: Product) -> None:
-    """Point the product's size-chart rows at the fit profiles of its (new) garment kind."""
+    """Point the product's size-chart rows at its (new) category and that garment kind's fit
+    profiles."""
     garment = await garment_of_category(session, product.category_id)
     rows = (await session.scalars(select(SizeChartRow).where(SizeChartRow.product_id == product.id))).all()
     profiles = await fit_profile_ids(session, [row.ranges for row in rows], garment)
     for row, profile in zip(rows, profiles, strict=True):
         row.fit_profile_id = profile
+        row.category_id = product.category_id
