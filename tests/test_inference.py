@@ -95,8 +95,9 @@ def test_person_segmentation_covers_a_rendered_figure() -> None:
 
 
 def test_pose_landmarks_find_the_joints_of_a_rendered_figure() -> None:
-    """Shoulders and hips within 3% of the image height. Ankles are checked at 3.5%: on this
-    drawn figure the model places them 2.1-3.4% from the drawn joint (see the model card)."""
+    """Shoulders and hips within 3% of the image height. Ankles are checked at 3.5%: the model
+    puts them 1.4-3.2% (front) above the renderer's joint centre, where the shoe ends and the
+    leg narrows (see the model card)."""
     from devstack.demo.figures import render_figure
     from inference.body import PersonSegmenter, PoseEstimator, body_crop
 
@@ -117,3 +118,39 @@ def test_pose_landmarks_find_the_joints_of_a_rendered_figure() -> None:
             error = float(np.hypot(found.x - x, found.y - y)) / height
             assert error < tolerance, (joint, error)
             assert found.visibility > 0.9
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_pose_landmarks_find_the_joints_of_a_rendered_person(seed: int) -> None:
+    """A synthetic person photographed from the front and the side (training/body): shoulders and
+    hips within 3% of the image height in both views; ankles within 3.5% (as above)."""
+    from inference.body import PersonSegmenter, PoseEstimator, body_crop
+    from training.body.anthropometry import sample_body
+    from training.body.render import Camera, Look, Pose, render_pair
+
+    manifests = all_manifests()
+    segmenter = PersonSegmenter(manifests["person_segmentation"])
+    estimator = PoseEstimator(manifests["pose_landmarks"])
+    rng = np.random.default_rng(seed)
+    pair = render_pair(sample_body(rng), rng, setup=(Pose(), Camera(fill=0.75), Look()))
+    for photo in (pair.front, pair.side):
+        probabilities = segmenter.probabilities(photo.image)
+        ours = probabilities > 0.5
+        iou = float((ours & photo.mask).sum() / (ours | photo.mask).sum())
+        assert iou >= 0.9, iou
+        crop = body_crop(ours)
+        assert crop is not None
+        pose = estimator.estimate(photo.image, crop)
+        assert pose.presence > 0.9
+        height = photo.image.size[1]
+        for joint in (
+            "left_shoulder",
+            "right_shoulder",
+            "left_hip",
+            "right_hip",
+            "left_ankle",
+            "right_ankle",
+        ):
+            found, (x, y) = pose.landmarks[joint], photo.joints[joint]
+            error = float(np.hypot(found.x - x, found.y - y)) / height
+            assert error < (0.035 if joint.endswith("ankle") else 0.03), (joint, error)

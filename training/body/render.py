@@ -244,7 +244,7 @@ def build_model(body: Body, pose: Pose, look: Look | None = None) -> BodyModel:
         foot_len = 0.152 * height
         centre = np.array([end[0] + side * 0.8, -6.0 + foot_len / 2, 3.2])
         model.feet.append((centre, np.array([4.6, foot_len / 2, 4.0])))
-        name = "left" if side > 0 else "right"
+        name = "right" if side > 0 else "left"  # the body faces the camera along -y: +x is its right
         model.landmarks[f"{name}_ankle"] = (end[0], 0.0, ankle_z)
         model.landmarks[f"{name}_hip"] = (start[0], 0.0, hip_z)
 
@@ -280,7 +280,7 @@ def build_model(body: Body, pose: Pose, look: Look | None = None) -> BodyModel:
             _Tube((wrist[0], wrist[1]), (hand_end[0], hand_end[1]), 0.0, np.array([0.0, 0.45, 1.0]),
                   np.array([1.7, 1.9, 1.2]), np.array([3.6, 4.4, 3.0]), -1.0, _SKIN, 0.0)
         )  # fmt: skip
-        name = "left" if side > 0 else "right"
+        name = "right" if side > 0 else "left"  # the body faces the camera along -y: +x is its right
         model.landmarks[f"{name}_shoulder"] = (joint[0], 0.0, joint[1])
         elbow = joint + elbow_s * t_wrist * d
         model.landmarks[f"{name}_elbow"] = (elbow[0], 0.0, elbow[1])
@@ -302,6 +302,8 @@ class Render:
     pixels_per_cm: float  # at the body's mid-plane, at the image centre
     floor_row: float  # image row of the floor under the body's mid-plane (at the image centre column)
     stature_px: float  # the body's height (floor to the top of the head, no hair) in pixels at the mid-plane
+    # Where the model's joints (shoulders, elbows, wrists, hips, ankles) land in the image: (column, row).
+    joints: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 Region = tuple[slice, slice]
@@ -426,8 +428,15 @@ def render(model: BodyModel, view: View, camera: Camera, look: Look, rng: np.ran
     rows = np.arange(h, dtype=np.float64)
     floor_row = float(np.interp(0.0, column[::-1], rows[::-1]))
     head_row = float(np.interp(height, column[::-1], rows[::-1]))
+    joints = {}
+    for name, (x, y, z) in model.landmarks.items():
+        # The joint's depth plane, then the pixel whose ray meets it at the joint.
+        offset, lateral = (y, x) if view == "front" else (camera_side * x, y)
+        lat, zz = plane(offset, (slice(None), slice(None)))
+        row, col = np.unravel_index(np.argmin((lat - lateral) ** 2 + (zz - z) ** 2), lat.shape)
+        joints[name] = (float(col) + 0.5, float(row) + 0.5)
     return Render(image=image, jpeg=out.getvalue(), mask=mask, pixels_per_cm=focal / camera.distance_cm,
-                  floor_row=floor_row, stature_px=floor_row - head_row)  # fmt: skip
+                  floor_row=floor_row, stature_px=floor_row - head_row, joints=joints)  # fmt: skip
 
 
 def _draw_face(model: BodyModel, material: np.ndarray, lateral: np.ndarray, z: np.ndarray) -> None:
