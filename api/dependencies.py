@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,18 +28,23 @@ async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]
         yield session
 
 
-def provide_client_info(request: Request[Any, Any, Any]) -> ClientInfo:
-    """The caller's address (honouring ``TRUSTED_PROXY_HOPS`` of X-Forwarded-For) and user agent."""
-    resources: AppResources = request.app.state.resources
+def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The caller's address, honouring ``TRUSTED_PROXY_HOPS`` of X-Forwarded-For."""
+    resources: AppResources = connection.app.state.resources
     hops = resources.settings.trusted_proxy_hops
-    ip = request.client.host if request.client else None
+    ip = connection.client.host if connection.client else None
     if hops > 0:
         forwarded = [
-            part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()
+            part.strip() for part in connection.headers.get("x-forwarded-for", "").split(",") if part.strip()
         ]
         if len(forwarded) >= hops:
             ip = forwarded[-hops]
-    return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent"))
+    return ip
+
+
+def provide_client_info(request: Request[Any, Any, Any]) -> ClientInfo:
+    """The caller's address (see :func:`client_ip`) and user agent."""
+    return ClientInfo(ip=client_ip(request), user_agent=request.headers.get("user-agent"))
 
 
 def provide_resources(state: State) -> AppResources:

@@ -73,6 +73,9 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int
             ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise UnusableImage("The image has too many pixels.") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            # Recognised, but cut off or damaged within its header ("Truncated File Read").
+            raise UnusableImage(f"The image is damaged or incomplete ({type(exc).__name__}).") from None
         with image:
             fmt = image.format or ""
             if fmt not in CONTENT_TYPES:

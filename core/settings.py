@@ -132,6 +132,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # served path (a directory outside MEDIA_DIR, or a bucket of their own in the s3 backend).
     private_media_dir: Path = Path(".data/private")
     s3_private_bucket: str = ""
+    # Search by photo waits this long for an inference worker's answer, then answers 503.
+    search_image_timeout_seconds: float = 5.0
+    # Searches by photo per client address and minute (each runs a model; the route is public).
+    search_image_per_minute: int = 30
 
     # --- Body measurement ---------------------------------------------------------------
     # Shorter side of a body photo below which the person is too small to measure (422).

@@ -67,6 +67,9 @@ def build_broker(settings: Settings, queues: Sequence[Queue] = QUEUES) -> Reliab
     url = redis_url_for(settings)
     result_backend: RedisAsyncResultBackend[Any] = RedisAsyncResultBackend(
         url,
+        # A result is read once, by whoever waits for it; an unread one expires after the TTL.
+        # (A search-by-photo answer carries a 1280-d vector: kept, they would pile up.)
+        keep_results=False,
         result_ex_time=settings.task_result_ttl_seconds,
         socket_timeout=settings.redis_socket_timeout_seconds,
         socket_connect_timeout=settings.redis_socket_timeout_seconds,

@@ -6,22 +6,51 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, requires_user
 from api.catalog import schemas
-from api.catalog.present import category_out, product_out, summary_out, vendor_out
+from api.catalog.present import category_out, product_out, similar_out, summary_out, vendor_out
+from api.dependencies import client_ip
 from api.resources import AppResources
-from db.services.catalog import listing, taxonomy, vendors
+from core.photo_search import QueryEmbedder
+from db.services.catalog import listing, similar, taxonomy, vendors
 from db.services.catalog.listing import ListingFilters, Sort
+from tasks.dispatch import BrokerQueryEmbedder
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size (1-100)")]
 Cursor = Annotated[
     str | None, QueryParameter(max_length=300, description="`next_cursor` of the previous page")
 ]
 Price = Annotated[int | None, QueryParameter(ge=0, le=10**12, description="Minor units")]
+CategoryKey = Annotated[
+    str | None, QueryParameter(max_length=160, description="Id or slug; includes subcategories")
+]
+MaxPrice = Annotated[
+    int | None, QueryParameter(ge=0, le=10**12, description="Minor units; compared with the lowest price")
+]
+
+
+async def within_photo_search_rate(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Count a search by photo against the caller's address before its upload is read (429 over
+    ``SEARCH_IMAGE_PER_MINUTE``): the route is public and every call runs a model."""
+    resources: AppResources = connection.app.state.resources
+    await resources.limiter.hit(
+        "search_image",
+        client_ip(connection) or "unknown",
+        limit=resources.settings.search_image_per_minute,
+        window=60,
+    )
+
+
+def provide_query_embedder(resources: NamedDependency[AppResources]) -> QueryEmbedder:
+    return BrokerQueryEmbedder(resources.broker, timeout=resources.settings.search_image_timeout_seconds)
 
 
 class CatalogController(Controller):
@@ -49,9 +78,7 @@ class CatalogController(Controller):
         db_session: NamedDependency[AsyncSession],
         resources: NamedDependency[AppResources],
         q: Annotated[str | None, QueryParameter(max_length=200, description="Full-text search")] = None,
-        category: Annotated[
-            str | None, QueryParameter(max_length=160, description="Id or slug; includes subcategories")
-        ] = None,
+        category: CategoryKey = None,
         brand: Annotated[str | None, QueryParameter(max_length=100, description="Id or slug")] = None,
         vendor: FromQuery[UUID | None] = None,
         min_price: Price = None,
@@ -94,6 +121,65 @@ class CatalogController(Controller):
             db_session, product_id, viewer=viewer.user_id if isinstance(viewer, Principal) else None
         )
         return product_out(detail, resources.storage)
+
+    @get(
+        "/products/{product_id:uuid}/similar",
+        summary="More like this: products that look like this one",
+        description="Listed products ranked by the visual similarity of their photos to this "
+        "product's first photo (`score`: cosine similarity, 1 is identical), most similar first, "
+        "one entry per product, never the product itself. Filters narrow the results without "
+        "shortening them: `limit` items are returned whenever that many products match. "
+        "A product without a photo embedding yet (no photo, or the worker has not finished) "
+        "has no similar products: 200 with empty `items`.",
+    )
+    async def similar_products(
+        self,
+        product_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        resources: NamedDependency[AppResources],
+        category: CategoryKey = None,
+        max_price: MaxPrice = None,
+        in_stock: FromQuery[bool | None] = None,
+        limit: Limit = 20,
+    ) -> schemas.SimilarProductList:
+        filters = similar.SimilarityFilters(category=category, max_price=max_price, in_stock=in_stock)
+        tree = await resources.categories.get()
+        found, _ = await similar.similar_products(db_session, tree, product_id, filters, limit=limit)
+        return similar_out(found, resources.storage)
+
+    @post(
+        "/search/image",
+        status_code=200,
+        dependencies={"query_embedder": Provide(provide_query_embedder, sync_to_thread=False)},
+        guards=[within_photo_search_rate],
+        summary="Search by photo",
+        description="Multipart `image` (JPEG, PNG, WebP or HEIC): listed products ranked by how "
+        "much their photos look like it, with the same filters and ordering as `/similar`. "
+        "413 over the size limit, 415 not an image, 422 an unusable image; 503 with "
+        "`Retry-After` when no inference worker answers in time; 429 with `Retry-After` over "
+        "`SEARCH_IMAGE_PER_MINUTE` searches from one address.",
+    )
+    async def search_by_photo(
+        self,
+        data: MultipartBody[schemas.PhotoSearchUpload],
+        db_session: NamedDependency[AsyncSession],
+        resources: NamedDependency[AppResources],
+        query_embedder: NamedDependency[QueryEmbedder],
+        category: CategoryKey = None,
+        max_price: MaxPrice = None,
+        in_stock: FromQuery[bool | None] = None,
+        limit: Limit = 20,
+    ) -> schemas.SimilarProductList:
+        filters = similar.SimilarityFilters(category=category, max_price=max_price, in_stock=in_stock)
+        tree = await resources.categories.get()
+        try:
+            content = await data.image.read()
+        finally:
+            await data.image.close()
+        found = await similar.search_by_photo(
+            db_session, tree, query_embedder, resources.settings, content, filters, limit=limit
+        )
+        return similar_out(found, resources.storage)
 
 
 class VendorsController(Controller):

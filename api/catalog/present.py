@@ -9,6 +9,7 @@ from core.measurements import MEASUREMENT_KEYS
 from core.storage import MediaStorage
 from db.models import ProductImage, SizeChartRow, Variant, Vendor
 from db.services.catalog.listing import SummaryRow
+from db.services.catalog.similar import SimilarProduct
 from db.services.catalog.taxonomy import CategoryNode
 
 
@@ -37,6 +38,15 @@ def summary_out(row: SummaryRow, storage: MediaStorage) -> schemas.ProductSummar
         brand=row.brand,
         thumbnail_url=storage.url(row.thumbnail_key),
         in_stock=row.in_stock,
+    )
+
+
+def similar_out(products: list[SimilarProduct], storage: MediaStorage) -> schemas.SimilarProductList:
+    return schemas.SimilarProductList(
+        items=[
+            schemas.SimilarProduct(product=summary_out(p.summary, storage), score=round(p.score, 6))
+            for p in products
+        ]
     )
 
 

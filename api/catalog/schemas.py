@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
+from litestar.datastructures import UploadFile
 from msgspec import Meta
 
 Currency = Annotated[str, Meta(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code")]
@@ -71,6 +72,23 @@ class ProductSummary(msgspec.Struct):
 class ProductList(msgspec.Struct):
     items: list[ProductSummary]
     next_cursor: str | None
+
+
+class SimilarProduct(msgspec.Struct):
+    product: ProductSummary
+    score: Annotated[float, Meta(description="Cosine similarity of the images, -1..1 (1: the same picture)")]
+
+
+class SimilarProductList(msgspec.Struct):
+    """Most similar first; one entry per product (its best-matching image counts)."""
+
+    items: list[SimilarProduct]
+
+
+class PhotoSearchUpload(msgspec.Struct):
+    """multipart/form-data: the photo to search with (JPEG, PNG, WebP or HEIC)."""
+
+    image: UploadFile
 
 
 class Variant(msgspec.Struct):

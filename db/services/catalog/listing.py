@@ -111,10 +111,15 @@ async def summary_rows(session: AsyncSession, product_ids: list[UUID]) -> list[S
     return [SummaryRow(*row) for row in rows]
 
 
-async def _filter_conditions(
+async def filter_conditions(
     session: AsyncSession, tree: CategoryTree, filters: ListingFilters
 ) -> list[ColumnElement[bool]] | None:
-    """WHERE conditions for the filters (None: nothing can match, e.g. an unknown brand)."""
+    """WHERE conditions on ``products`` for the filters (None: nothing can match, e.g. an unknown
+    brand). Shared by every public product search, so a filter means the same everywhere.
+
+    Raises:
+        InvalidInput: an unknown category, or min_price > max_price (422).
+    """
     # The bare column (not "IS TRUE") so the planner matches the partial indexes' predicate.
     conditions: list[ColumnElement[bool]] = [Product.is_listed.expression]
     if filters.category:
@@ -190,7 +195,7 @@ async def listing_statement(
 ) -> tuple[Select[Any], Sort] | None:
     """The SELECT behind a listing page (one row more than ``limit``), or None when nothing can
     match. Separate from running it so its plan can be inspected."""
-    conditions = await _filter_conditions(session, tree, filters)
+    conditions = await filter_conditions(session, tree, filters)
     query = search_query(filters.q) if filters.q else None
     if conditions is None or (filters.q and query is None):
         return None

@@ -1,0 +1,209 @@
+"""More like this (``GET /products/{id}/similar``) on the real database, with embeddings chosen so
+the expected ranking is known; and the search strategy's decisions."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Product, Vendor
+from db.services.vector_search import EF_MAX, EF_MIN, Estimate, Plan, plan_search, retry_ef_search
+from tests.support.catalog import category, make_product, make_store
+from tests.support.http import problem
+from tests.support.identity import bearer, login, make_user
+from tests.support.similarity import add_image, direction
+
+pytestmark = pytest.mark.anyio
+
+API = "/api/v1"
+
+
+async def similar(client: httpx.AsyncClient, product: Product, **params: Any) -> list[dict[str, Any]]:
+    response = await client.get(f"{API}/products/{product.id}/similar", params=params)
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"items"}
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def ids(items: list[dict[str, Any]]) -> list[str]:
+    return [item["product"]["id"] for item in items]
+
+
+async def product_with_photo(
+    session: AsyncSession, store: Vendor, angle: float, *, axis: int = 1, **fields: Any
+) -> Product:
+    product = await make_product(session, store, **fields)
+    await add_image(session, product, direction(angle, axis=axis))
+    return product
+
+
+async def test_ranked_by_cosine_similarity_and_never_the_product_itself(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    store = await make_store(session)
+    query = await product_with_photo(session, store, 0, title="The original")
+    near = await product_with_photo(session, store, 20, title="Near")
+    middle = await product_with_photo(session, store, 60, axis=2, title="Middle")
+    far = await product_with_photo(session, store, 100, axis=3, title="Far")
+    items = await similar(client, query)
+    assert ids(items) == [str(near.id), str(middle.id), str(far.id)]
+    for item, angle in zip(items, (20, 60, 100), strict=True):
+        assert item["score"] == pytest.approx(math.cos(math.radians(angle)), abs=1e-5)
+    summary = items[0]["product"]
+    assert summary["title"] == "Near"
+    assert summary["price"] == {"amount": 1_500_000, "currency": "NGN"}
+    assert summary["vendor"] == {"id": str(store.id), "name": store.name}
+    assert {"slug", "category_id", "brand", "thumbnail_url", "in_stock"} <= summary.keys()
+    assert ids(await similar(client, query, limit=2)) == [str(near.id), str(middle.id)]
+
+
+async def test_one_entry_per_product_scored_by_its_best_photo(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    store = await make_store(session)
+    query = await product_with_photo(session, store, 0)
+    two_photos = await product_with_photo(session, store, 80)
+    await add_image(session, two_photos, direction(10, axis=2), position=1)
+    other = await product_with_photo(session, store, 30)
+    items = await similar(client, query)
+    assert ids(items) == [str(two_photos.id), str(other.id)]
+    assert items[0]["score"] == pytest.approx(math.cos(math.radians(10)), abs=1e-5)
+
+
+async def test_the_query_is_the_first_photo_with_an_embedding(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    store = await make_store(session)
+    query = await make_product(session, store)
+    await add_image(session, query, None, position=0)  # still being embedded
+    await add_image(session, query, direction(90, axis=5), position=2)
+    await add_image(session, query, direction(0), position=1)
+    like_position_1 = await product_with_photo(session, store, 5)
+    like_position_2 = await product_with_photo(session, store, 85, axis=5)
+    assert ids(await similar(client, query)) == [str(like_position_1.id), str(like_position_2.id)]
+
+
+async def test_filters_narrow_the_results(client: httpx.AsyncClient, session: AsyncSession) -> None:
+    store = await make_store(session)
+    query = await product_with_photo(session, store, 0)
+    tee = await product_with_photo(session, store, 10, price=900_000, variants=[("M", "red", 3)])
+    jeans = await product_with_photo(
+        session, store, 20, category_slug="women-bottoms-jeans", price=2_500_000, variants=[("M", "blue", 1)]
+    )
+    sold_out_shirt = await product_with_photo(
+        session, store, 30, category_slug="men-tops-shirts", price=1_800_000, variants=[("L", "white", 0)]
+    )
+    assert ids(await similar(client, query, category="women")) == [str(tee.id), str(jeans.id)]
+    women_tops = await category(session, "women-tops")
+    assert ids(await similar(client, query, category=str(women_tops.id))) == [str(tee.id)]
+    assert ids(await similar(client, query, max_price=1_800_000)) == [str(tee.id), str(sold_out_shirt.id)]
+    assert ids(await similar(client, query, in_stock=True)) == [str(tee.id), str(jeans.id)]
+    assert ids(await similar(client, query, in_stock=False)) == [str(sold_out_shirt.id)]
+    assert ids(await similar(client, query, category="women", max_price=1_000_000, in_stock=True)) == [
+        str(tee.id)
+    ]
+    assert await similar(client, query, category="women-dresses") == []
+
+
+async def test_unlisted_products_are_never_suggested(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    store = await make_store(session)
+    query = await product_with_photo(session, store, 0)
+    listed = await product_with_photo(session, store, 40)
+    await product_with_photo(session, store, 10, status="draft")
+    await product_with_photo(session, store, 20, status="archived")
+    suspended_store = await make_store(session)
+    await product_with_photo(session, suspended_store, 5)
+    staff = await make_user(session, role="staff")
+    auth = bearer(await login(client, staff.email))
+    suspended = await client.patch(
+        f"{API}/staff/vendors/{suspended_store.id}/status", headers=auth, json={"status": "suspended"}
+    )
+    assert suspended.status_code == 200, suspended.text
+    assert ids(await similar(client, query)) == [str(listed.id)]
+
+
+async def test_a_product_without_an_embedding_has_no_similar_products(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    store = await make_store(session)
+    await product_with_photo(session, store, 0)
+    no_photo = await make_product(session, store)
+    pending = await make_product(session, store)
+    await add_image(session, pending, None)
+    assert await similar(client, no_photo) == []
+    assert await similar(client, pending) == []
+
+
+async def test_unknown_and_unlisted_products_are_404_and_bad_filters_422(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    store = await make_store(session)
+    draft = await product_with_photo(session, store, 0, status="draft")
+    listed = await product_with_photo(session, store, 10)
+    for product_id in (uuid.uuid4(), draft.id):
+        body = problem(await client.get(f"{API}/products/{product_id}/similar"), 404)
+        assert body["status"] == 404
+    url = f"{API}/products/{listed.id}/similar"
+    body = problem(await client.get(url, params={"category": "no-such-category"}), 422)
+    assert body["errors"] == [{"field": "category", "message": "unknown category"}]
+    for params in ({"limit": 0}, {"limit": 101}, {"max_price": -1}, {"in_stock": "perhaps"}):
+        problem(await client.get(url, params=params), 422)
+    problem(await client.get(f"{API}/products/not-a-uuid/similar"), 404)
+
+
+async def test_openapi_describes_similarity(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/schema/openapi.json")).json()
+    similar_doc = doc["paths"]["/api/v1/products/{product_id}/similar"]["get"]
+    assert "empty `items`" in similar_doc["description"]
+    assert {p["name"] for p in similar_doc["parameters"]} >= {"limit", "category", "max_price", "in_stock"}
+    photo = doc["paths"]["/api/v1/search/image"]["post"]
+    assert "multipart/form-data" in photo["requestBody"]["content"]
+    assert "200" in photo["responses"]
+
+
+# --- the strategy's decisions (pure) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("matching", "indexed", "limit", "expected"),
+    [
+        # Small catalogs and selective filters: score the few matching rows.
+        (30, 30, 20, Plan("exact")),
+        (0, 100_000, 20, Plan("exact")),
+        (2_000, 100_000, 20, Plan("exact")),  # 2%: HNSW would need 2,000 candidates
+        (5_000, 100_000, 100, Plan("exact")),  # a larger page needs more candidates still
+        # Broad filters: the index, asked for limit * 2 / selectivity candidates.
+        (100_000, 100_000, 20, Plan("hnsw", ef_search=EF_MIN)),
+        (50_000, 100_000, 20, Plan("hnsw", ef_search=80)),
+        (10_000, 100_000, 20, Plan("hnsw", ef_search=400)),
+        (100_000, 100_000, 100, Plan("hnsw", ef_search=200)),
+    ],
+)
+def test_plan(matching: float, indexed: float, limit: int, expected: Plan) -> None:
+    assert plan_search(Estimate(matching=matching, indexed=indexed), limit) == expected
+
+
+def test_plan_never_asks_the_index_for_more_than_it_can_give() -> None:
+    for matching in range(1_000, 100_001, 1_000):
+        plan = plan_search(Estimate(matching=matching, indexed=100_000), 50)
+        assert plan.strategy == "exact" or EF_MIN <= plan.ef_search <= EF_MAX
+
+
+def test_a_short_index_pass_is_retried_wider_or_searched_exactly() -> None:
+    # 8 products passed out of 80 candidates: 10% pass, 40 / 10% = 400 candidates next time.
+    assert retry_ef_search(20, 8, 80, matching=50_000) == 400
+    # Short by one: still at least twice as wide (40 / (19 / 80) = 169).
+    assert retry_ef_search(20, 19, 80, matching=50_000) == 169
+    # Nothing passed: the filter's rows are not near the query; only exact search finds them.
+    assert retry_ef_search(20, 0, 400, matching=10_000) is None
+    # More candidates than the index can return, or few enough rows to score them all.
+    assert retry_ef_search(20, 2, 400, matching=10_000) is None
+    assert retry_ef_search(20, 8, 80, matching=1_200) is None

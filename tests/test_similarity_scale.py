@@ -1,0 +1,216 @@
+"""Filtered similarity search on 100,000 products with embeddings: a selective filter still
+fills the page (exact path), a broad one uses the HNSW index, and an HNSW pass that comes up
+short falls back to exact search.
+
+The catalog is generated in SQL into a database of its own for this module (about a minute,
+most of it building the HNSW index) and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from uuid import UUID
+
+import anyio
+import msgspec
+import pytest
+from litestar import Litestar
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.settings import Settings
+from db import migrate
+from db.engine import Database, create_database
+from db.models import Category, Product, ProductImage
+from db.services.catalog import similar
+from db.services.catalog.similar import PRODUCT_IMAGES, SimilarityFilters
+from db.services.catalog.taxonomy import CategoryTree, load_category_tree
+from db.services.vector_search import EF_MIN, exact_statement, hnsw_statement
+from tests.conftest import Services
+from tests.support.http import serve
+from tests.support.similarity import (
+    DRESSES,
+    HALF_PRICE,
+    HNSW_INDEX,
+    SHOES,
+    database_url,
+    drop_database,
+    recreate_database,
+    seed_similarity_catalog,
+)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+API = "/api/v1"
+PRODUCTS = 100_000
+
+
+@pytest.fixture(scope="module")
+async def large_catalog(services: Services, settings: Settings) -> AsyncIterator[Database]:
+    name = f"{make_url(services.database_url).database}_similarity"
+    await recreate_database(services.database_url, name)
+    try:
+        local = msgspec.structs.replace(settings, database_url=database_url(services.database_url, name))
+        await anyio.to_thread.run_sync(migrate.upgrade, local)
+        timings = await seed_similarity_catalog(local.require_database_url(), products=PRODUCTS)
+        print(f"seeded {PRODUCTS} products: {timings}")  # shown with -s: what the fixture costs
+        database = create_database(local, "test")
+        try:
+            yield database
+        finally:
+            await database.dispose()
+    finally:
+        await drop_database(services.database_url, name)
+
+
+@pytest.fixture(scope="module")
+async def tree(large_catalog: Database) -> CategoryTree:
+    async with large_catalog.session_maker() as session:
+        return await load_category_tree(session)
+
+
+@pytest.fixture(scope="module")
+async def tee(large_catalog: Database) -> UUID:
+    """A listed t-shirt: not a dress, not a shoe."""
+    async with large_catalog.session_maker() as session:
+        found = await session.scalar(
+            select(Product.id)
+            .join(Category, Category.id == Product.category_id)
+            .where(Category.slug == "women-tops-t-shirts", Product.is_listed)
+            .order_by(Product.slug)
+            .limit(1)
+        )
+    assert found is not None
+    return found
+
+
+def subtree(tree: CategoryTree, slug: str) -> set[str]:
+    node = tree.find(slug)
+    assert node is not None
+    return {str(i) for i in tree.descendant_ids(node)}
+
+
+async def brute_force(session: AsyncSession, product_id: UUID, where: str, **params: Any) -> list[str]:
+    """The true 20 nearest listed products under ``where``: every distance computed (ordering by
+    an aggregate is nothing an index can serve)."""
+    rows = await session.scalars(
+        text(
+            "SELECT i.product_id FROM product_images i JOIN products p ON p.id = i.product_id "
+            f"WHERE p.is_listed AND p.id <> :me AND i.embedding IS NOT NULL AND {where} "
+            "GROUP BY i.product_id "
+            "ORDER BY min(i.embedding <=> (SELECT q.embedding FROM product_images q "
+            "WHERE q.product_id = :me ORDER BY q.position LIMIT 1)) LIMIT 20"
+        ),
+        {"me": product_id, **params},
+    )
+    return [str(product) for product in rows]
+
+
+async def test_a_filter_matching_two_percent_still_returns_a_full_page(
+    large_catalog: Database, make_app: Callable[..., Litestar], tree: CategoryTree, tee: UUID
+) -> None:
+    async with serve(make_app(database=large_catalog)) as client:
+        response = await client.get(
+            f"{API}/products/{tee}/similar", params={"category": DRESSES, "limit": 20}
+        )
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert len(items) == 20
+    dresses = subtree(tree, DRESSES)
+    assert all(item["product"]["category_id"] in dresses for item in items)
+    scores = [item["score"] for item in items]
+    assert scores == sorted(scores, reverse=True)
+    async with large_catalog.session_maker() as session:
+        dress_ids = [UUID(i) for i in dresses]
+        truth = await brute_force(session, tee, "p.category_id = ANY(:ids)", ids=dress_ids)
+    assert [item["product"]["id"] for item in items] == truth
+
+
+async def test_selective_filters_are_searched_exactly(
+    large_catalog: Database, tree: CategoryTree, tee: UUID
+) -> None:
+    async with large_catalog.session_maker() as session:
+        narrow = SimilarityFilters(category=DRESSES, in_stock=True, max_price=HALF_PRICE)
+        found, result = await similar.similar_products(session, tree, tee, narrow, limit=20)
+    assert result is not None
+    assert result.path == ("exact",)
+    assert len(found) == 20
+    assert all(p.summary.in_stock and p.summary.price_amount <= HALF_PRICE for p in found)
+
+
+async def test_broad_filters_use_the_index_and_still_fill_the_page(
+    large_catalog: Database, make_app: Callable[..., Litestar], tree: CategoryTree, tee: UUID
+) -> None:
+    async with large_catalog.session_maker() as session:
+        unfiltered, plain = await similar.similar_products(session, tree, tee, SimilarityFilters(), limit=20)
+    async with large_catalog.session_maker() as session:
+        half, by_price = await similar.similar_products(
+            session, tree, tee, SimilarityFilters(max_price=HALF_PRICE), limit=20
+        )
+    assert plain is not None
+    assert by_price is not None
+    assert plain.path == ("hnsw",)
+    assert by_price.path == ("hnsw",)
+    for found in (unfiltered, half):
+        assert len(found) == 20
+        assert len({p.summary.id for p in found}) == 20  # one entry per product
+        assert tee not in {p.summary.id for p in found}
+    assert all(p.summary.price_amount <= HALF_PRICE for p in half)
+    async with large_catalog.session_maker() as session:
+        truth = await brute_force(session, tee, "p.min_price <= :cap", cap=HALF_PRICE)
+    recall = len({str(p.summary.id) for p in half} & set(truth)) / 20
+    assert recall >= 0.9, recall
+    async with serve(make_app(database=large_catalog)) as client:
+        response = await client.get(f"{API}/products/{tee}/similar", params={"max_price": HALF_PRICE})
+    assert [i["product"]["id"] for i in response.json()["items"]] == [str(p.summary.id) for p in half]
+
+
+async def test_an_index_pass_that_comes_up_short_falls_back_to_exact_search(
+    large_catalog: Database, tree: CategoryTree, tee: UUID
+) -> None:
+    # 10% of the catalog, but none of it anywhere near a t-shirt: every candidate the index
+    # returns is filtered away.
+    async with large_catalog.session_maker() as session:
+        found, result = await similar.similar_products(
+            session, tree, tee, SimilarityFilters(category=SHOES), limit=20
+        )
+    assert result is not None
+    assert result.path == ("hnsw", "exact")
+    assert len(found) == 20
+    shoes = subtree(tree, SHOES)
+    assert all(str(p.summary.category_id) in shoes for p in found)
+
+
+async def test_the_exact_and_index_queries_use_the_intended_indexes(
+    large_catalog: Database, tree: CategoryTree, tee: UUID
+) -> None:
+    node = tree.find(DRESSES)
+    assert node is not None
+    listed = (
+        select(ProductImage.id)
+        .select_from(ProductImage)
+        .join(Product, Product.id == ProductImage.product_id)
+        .where(Product.is_listed.expression, Product.id != tee)
+    )
+    dresses = listed.where(Product.category_id.in_(tree.descendant_ids(node)))
+    query = similar.first_embedding(tee)
+    async with large_catalog.session_maker() as session:
+        _, exact = exact_statement(PRODUCT_IMAGES, query, dresses, 20)
+        exact_plan = await explain(session, exact)
+        _, hnsw = hnsw_statement(PRODUCT_IMAGES, query, listed, 20, EF_MIN)
+        hnsw_plan = await explain(session, hnsw)
+    assert HNSW_INDEX not in exact_plan, exact_plan
+    assert "ix_products_listed_category" in exact_plan, exact_plan
+    assert "ix_product_images_product" in exact_plan, exact_plan
+    assert "Seq Scan" not in exact_plan, exact_plan
+    assert f"Index Scan using {HNSW_INDEX}" in hnsw_plan, hnsw_plan
+    assert "Seq Scan" not in hnsw_plan, hnsw_plan
+
+
+async def explain(session: AsyncSession, statement: Any) -> str:
+    connection = await session.connection()
+    sql = statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+    rows = (await session.execute(text(f"EXPLAIN {sql}"))).all()
+    return "\n".join(row[0] for row in rows)
