@@ -85,3 +85,7 @@ embed-catalog *args:
 # A real inference worker's throughput and RSS on the current catalog's images.
 bench-inference *args:
     {{py}} -m benchmarks.inference_worker "$@"
+
+# Fit and similarity search quality and latency on the benchmark's own stack (datasets built once into .data/bench-search): HNSW recall vs exact, open-loop p95 of similar/fit endpoints, precision@10, fit-advice agreement; results in benchmarks/results/.
+bench-search *args:
+    {{py}} -m benchmarks.search_quality "$@"

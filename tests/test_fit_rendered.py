@@ -4,7 +4,7 @@ size from a standard size chart, and find products in that size first."""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import httpx
 import numpy as np
@@ -19,14 +19,13 @@ from inference.manifest import all_manifests
 from tests.support.catalog import make_product, make_store
 from tests.support.identity import bearer, login, make_user
 from tests.test_fit import chart
-from training.body.anthropometry import Body, sample_body
+from training.body.anthropometry import Body
 from training.body.render import Camera, Look, Pose, render_pair
+from training.body.sizing import body_for
 
 API = "/api/v1"
 SIZES = ["XS", "S", "M", "L", "XL"]
 STANDARD = [(size, {k: [float(lo), float(hi)] for k, (lo, hi) in WOMEN_TOPS[size].items()}) for size in SIZES]
-# Girths that follow the body's overall build when the chart's measurements are set.
-_FOLLOW = ("ankle_cm", "bicep_cm", "calf_cm", "forearm_cm", "thigh_cm", "wrist_cm")
 
 
 @dataclass(frozen=True)
@@ -35,15 +34,6 @@ class Measured:
     body: Body
     measurements: dict[str, float]
     confidence: dict[str, float]
-
-
-def body_for(size: str, rng: np.random.Generator) -> Body:
-    """A woman whose chest, waist and hip lie inside the middle of ``size``'s ranges."""
-    body = sample_body(rng, "female")
-    target = {k: lo + (hi - lo) * rng.uniform(0.3, 0.7) for k, (lo, hi) in WOMEN_TOPS[size].items()}
-    scale = target["chest_cm"] / body.measurements["chest_cm"]
-    values = {**body.measurements, **{k: body.measurements[k] * scale for k in _FOLLOW}, **target}
-    return replace(body, measurements=values, neck_cm=body.neck_cm * scale)
 
 
 @functools.cache
