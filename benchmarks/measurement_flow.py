@@ -60,7 +60,7 @@ from core.settings import Settings, load_settings
 from db import migrate
 from devstack.seed import DEMO_PASSWORD, seed_demo_data
 from devstack.services import die_with_parent, free_port
-from devstack.up import Child, Stack
+from devstack.up import Child, Stack, api_command
 from training.body.anthropometry import sample_body
 from training.body.render import render_pair
 
@@ -142,18 +142,7 @@ class BenchStack(Stack):
         py = sys.executable
         self.spawn(INFERENCE_WORKER, [py, "-m", "tasks.worker", "--queues", "inference"], env, 35)
         self.spawn("worker-other", [py, "-m", "tasks.worker", "--queues", OTHER_QUEUES], env, 35)
-        granian = str(Path(py).with_name("granian"))
-        self.spawn(
-            "api",
-            [
-                granian, "--interface", "asgi", "--factory", "api.app:create_app",
-                "--host", settings.api_host, "--port", str(settings.api_port),
-                "--workers", str(settings.api_workers), "--loop", "uvloop",
-                "--no-ws", "--no-access-log", "--log-level", "warning",
-            ],
-            env,
-            15,
-        )  # fmt: skip
+        self.spawn("api", api_command(settings), env, 15)
 
     def child(self, name: str) -> Child:
         return next(c for c in self.children if c.name == name)

@@ -39,6 +39,17 @@ DEV_DATABASE = "fashionistar"
 DEMO_PRODUCTS = 500
 
 
+def api_command(settings: Settings, workers: int | None = None) -> list[str]:
+    """The API under granian, as every stack here runs it (``API_WORKERS`` unless ``workers``)."""
+    granian = str(Path(sys.executable).with_name("granian"))
+    return [
+        granian, "--interface", "asgi", "--factory", "api.app:create_app",
+        "--host", settings.api_host, "--port", str(settings.api_port),
+        "--workers", str(workers or settings.api_workers), "--loop", "uvloop",
+        "--no-ws", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
 @dataclass
 class Child:
     name: str
@@ -97,18 +108,7 @@ class Stack:
             self.spawn(f"worker-{index + 1}", [py, "-m", "tasks.worker"], env, stop_timeout=35)
         if self.with_scheduler:
             self.spawn("scheduler", [py, "-m", "tasks.worker", "--scheduler"], env, stop_timeout=10)
-        granian = str(Path(py).with_name("granian"))
-        self.spawn(
-            "api",
-            [
-                granian, "--interface", "asgi", "--factory", "api.app:create_app",
-                "--host", settings.api_host, "--port", str(settings.api_port),
-                "--workers", str(settings.api_workers), "--loop", "uvloop",
-                "--no-ws", "--no-access-log", "--log-level", "warning",
-            ],
-            env,
-            stop_timeout=15,
-        )  # fmt: skip
+        self.spawn("api", api_command(settings), env, stop_timeout=15)
 
     def stop_processes(self) -> None:
         # The API first (no new work), then the scheduler and workers (running tasks finish).

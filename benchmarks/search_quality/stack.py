@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import struct
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -31,6 +30,7 @@ from benchmarks.measurement_flow import BenchStack
 from core.logging import get_logger
 from core.settings import Settings, load_settings
 from devstack.services import EmbeddedPostgres, EmbeddedRedis, free_port
+from devstack.up import api_command
 
 log = get_logger("benchmarks.search_quality")
 
@@ -188,18 +188,7 @@ class SearchStack(BenchStack):
         self.stop_api()
         env = {**os.environ, **self._environment(database, "production"), "PYTHONUNBUFFERED": "1"}
         settings = load_settings(self._environment(database, "production"), dotenv=None)
-        granian = str(Path(sys.executable).with_name("granian"))
-        self.spawn(
-            API_PROCESS,
-            [
-                granian, "--interface", "asgi", "--factory", "api.app:create_app",
-                "--host", settings.api_host, "--port", str(settings.api_port),
-                "--workers", "1", "--loop", "uvloop",
-                "--no-ws", "--no-access-log", "--log-level", "warning",
-            ],
-            env,
-            15,
-        )  # fmt: skip
+        self.spawn(API_PROCESS, api_command(settings, workers=1), env, 15)
         if not self.wait_ready(settings, timeout=60):
             self.print_log_tails()
             raise RuntimeError(f"the API on database {database} did not become ready")
