@@ -217,10 +217,9 @@ def fit_query_vector(body: Mapping[str, float], confidence: Mapping[str, float])
     linear, square, constant = [], [], []
     for key in FIT_KEYS:
         conf = float(confidence.get(key, 1.0))
-        weight = max(conf, 0.05) if conf >= MIN_CONFIDENCE else 0.0
+        # As in score_size: uncertain or missing measurements do not count.
+        weight = conf if key in body and conf >= MIN_CONFIDENCE else 0.0
         u = float(body.get(key, 0.0)) / TOLERANCE_CM[key]
-        if key not in body:
-            weight = 0.0
         linear.append(weight * u)
         square.append(weight * u * u)
         constant.append(weight)
