@@ -123,12 +123,7 @@ async def filter_conditions(
     # The bare column (not "IS TRUE") so the planner matches the partial indexes' predicate.
     conditions: list[ColumnElement[bool]] = [Product.is_listed.expression]
     if filters.category:
-        node = tree.find(filters.category)
-        if node is None:
-            raise InvalidInput(
-                "Unknown category.", errors=[{"field": "category", "message": "unknown category"}]
-            )
-        ids = tree.descendant_ids(node)
+        ids = tree.subtree_ids(filters.category)
         conditions.append(Product.category_id == ids[0] if len(ids) == 1 else Product.category_id.in_(ids))
     if filters.brand:
         brand = await brand_by_key(session, filters.brand)

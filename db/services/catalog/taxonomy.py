@@ -9,6 +9,7 @@ from sqlalchemy import literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import InvalidInput
 from db.models import Brand, Category
 from db.pagination import Page, keyset_page
 from db.services.catalog.text import slugify
@@ -46,6 +47,19 @@ class CategoryTree:
             out.append(current.id)
             stack.extend(current.children)
         return out
+
+    def subtree_ids(self, key: str | UUID) -> list[UUID]:
+        """The category named by ``key`` (id or slug) and everything below it, itself first.
+
+        Raises:
+            InvalidInput: no such category (422, field ``category``).
+        """
+        node = self.find(key)
+        if node is None:
+            raise InvalidInput(
+                "Unknown category.", errors=[{"field": "category", "message": "unknown category"}]
+            )
+        return self.descendant_ids(node)
 
     def garment_of(self, category_id: UUID) -> str | None:
         """The garment kind of a category, inherited from the nearest ancestor that has one."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Measurement
 from db.services.fit.errors import BodyProfileRequired
+from db.services.measurements.errors import BodyProfileNotFound
+from db.services.measurements.queries import body_profile
 
 
 @dataclass(frozen=True)
@@ -20,19 +20,13 @@ class BodyProfile:
 
 
 async def body_profile_for_fit(session: AsyncSession, user_id: UUID) -> BodyProfile:
-    """The user's latest ready measurement, as numbers.
+    """The user's body profile (their latest ready measurement), as numbers.
 
     Raises:
         BodyProfileRequired: the user has no ready measurement (409).
     """
-    row = (
-        await session.execute(
-            select(Measurement.id, Measurement.measurements, Measurement.confidence)
-            .where(Measurement.user_id == user_id, Measurement.status == "ready")
-            .order_by(Measurement.created_at.desc(), Measurement.id.desc())
-            .limit(1)
-        )
-    ).first()
-    if row is None or not row.measurements:
-        raise BodyProfileRequired
-    return BodyProfile(row.id, dict(row.measurements), dict(row.confidence or {}))
+    try:
+        found = await body_profile(session, user_id)
+    except BodyProfileNotFound:
+        raise BodyProfileRequired from None
+    return BodyProfile(found.id, dict(found.measurements or {}), dict(found.confidence or {}))

@@ -132,7 +132,7 @@ async def products_that_fit(
         InvalidInput: an unknown category or a cursor from another query (422).
     """
     body = await body_profile_for_fit(session, user_id)
-    category_ids = _category_ids(tree, category)
+    category_ids = tree.subtree_ids(category) if category else None
     garments = None if category_ids is None else {tree.garment_of(c) for c in category_ids}
     ranked = await _ranked_profiles(session, body, garments)
 
@@ -218,15 +218,6 @@ async def _ranked_profiles(
             ranked.append(_Ranked(row.id, fit.fit_score, round(fit.centre_distance, 6)))
     ranked.sort(key=lambda r: r.key)
     return ranked
-
-
-def _category_ids(tree: CategoryTree, category: str | None) -> list[UUID] | None:
-    if not category:
-        return None
-    node = tree.find(category)
-    if node is None:
-        raise InvalidInput("Unknown category.", errors=[{"field": "category", "message": "unknown category"}])
-    return tree.descendant_ids(node)
 
 
 def _decode(cursor: str) -> tuple[tuple[float, float, str], UUID]:
