@@ -34,17 +34,20 @@ class BrokerDispatcher:
         self.broker = broker
 
     async def send(self, job: Job) -> None:
-        labels: dict[str, Any] = {
-            "queue_name": stream_name(queue_of(job.task_name)),
-            "job_id": str(job.job_id),
-            **job.labels,
-        }
-        if REQUEST_ID_LABEL not in labels and (request_id := get_request_id()):
-            labels[REQUEST_ID_LABEL] = request_id
-        kicker: AsyncKicker[Any, Any] = AsyncKicker(
-            task_name=job.task_name, broker=self.broker, labels=labels
-        ).with_task_id(str(job.job_id))
+        kicker = _kicker(
+            self.broker, job.task_name, str(job.job_id), {"job_id": str(job.job_id), **job.labels}
+        )
         await kicker.kiq(*job.args, **job.kwargs)
+
+
+def _kicker(
+    broker: AsyncBroker, task_name: str, task_id: str, labels: dict[str, Any]
+) -> AsyncKicker[Any, Any]:
+    """A kicker for ``task_name`` on its queue's stream, carrying the current request id."""
+    labels = {"queue_name": stream_name(queue_of(task_name)), **labels}
+    if REQUEST_ID_LABEL not in labels and (request_id := get_request_id()):
+        labels[REQUEST_ID_LABEL] = request_id
+    return AsyncKicker(task_name=task_name, broker=broker, labels=labels).with_task_id(task_id)
 
 
 async def call(broker: AsyncBroker, task_name: str, *args: Any, wait_seconds: float) -> Any:
@@ -57,12 +60,7 @@ async def call(broker: AsyncBroker, task_name: str, *args: Any, wait_seconds: fl
         ServiceUnavailable: the broker is unreachable, no worker answered in time, or the task
             failed (503).
     """
-    labels: dict[str, Any] = {"queue_name": stream_name(queue_of(task_name)), "max_attempts": "1"}
-    if request_id := get_request_id():
-        labels[REQUEST_ID_LABEL] = request_id
-    kicker: AsyncKicker[Any, Any] = AsyncKicker(
-        task_name=task_name, broker=broker, labels=labels
-    ).with_task_id(uuid.uuid4().hex)
+    kicker = _kicker(broker, task_name, uuid.uuid4().hex, {"max_attempts": "1"})
     try:
         with anyio.fail_after(wait_seconds):
             task = await kicker.kiq(*args)
