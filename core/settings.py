@@ -113,6 +113,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_starttls: bool = True
     smtp_timeout_seconds: float = 10.0
 
+    # --- Commerce -------------------------------------------------------------------------
+    # How long an unpaid order holds its stock before the expiry job releases it.
+    order_reservation_minutes: int = 30
+    order_expiry_interval_seconds: int = 60
+    # Per-line cap (cart and order) and the most distinct lines one cart or order may hold.
+    order_line_max_quantity: int = 10
+    order_max_lines: int = 50
+    idempotency_key_ttl_hours: int = 24
+    # "sandbox" (dev: a local checkout page that delivers a signed webhook) or "paystack".
+    payment_provider: Literal["sandbox", "paystack"] = "sandbox"
+    # Signs and verifies webhooks (x-paystack-signature) and authorises Paystack API calls.
+    paystack_secret_key: Secret = Secret("dev-only-paystack-sandbox-secret-0123456789")
+    paystack_base_url: str = "https://api.paystack.co"
+    # Where the provider sends the shopper back after paying (the web shop's order page).
+    payment_callback_url: str | None = None
+    payment_http_timeout_seconds: float = 10.0
+
     # --- Catalog and media ---------------------------------------------------------------
     # The marketplace's currency (ISO 4217); prices are integers in its minor unit (kobo).
     currency: str = "NGN"
@@ -224,7 +241,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 _ENV_DEFAULTS: dict[str, dict[str, str]] = {
     "dev": {"log_format": "console", "log_level": "INFO"},
     "test": {"log_level": "WARNING", "db_pool_size_api": "5", "task_retry_base_delay_seconds": "0.5"},
-    "production": {"log_format": "json", "mail_backend": "smtp"},
+    "production": {"log_format": "json", "mail_backend": "smtp", "payment_provider": "paystack"},
 }
 
 _DEV_SECRET_PREFIX = "dev-only-"  # noqa: S105  # a marker, not a secret
@@ -317,6 +334,10 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
         missing = [n for n in ("database_url", "redis_url") if not getattr(settings, n)]
         if settings.secret_key.reveal().startswith(_DEV_SECRET_PREFIX):
             missing.append("secret_key")
+        if settings.payment_provider == "paystack" and settings.paystack_secret_key.reveal().startswith(
+            _DEV_SECRET_PREFIX
+        ):
+            missing.append("paystack_secret_key")
         if missing:
             raise SettingsError(
                 "production needs these variables set: " + ", ".join(m.upper() for m in missing)

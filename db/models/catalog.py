@@ -114,11 +114,16 @@ class Variant(Base):
     size: Mapped[str] = mapped_column(String(16))
     color: Mapped[str] = mapped_column(String(32))
     price_amount: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Units for sale now. Placing an order moves units from here to ``reserved``; paying sells
+    # them (they leave ``reserved``); cancelling or expiring puts them back.
     stock: Mapped[int] = mapped_column(Integer, default=0)
+    # Units held by unpaid orders (the sum of their lines' quantities).
+    reserved: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     __table_args__ = (
         UniqueConstraint("product_id", "size", "color", name="uq_variants_product_size_color"),
         CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
         CheckConstraint("price_amount IS NULL OR price_amount > 0", name="price_positive"),
         Index("ix_variants_product", "product_id"),
     )
