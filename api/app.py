@@ -28,6 +28,7 @@ from api.middleware import RequestContextMiddleware
 from api.resources import AppResources, CategoryCache
 from api.staff.controllers import StaffController
 from api.vendor.controllers import VendorStoreController
+from api.vendor.orders import VendorOrdersController
 from core.jobs import Dispatcher
 from core.logging import configure_logging, get_logger
 from core.passwords import PasswordHasher
@@ -134,6 +135,7 @@ def create_app(
             CatalogController,
             VendorsController,
             VendorStoreController,
+            VendorOrdersController,
             FitController,
             # Two photos in one request: their own body limit, larger than the app's.
             Router(
