@@ -25,6 +25,8 @@ from api.health.controllers import HealthController
 from api.identity.controllers import AuthController, MeController
 from api.measurements.controllers import MeasurementsController
 from api.middleware import RequestContextMiddleware
+from api.orders.controllers import CartController, OrdersController
+from api.payments.controllers import SandboxCheckoutController, WebhooksController
 from api.resources import AppResources, CategoryCache
 from api.staff.controllers import StaffController
 from api.vendor.controllers import VendorStoreController
@@ -32,6 +34,7 @@ from api.vendor.orders import VendorOrdersController
 from core.jobs import Dispatcher
 from core.logging import configure_logging, get_logger
 from core.passwords import PasswordHasher
+from core.payments import PaymentProvider, build_payment_provider
 from core.ratelimit import RateLimiter
 from core.settings import Settings, get_settings
 from core.storage import build_private_storage, build_storage
@@ -57,6 +60,7 @@ def _build_resources(
     redis: Redis | None,
     broker: AsyncBroker | None,
     dispatcher: Dispatcher | None,
+    payments: PaymentProvider | None,
 ) -> AppResources:
     owned: set[str] = set()
     if database is None:
@@ -72,6 +76,9 @@ def _build_resources(
     if broker is None:
         broker = build_broker(settings)
         owned.add("broker")
+    if payments is None:
+        payments = build_payment_provider(settings)
+        owned.add("payments")
     return AppResources(
         settings=settings,
         db=database,
@@ -84,6 +91,7 @@ def _build_resources(
         storage=build_storage(settings),
         private_storage=build_private_storage(settings),
         categories=CategoryCache(database),
+        payments=payments,
         owned=owned,
     )
 
@@ -95,6 +103,7 @@ def create_app(
     redis: Redis | None = None,
     broker: AsyncBroker | None = None,
     dispatcher: Dispatcher | None = None,
+    payments: PaymentProvider | None = None,
     tracer_provider: Any | None = None,
 ) -> Litestar:
     """Build the API. Resources passed in (tests) are used as given and not closed on shutdown.
@@ -107,7 +116,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        resources = _build_resources(settings, database, redis, broker, dispatcher)
+        resources = _build_resources(settings, database, redis, broker, dispatcher, payments)
         if tracer_provider is not None:
             instrument_engine(resources.db.engine, tracer_provider)
             if "broker" in resources.owned:
@@ -137,6 +146,10 @@ def create_app(
             VendorStoreController,
             VendorOrdersController,
             FitController,
+            CartController,
+            OrdersController,
+            WebhooksController,
+            *([SandboxCheckoutController] if settings.payment_provider == "sandbox" else []),
             # Two photos in one request: their own body limit, larger than the app's.
             Router(
                 path="/",

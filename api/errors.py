@@ -70,6 +70,8 @@ def problem_response(
 # msgspec names the offending field inside its message for object-level problems.
 _NAMED_FIELD = re.compile(r"(?:missing required field|contains unknown field) `([^`]+)`")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`")
+# Litestar's message for a missing header/query/path/cookie parameter, which has no field list.
+_MISSING_PARAMETER = re.compile(r"^Missing required (?:header|query|path|cookie) parameter '([^']+)'")
 
 
 def _field_name(key: str, message: str) -> str:
@@ -96,6 +98,9 @@ def _field_errors(extra: Any) -> list[FieldError]:
 
 def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
     errors = _field_errors(exc.extra)
+    missing = _MISSING_PARAMETER.match(str(exc.detail or ""))
+    if not errors and missing:
+        errors = [FieldError(field=missing.group(1), message="required")]
     detail = "The request has invalid or missing fields." if errors else str(exc.detail)
     return problem_response(422, detail, code="validation_failed", title="Validation failed", errors=errors)
 

@@ -11,6 +11,7 @@ from taskiq import AsyncBroker
 
 from core.jobs import Dispatcher
 from core.passwords import PasswordHasher
+from core.payments import PaymentProvider
 from core.ratelimit import RateLimiter
 from core.settings import Settings
 from core.storage import MediaStorage, ObjectStorage
@@ -57,6 +58,7 @@ class AppResources:
     # Personal files (body photos): never served, no URLs.
     private_storage: ObjectStorage
     categories: CategoryCache
+    payments: PaymentProvider
     # Resources handed in by the caller (tests) are not closed by the app.
     owned: set[str] = field(default_factory=set)
 
@@ -67,3 +69,5 @@ class AppResources:
             await self.redis.aclose()
         if "broker" in self.owned:
             await self.broker.shutdown()
+        if "payments" in self.owned:
+            await self.payments.close()

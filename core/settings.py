@@ -331,18 +331,21 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
         raise SettingsError("JWT signing keys (or SECRET_KEY) must be at least 32 characters")
     _check_private_storage(settings)
     if settings.is_production:
-        missing = [n for n in ("database_url", "redis_url") if not getattr(settings, n)]
-        if settings.secret_key.reveal().startswith(_DEV_SECRET_PREFIX):
-            missing.append("secret_key")
-        if settings.payment_provider == "paystack" and settings.paystack_secret_key.reveal().startswith(
-            _DEV_SECRET_PREFIX
-        ):
-            missing.append("paystack_secret_key")
-        if missing:
-            raise SettingsError(
-                "production needs these variables set: " + ", ".join(m.upper() for m in missing)
-            )
+        _check_production(settings)
     return settings
+
+
+def _check_production(settings: Settings) -> None:
+    """Production refuses development secrets and the payment sandbox."""
+    missing = [n for n in ("database_url", "redis_url") if not getattr(settings, n)]
+    if settings.secret_key.reveal().startswith(_DEV_SECRET_PREFIX):
+        missing.append("secret_key")
+    if settings.payment_provider != "paystack":
+        raise SettingsError("production takes payments through Paystack: PAYMENT_PROVIDER=paystack")
+    if settings.paystack_secret_key.reveal().startswith(_DEV_SECRET_PREFIX):
+        missing.append("paystack_secret_key")
+    if missing:
+        raise SettingsError("production needs these variables set: " + ", ".join(m.upper() for m in missing))
 
 
 def _dec_hook(type_: type, obj: Any) -> Any:

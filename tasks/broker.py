@@ -17,6 +17,7 @@ from taskiq import TaskiqEvents, TaskiqState
 
 from core.logging import configure_logging, get_logger
 from core.mail import build_mailer
+from core.payments import build_payment_provider
 from core.settings import get_settings
 from core.storage import build_private_storage, build_storage
 from core.telemetry import build_tracer_provider, instrument_engine, taskiq_middleware
@@ -65,6 +66,7 @@ async def _startup_worker(state: TaskiqState) -> None:
         mailer=build_mailer(settings),
         storage=build_storage(settings),
         private_storage=build_private_storage(settings),
+        payments=build_payment_provider(settings),
         models=models,
     )
     log.info("worker started", queues=[s.rsplit(":", 1)[-1] for s in broker.streams])
@@ -112,6 +114,7 @@ async def _shutdown_worker(state: TaskiqState) -> None:
     if resources is not None:
         if resources.models is not None:
             await resources.models.batcher.close()
+        await resources.payments.close()
         await resources.db.dispose()
         await resources.redis.aclose()
     log.info("worker stopped")

@@ -1,4 +1,4 @@
-"""Periodic housekeeping run by the scheduler: the outbox sweep."""
+"""Periodic housekeeping run by the scheduler: the outbox sweep, unpaid-order expiry, old keys."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from core.settings import get_settings
 from db.outbox import sweep_outbox
+from db.services.orders.idempotency import purge_expired
+from db.services.orders.lifecycle import expire_due
 from tasks.broker import queue_task
 from tasks.resources import Resources
 
@@ -26,3 +28,36 @@ async def sweep_outbox_task(resources: Resources) -> dict[str, int]:
         min_age=timedelta(seconds=resources.settings.outbox_sweep_min_age_seconds),
     )
     return {"sent": result.sent, "failed": result.failed, "purged": result.purged}
+
+
+@queue_task(
+    "critical",
+    "orders.expire_unpaid",
+    schedule=[{"interval": get_settings().order_expiry_interval_seconds}],
+    max_attempts="1",  # the next run is the retry
+)
+async def expire_unpaid_orders(resources: Resources) -> int:
+    """Expire unpaid orders past their reservation deadline and release their stock.
+
+    Each batch is its own transaction; rows are claimed with SKIP LOCKED, so overlapping runs
+    (or two schedulers by mistake) never release an order's stock twice.
+    """
+    total = 0
+    while True:
+        async with resources.uow() as session:
+            expired = await expire_due(session)
+        total += expired
+        if expired == 0:
+            return total
+
+
+@queue_task("critical", "orders.purge_idempotency_keys", schedule=[{"interval": 3600}], max_attempts="1")
+async def purge_idempotency_keys(resources: Resources) -> int:
+    """Delete Idempotency-Keys past their lifetime (they no longer replay anything)."""
+    total = 0
+    while True:
+        async with resources.uow() as session:
+            deleted = await purge_expired(session)
+        total += deleted
+        if deleted == 0:
+            return total

@@ -14,6 +14,7 @@ from taskiq import Context, TaskiqDepends
 
 from core.jobs import Dispatcher
 from core.mail import Mailer
+from core.payments import PaymentProvider
 from core.settings import Settings
 from core.storage import MediaStorage, ObjectStorage
 from db.engine import Database
@@ -56,6 +57,8 @@ class TaskResources:
     storage: MediaStorage
     # Personal files (body photos).
     private_storage: ObjectStorage
+    # The payment provider (PAYMENT_PROVIDER): verifies charges and refunds them.
+    payments: PaymentProvider
     models: Models | None = None
 
     def require_models(self) -> Models:

@@ -56,18 +56,21 @@ def test_settings_errors_name_the_variable() -> None:
 
 
 def test_production_requires_real_servers_and_a_secret() -> None:
-    with pytest.raises(SettingsError, match="DATABASE_URL, REDIS_URL, SECRET_KEY"):
+    with pytest.raises(SettingsError, match="DATABASE_URL, REDIS_URL, SECRET_KEY, PAYSTACK_SECRET_KEY"):
         load_settings({"APP_ENV": "production"}, dotenv=None)
-    ok = load_settings(
-        {
-            "APP_ENV": "production",
-            "DATABASE_URL": "postgresql://db/app",
-            "REDIS_URL": "redis://cache:6379/0",
-            "SECRET_KEY": "a-real-secret-from-the-vault-0123456789",
-        },
-        dotenv=None,
-    )
+    real = {
+        "APP_ENV": "production",
+        "DATABASE_URL": "postgresql://db/app",
+        "REDIS_URL": "redis://cache:6379/0",
+        "SECRET_KEY": "a-real-secret-from-the-vault-0123456789",
+        "PAYSTACK_SECRET_KEY": "sk_live_from_the_vault_0123456789",
+    }
+    ok = load_settings(real, dotenv=None)
     assert ok.is_production
+    assert ok.payment_provider == "paystack"
+    # The payment sandbox pays without money: never in production.
+    with pytest.raises(SettingsError, match="PAYMENT_PROVIDER=paystack"):
+        load_settings({**real, "PAYMENT_PROVIDER": "sandbox"}, dotenv=None)
     with pytest.raises(SettingsError, match="at least 32"):
         load_settings(
             {

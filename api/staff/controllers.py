@@ -1,4 +1,4 @@
-"""Staff-only endpoints: users and their roles, the security audit log."""
+"""Staff-only endpoints: users and their roles, stores, order moves, the security audit log."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, get, patch
+from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,10 +16,13 @@ from api.catalog.present import vendor_out
 from api.catalog.schemas import StoreStatus, Vendor
 from api.identity.controllers import user_out
 from api.identity.schemas import User
+from api.orders.present import order_out
+from api.orders.schemas import Order, StaffOrderMove
 from api.staff import schemas
 from db.services.catalog.vendors import set_store_status
 from db.services.identity.audit import AuditLog, ClientInfo
 from db.services.identity.users import UserService
+from db.services.orders import lifecycle, queries
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
 Cursor = Annotated[
@@ -74,6 +77,27 @@ class StaffController(Controller):
             "store_status_changed", user_id=vendor.owner_id, actor_id=principal.user_id, status=data.status
         )
         return vendor_out(vendor)
+
+    @post(
+        "/orders/{order_id:uuid}/status",
+        status_code=200,
+        summary="Move an order: fulfilled (shipped), delivered, refunded or cancelled",
+        description="Checked against the order state machine (409 when not allowed); audit-logged. "
+        "Refunding or cancelling a paid order refunds its payment; cancelling or refunding before "
+        "fulfilment puts the stock back on sale.",
+    )
+    async def move_order(
+        self,
+        order_id: FromPath[UUID],
+        data: JSONBody[StaffOrderMove],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> Order:
+        order = await lifecycle.staff_move(
+            db_session, order_id, data.status, staff_id=principal.user_id, reason=data.reason
+        )
+        view = await queries.order_view(db_session, order)
+        return order_out(view.order, view.lines, view.payments)
 
     @get("/audit-events", summary="The security audit log, newest first")
     async def audit_events(

@@ -1,0 +1,190 @@
+"""The shopper's cart, orders and payments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Principal, requires_user
+from api.catalog.controllers import Cursor, Limit
+from api.orders import schemas
+from api.orders.present import cart_out, money, order_out
+from api.resources import AppResources
+from db.services.orders import cart, lifecycle, placing, queries
+from db.services.payments.initiate import start_payment
+
+IdempotencyKey = Annotated[
+    str,
+    Parameter(
+        header="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A unique key per order attempt (a UUID): retries with the same key and body "
+        "return the same order; reusing it with another body is refused (422).",
+    ),
+]
+
+
+class CartController(Controller):
+    path = "/cart"
+    tags = ["cart"]
+    guards = [requires_user]
+
+    @get("/", summary="Your cart, priced from the catalog now")
+    async def read(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[AppResources],
+    ) -> schemas.Cart:
+        lines = await cart.cart_lines(db_session, principal.user_id)
+        return cart_out(lines, resources.settings.currency, resources.storage)
+
+    @post("/items", status_code=201, summary="Add an item (adds to the quantity already in the cart)")
+    async def add(
+        self,
+        data: JSONBody[schemas.CartItemIn],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[AppResources],
+    ) -> schemas.Cart:
+        await cart.add_item(db_session, resources.settings, principal.user_id, data.variant_id, data.quantity)
+        lines = await cart.cart_lines(db_session, principal.user_id)
+        return cart_out(lines, resources.settings.currency, resources.storage)
+
+    @patch("/items/{item_id:uuid}", summary="Change an item's quantity")
+    async def update(
+        self,
+        item_id: FromPath[UUID],
+        data: JSONBody[schemas.CartItemUpdate],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[AppResources],
+    ) -> schemas.Cart:
+        await cart.set_quantity(db_session, resources.settings, principal.user_id, item_id, data.quantity)
+        lines = await cart.cart_lines(db_session, principal.user_id)
+        return cart_out(lines, resources.settings.currency, resources.storage)
+
+    @delete("/items/{item_id:uuid}", status_code=204, summary="Remove an item")
+    async def remove(
+        self,
+        item_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> None:
+        await cart.remove_item(db_session, principal.user_id, item_id)
+
+
+class OrdersController(Controller):
+    path = "/orders"
+    tags = ["orders"]
+    guards = [requires_user]
+
+    @post(
+        "/",
+        status_code=201,
+        summary="Place an order (reserves its stock until paid or expired)",
+        description="201 with the new order; 200 with the same order when the same Idempotency-Key and "
+        "body are sent again; 409 when an item lacks stock (nothing reserved) or the same key is still "
+        "being processed; 422 when the key was used with another body.",
+    )
+    async def place(
+        self,
+        data: JSONBody[schemas.OrderCreate],
+        idempotency_key: IdempotencyKey,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[AppResources],
+    ) -> Response[schemas.Order]:
+        settings = resources.settings
+        outcome = await placing.place_order_once(
+            db_session,
+            settings,
+            principal.user_id,
+            key=idempotency_key,
+            body=data,
+            items=[(item.variant_id, item.quantity) for item in data.items]
+            if data.items is not None
+            else None,
+            shipping_address=msgspec.to_builtins(data.shipping_address),
+            present=lambda placed: msgspec.to_builtins(order_out(placed.order, placed.lines)),
+        )
+        if isinstance(outcome, placing.Replayed):
+            return Response(
+                msgspec.convert(outcome.body, schemas.Order, strict=False),
+                status_code=200,
+                headers={"Idempotent-Replayed": "true"},
+            )
+        return Response(order_out(outcome.order, outcome.lines), status_code=201)
+
+    @get("/", summary="Your orders, newest first")
+    async def list_orders(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        status: FromQuery[schemas.OrderStatus | None] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
+    ) -> schemas.OrderList:
+        page = await queries.list_own_orders(
+            db_session, principal.user_id, limit=limit, cursor=cursor, status=status
+        )
+        return schemas.OrderList(
+            items=[order_out(view.order, view.lines) for view in page.items], next_cursor=page.next_cursor
+        )
+
+    @get("/{order_id:uuid}", summary="One of your orders, with its payments")
+    async def read(
+        self,
+        order_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> schemas.Order:
+        view = await queries.own_order(db_session, principal.user_id, order_id)
+        return order_out(view.order, view.lines, view.payments)
+
+    @post(
+        "/{order_id:uuid}/cancel",
+        status_code=200,
+        summary="Cancel an order before fulfilment (stock released; a paid order is refunded)",
+    )
+    async def cancel(
+        self,
+        order_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> schemas.Order:
+        await lifecycle.cancel(db_session, order_id, user_id=principal.user_id)
+        view = await queries.own_order(db_session, principal.user_id, order_id)
+        return order_out(view.order, view.lines, view.payments)
+
+    @post("/{order_id:uuid}/payments", status_code=201, summary="Start paying an order")
+    async def pay(
+        self,
+        order_id: FromPath[UUID],
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[AppResources],
+    ) -> schemas.PaymentStarted:
+        payment = await start_payment(
+            db_session,
+            resources.settings,
+            resources.payments,
+            user_id=principal.user_id,
+            order_id=order_id,
+            origin=str(request.base_url),
+        )
+        return schemas.PaymentStarted(
+            provider=payment.provider,
+            reference=payment.reference,
+            authorization_url=payment.authorization_url,
+            amount=money(payment.amount, payment.currency),
+        )

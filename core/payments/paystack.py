@@ -1,0 +1,91 @@
+"""The Paystack API (https://paystack.com/docs/api/): initialize, verify and refund transactions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import msgspec
+
+from core.logging import get_logger
+from core.payments import InitializedPayment, PaymentProviderError, PaymentRequest, VerifiedPayment
+
+log = get_logger(__name__)
+
+
+class _Envelope(msgspec.Struct):
+    status: bool
+    message: str = ""
+    data: Any = None
+
+
+class _Initialized(msgspec.Struct):
+    authorization_url: str
+    reference: str
+
+
+class _Transaction(msgspec.Struct):
+    reference: str
+    status: str
+    amount: int
+    currency: str
+
+
+class PaystackProvider:
+    name = "paystack"
+
+    def __init__(
+        self,
+        *,
+        secret_key: str,
+        base_url: str,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {secret_key}", "Content-Type": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def _call(self, method: str, path: str, json: dict[str, Any] | None = None) -> Any:
+        try:
+            response = await self._client.request(method, path, json=json)
+        except httpx.HTTPError as exc:
+            log.warning("paystack unreachable", path=path, error=type(exc).__name__)
+            raise PaymentProviderError("The payment provider could not be reached; please retry.") from exc
+        try:
+            envelope = msgspec.json.decode(response.content, type=_Envelope)
+        except msgspec.DecodeError:
+            envelope = None
+        if response.status_code >= 400 or envelope is None or not envelope.status:
+            message = envelope.message if envelope is not None else response.text[:200]
+            log.warning("paystack refused", path=path, status=response.status_code, message=message)
+            raise PaymentProviderError(f"The payment provider refused the request: {message}")
+        return envelope.data
+
+    async def initialize(self, request: PaymentRequest) -> InitializedPayment:
+        body: dict[str, Any] = {
+            "email": request.email,
+            "amount": request.amount,
+            "currency": request.currency,
+            "reference": request.reference,
+        }
+        if request.callback_url:
+            body["callback_url"] = request.callback_url
+        data = msgspec.convert(await self._call("POST", "/transaction/initialize", body), _Initialized)
+        return InitializedPayment(authorization_url=data.authorization_url)
+
+    async def verify(self, reference: str) -> VerifiedPayment:
+        data = await self._call("GET", f"/transaction/verify/{reference}")
+        tx = msgspec.convert(data, _Transaction, strict=False)
+        return VerifiedPayment(
+            reference=tx.reference, succeeded=tx.status == "success", amount=tx.amount, currency=tx.currency
+        )
+
+    async def refund(self, reference: str, amount: int) -> None:
+        await self._call("POST", "/refund", {"transaction": reference, "amount": amount})
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,88 @@
+"""Receiving payment webhooks: verify the signature, store the event once, queue its processing.
+
+The signature is checked on the raw bytes before anything is parsed or stored, so a forged or
+unsigned request leaves no trace but a log line. Each event is stored once (unique on provider,
+reference and event type): a replay finds the row and changes nothing. What the event means
+for the order is decided on the ``critical`` queue (``tasks/payments.py``), after the provider
+has its acknowledgement.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import DomainError, NotAuthenticated
+from core.jobs import defer
+from core.logging import get_logger
+from core.payments import signature_matches
+from db.models import PaymentEvent
+
+log = get_logger(__name__)
+
+PROCESS_TASK = "critical.payments.process_event"
+# Events that can change an order; others are stored (for the record) but need no processing.
+HANDLED_EVENTS = frozenset({"charge.success"})
+
+
+class BadSignature(NotAuthenticated):
+    code = "bad_webhook_signature"
+    title = "Webhook signature missing or wrong"
+
+
+class MalformedWebhook(DomainError):
+    status_code = 400
+    code = "malformed_webhook"
+    title = "Webhook body is not a payment event"
+
+
+class _Data(msgspec.Struct):
+    reference: str
+
+
+class _Event(msgspec.Struct):
+    event: str
+    data: _Data
+
+
+Outcome = Literal["queued", "stored", "duplicate"]
+
+
+async def receive(
+    session: AsyncSession, *, provider: str, raw: bytes, signature: str | None, secret: str
+) -> Outcome:
+    """Verify, store and queue one webhook delivery.
+
+    Raises:
+        BadSignature: missing or wrong ``x-paystack-signature`` (401; nothing stored).
+        MalformedWebhook: signed, but not an event with ``event`` and ``data.reference`` (400).
+    """
+    if not signature_matches(raw, signature, secret):
+        log.warning("webhook refused: bad signature", provider=provider, signed=signature is not None)
+        raise BadSignature("The webhook signature is missing or does not match the body.")
+    try:
+        event = msgspec.json.decode(raw, type=_Event)
+        payload: dict[str, Any] = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedWebhook(f"Not a payment event: {exc}") from None
+    reference = event.data.reference[:100]
+    event_type = event.event[:60]
+    stmt = (
+        insert(PaymentEvent)
+        .values(provider=provider, reference=reference, event_type=event_type, payload=payload)
+        .on_conflict_do_nothing(constraint="uq_payment_events_provider_ref_type")
+        .returning(PaymentEvent.id)
+    )
+    event_id = await session.scalar(stmt)
+    if event_id is None:
+        log.info("webhook replay ignored", provider=provider, reference=reference, event_type=event_type)
+        return "duplicate"
+    if event_type not in HANDLED_EVENTS:
+        log.info("webhook stored, not handled", provider=provider, reference=reference, event_type=event_type)
+        return "stored"
+    defer(PROCESS_TASK, str(event_id), durable=True)
+    log.info("webhook queued", provider=provider, reference=reference, event_type=event_type)
+    return "queued"

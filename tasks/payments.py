@@ -1,0 +1,40 @@
+"""Payment work on the ``critical`` queue: apply stored webhook events, refund payments."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from core.logging import get_logger
+from db.services.payments.processing import (
+    PaymentEventNotFound,
+    PaymentNotFound,
+    process_event,
+    refund_payment,
+)
+from tasks.broker import queue_task
+from tasks.resources import Resources
+
+log = get_logger(__name__)
+
+
+@queue_task("critical", "payments.process_event")
+async def process_payment_event(event_id: str, resources: Resources) -> str:
+    """Apply a stored webhook event to its payment and order. Idempotent: the event row records
+    that it was processed, under the same lock and in the same transaction as the change."""
+    try:
+        async with resources.uow() as session:
+            return await process_event(session, resources.payments, UUID(event_id))
+    except PaymentEventNotFound:
+        log.warning("payment event gone", event_id=event_id)
+        return "event_not_found"
+
+
+@queue_task("critical", "payments.refund")
+async def refund(payment_id: str, resources: Resources) -> str:
+    """Refund a payment marked ``refund_pending``; a failure at the provider is retried."""
+    try:
+        async with resources.uow() as session:
+            return await refund_payment(session, resources.payments, UUID(payment_id))
+    except PaymentNotFound:
+        log.warning("payment to refund gone", payment_id=payment_id)
+        return "payment_not_found"
