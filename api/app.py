@@ -25,6 +25,7 @@ from api.health.controllers import HealthController
 from api.identity.controllers import AuthController, MeController
 from api.measurements.controllers import MeasurementsController
 from api.middleware import RequestContextMiddleware
+from api.notifications.controllers import NotificationsController
 from api.orders.controllers import CartController, OrdersController
 from api.payments.controllers import SandboxCheckoutController, WebhooksController
 from api.resources import AppResources, CategoryCache
@@ -140,6 +141,7 @@ def create_app(
         route_handlers=[
             AuthController,
             MeController,
+            NotificationsController,
             StaffController,
             CatalogController,
             VendorsController,

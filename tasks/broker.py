@@ -15,6 +15,7 @@ import anyio
 from redis.asyncio import Redis
 from taskiq import TaskiqEvents, TaskiqState
 
+from core.events import get_event_bus
 from core.logging import configure_logging, get_logger
 from core.mail import build_mailer
 from core.payments import build_payment_provider
@@ -22,6 +23,7 @@ from core.settings import get_settings
 from core.storage import build_private_storage, build_storage
 from core.telemetry import build_tracer_provider, instrument_engine, taskiq_middleware
 from db.engine import create_database
+from db.services.subscribers import register_all
 from tasks.factory import build_broker, redis_url_for
 from tasks.queues import Queue, parse_queues, stream_name
 from tasks.resources import Models, TaskResources
@@ -50,6 +52,8 @@ async def _startup_worker(state: TaskiqState) -> None:
 
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, process="worker")
+    # Tasks change orders too (expiry, payments): their events need the same subscribers.
+    register_all(get_event_bus())
     db = create_database(settings, "worker")
     tracer_provider = build_tracer_provider(settings, "worker")
     if tracer_provider is not None:

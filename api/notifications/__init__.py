@@ -1,0 +1,1 @@
+"""A shopper's in-app notifications."""

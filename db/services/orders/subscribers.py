@@ -1,0 +1,46 @@
+"""What follows an order's placing and its status changes: mail, an in-app notice, analytics.
+
+The subscribers only defer jobs, by task name (``tasks/orders.py`` holds the tasks), so they run
+inside the unit of work that placed or moved the order: the jobs are sent only if it commits.
+They are durable (written to the outbox in that transaction), so a crash between the commit and
+the send cannot lose a shopper's confirmation.
+"""
+
+from __future__ import annotations
+
+from core.events import EventBus
+from core.jobs import defer
+from db.services.notifications.orders import ORDER_PLACED, STATUS_KINDS
+from db.services.orders.events import OrderPlaced, OrderStatusChanged
+
+SEND_CONFIRMATION = "emails.orders.send_confirmation"
+SEND_STATUS_UPDATE = "emails.orders.send_status_update"
+NOTIFY = "emails.notifications.order_update"
+RECORD_EVENT = "analytics.orders.record_event"
+
+# Status changes worth an email; the others are told in the app only ("payment received",
+# "your order has shipped").
+EMAILED_STATUSES = frozenset({"paid", "fulfilled"})
+
+
+def on_order_placed(event: OrderPlaced) -> None:
+    order_id = str(event.order_id)
+    defer(SEND_CONFIRMATION, order_id, durable=True)
+    defer(NOTIFY, order_id, ORDER_PLACED, durable=True)
+    defer(RECORD_EVENT, order_id, "order_placed", durable=True)
+
+
+def on_order_status_changed(event: OrderStatusChanged) -> None:
+    order_id = str(event.order_id)
+    kind = STATUS_KINDS.get(event.to_status)
+    if kind is not None:
+        defer(NOTIFY, order_id, kind, durable=True)
+    if event.to_status in EMAILED_STATUSES:
+        defer(SEND_STATUS_UPDATE, order_id, event.to_status, durable=True)
+    defer(RECORD_EVENT, order_id, f"order_{event.to_status}", durable=True)
+
+
+def register(bus: EventBus) -> None:
+    """Subscribe the order handlers (again is harmless: the bus ignores duplicates)."""
+    bus.subscribe(OrderPlaced, on_order_placed)
+    bus.subscribe(OrderStatusChanged, on_order_status_changed)
