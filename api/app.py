@@ -29,6 +29,7 @@ from api.notifications.controllers import NotificationsController
 from api.orders.controllers import CartController, OrdersController
 from api.payments.controllers import SandboxCheckoutController, WebhooksController
 from api.resources import AppResources, CategoryCache
+from api.reviews.controllers import ReviewsController
 from api.staff.controllers import StaffController
 from api.vendor.controllers import VendorStoreController
 from api.vendor.orders import VendorOrdersController
@@ -152,6 +153,7 @@ def create_app(
             OrdersController,
             WebhooksController,
             *([SandboxCheckoutController] if settings.payment_provider == "sandbox" else []),
+            ReviewsController,
             # Two photos in one request: their own body limit, larger than the app's.
             Router(
                 path="/",

@@ -1,0 +1,1 @@
+"""Product reviews: read them, write yours (verified buyers), delete yours."""

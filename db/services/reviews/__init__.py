@@ -1,0 +1,1 @@
+"""Product reviews by verified buyers, and the product rating summary they feed."""
