@@ -33,6 +33,7 @@ from api.reviews.controllers import ReviewsController
 from api.staff.controllers import StaffController
 from api.vendor.controllers import VendorStoreController
 from api.vendor.orders import VendorOrdersController
+from api.wishlist.controllers import WishlistController
 from core.jobs import Dispatcher
 from core.logging import configure_logging, get_logger
 from core.passwords import PasswordHasher
@@ -154,6 +155,7 @@ def create_app(
             WebhooksController,
             *([SandboxCheckoutController] if settings.payment_provider == "sandbox" else []),
             ReviewsController,
+            WishlistController,
             # Two photos in one request: their own body limit, larger than the app's.
             Router(
                 path="/",

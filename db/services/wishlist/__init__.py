@@ -1,0 +1,1 @@
+"""A shopper's wishlist: the products they saved for later."""
