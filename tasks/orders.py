@@ -51,7 +51,7 @@ STATUS_MAILS: dict[str, tuple[str, str]] = {
     ),
 }
 # Address fields in the order people write them; any others follow.
-_ADDRESS_ORDER = ("name", "line1", "line2", "city", "state", "postal_code", "country")
+_ADDRESS_ORDER = ("full_name", "name", "line1", "line2", "city", "state", "postal_code", "country")
 
 
 def _lines_text(lines: list[OrderLine], currency: str) -> str:

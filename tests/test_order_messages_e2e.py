@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar import Litestar
 from sqlalchemy import func, select
 from taskiq import AsyncBroker
 
+import core.events
 from core.events import EventBus
 from core.jobs import job_buffer
 from core.settings import Settings
@@ -28,7 +30,8 @@ from db.uow import unit_of_work
 from tasks.dispatch import BrokerDispatcher
 from tests.conftest import run_task
 from tests.support.catalog import make_product, make_store
-from tests.support.identity import make_user
+from tests.support.http import serve
+from tests.support.identity import bearer, login, make_user
 from tests.support.orders import make_order, variants_of
 from tests.support.stack import WorkerProcess
 from tests.test_tasks_e2e import eventually
@@ -113,6 +116,53 @@ async def test_a_placed_order_gets_its_confirmation_mail_and_notice(
     assert notice.title == f"Order {number} placed"
     assert notice.data == {"order_id": str(order.id), "status": "pending_payment"}
     assert notice.dedupe_key == f"order:{order.id}:order_placed"
+
+
+async def test_an_order_placed_over_http_is_confirmed_by_mail(
+    worker: WorkerProcess,
+    committed_db: Database,
+    make_app: Callable[..., Litestar],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # This test's own bus with every subscriber, as the processes register at start-up.
+    bus = EventBus()
+    register_all(bus)
+    monkeypatch.setattr(core.events, "_bus", bus)
+    async with committed_db.session_maker() as session:
+        buyer = await make_user(session, full_name="Tunde Bakare")
+        store = await make_store(session)
+        product = await make_product(
+            session, store, title="Kaftan", price=2_250_000, variants=[("XL", "ivory", 3)]
+        )
+        [variant] = await variants_of(session, product)
+    address = {"full_name": "Tunde Bakare", "line1": "4 Awolowo Road", "city": "Ikoyi", "country": "NG"}
+    async with serve(make_app(database=committed_db)) as client:
+        headers = {**bearer(await login(client, buyer.email)), "Idempotency-Key": str(uuid.uuid4())}
+        placed = await client.post(
+            "/api/v1/orders",
+            json={"items": [{"variant_id": str(variant.id), "quantity": 1}], "shipping_address": address},
+            headers=headers,
+        )
+    assert placed.status_code == 201, placed.text
+    order_id = uuid.UUID(placed.json()["id"])
+
+    async def confirmation() -> EmailMessage | None:
+        found = mail_to(settings.mail_dir, buyer.email)
+        return found[0] if found else None
+
+    message: EmailMessage = await eventually(confirmation, within=30, step=0.1)
+    assert order_number(order_id) in str(message["Subject"])
+    text = text_of(message)
+    assert "Kaftan — size XL, ivory, qty 1: NGN 22,500.00" in text
+    assert "Tunde Bakare\n4 Awolowo Road\nIkoyi\nNG" in text
+
+    async def placed_notice() -> list[Notification]:
+        return await notices(committed_db, buyer)
+
+    [notice] = await eventually(placed_notice, within=30, step=0.1)
+    assert notice.kind == "order_placed"
+    assert notice.data == {"order_id": str(order_id), "status": "pending_payment"}
 
 
 async def test_a_confirmation_job_run_again_sends_no_second_mail(
