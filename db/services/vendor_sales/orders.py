@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Order, OrderLine, Vendor
@@ -34,20 +35,25 @@ async def list_vendor_orders(
 
     Raises InvalidInput (422, field ``cursor``) for a cursor this function did not produce.
     """
-    # Walk ix_order_lines_vendor_order backwards: order ids are UUIDv7, so id order is time
-    # order, and the page is found without touching other vendors' lines.
-    ids_stmt = select(OrderLine.order_id).where(OrderLine.vendor_id == store.id)
-    if status is not None:
-        ids_stmt = ids_stmt.join(Order, Order.id == OrderLine.order_id).where(Order.status == status)
-    if cursor is not None:
-        ids_stmt = ids_stmt.where(OrderLine.order_id < cursor_id(cursor))
-    ids_stmt = ids_stmt.distinct().order_by(OrderLine.order_id.desc()).limit(limit + 1)
-    order_ids = list((await session.scalars(ids_stmt)).all())
+    before = cursor_id(cursor) if cursor is not None else None
+    order_ids = list((await session.scalars(page_ids_statement(store, status, before, limit + 1))).all())
     more = len(order_ids) > limit
     order_ids = order_ids[:limit]
     items = await _load(session, store, order_ids)
     next_cursor = encode_cursor([str(order_ids[-1])]) if more and order_ids else None
     return Page(items=items, next_cursor=next_cursor)
+
+
+def page_ids_statement(store: Vendor, status: str | None, before: UUID | None, limit: int) -> Select[Any]:
+    """Ids of the orders holding ``store``'s lines, newest first, older than ``before``."""
+    # Walks ix_order_lines_vendor_order backwards: order ids are UUIDv7, so id order is time
+    # order, and the page is found without touching other vendors' lines.
+    stmt = select(OrderLine.order_id).where(OrderLine.vendor_id == store.id)
+    if status is not None:
+        stmt = stmt.join(Order, Order.id == OrderLine.order_id).where(Order.status == status)
+    if before is not None:
+        stmt = stmt.where(OrderLine.order_id < before)
+    return stmt.distinct().order_by(OrderLine.order_id.desc()).limit(limit)
 
 
 async def get_vendor_order(session: AsyncSession, store: Vendor, order_id: UUID) -> VendorOrder:
