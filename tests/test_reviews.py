@@ -351,3 +351,11 @@ async def test_concurrent_reviews_keep_the_summary_exact(
         assert rating["count"] == 6
     finally:
         await clear_rate_limits(redis)
+
+
+async def test_reviews_are_in_the_api_document(client: httpx.AsyncClient) -> None:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert {"get", "post"} <= paths[f"{API}/products/{{product_id}}/reviews"].keys()
+    assert "delete" in paths[f"{API}/products/{{product_id}}/reviews/mine"]

@@ -210,3 +210,11 @@ async def bulk_products(session: AsyncSession, store: Vendor, count: int) -> lis
     session.add_all(products)
     await session.flush()
     return [p.id for p in products]
+
+
+async def test_the_wishlist_is_in_the_api_document(client: httpx.AsyncClient) -> None:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "get" in paths[WISHLIST]
+    assert {"put", "delete"} <= paths[f"{WISHLIST}/{{product_id}}"].keys()
