@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.jobs import job_buffer
 from db.engine import Database
 from db.models import Product, Review, User
 from db.services.catalog import products as product_service
@@ -48,10 +47,7 @@ async def buyer_of(
     """A shopper with an order of ``product`` in ``status``."""
     user = await make_user(session, full_name=full_name)
     variant = (await variants_of(session, product))[0]
-    # Status changes notify the buyer through after-commit jobs; these orders are only test data,
-    # so their jobs are collected and dropped.
-    with job_buffer():
-        await make_order(session, user, [(variant, 1)], status=status)
+    await make_order(session, user, [(variant, 1)], status=status)
     return user
 
 
