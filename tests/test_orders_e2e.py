@@ -155,9 +155,8 @@ async def test_the_worker_pays_an_order_once_however_often_the_webhook_comes(
     assert [a.json()["status"] for a in acks] == ["queued"] + ["duplicate"] * 5
 
     async def paid() -> bool:
-        return (await live_client.get(f"{API}/orders/{order['id']}", headers=buyer)).json()[
-            "status"
-        ] == "paid"
+        response = await live_client.get(f"{API}/orders/{order['id']}", headers=buyer)
+        return bool(response.json()["status"] == "paid")
 
     await eventually(paid, within=30)
     async with committed_db.session_maker() as session:
@@ -227,9 +226,10 @@ def mail_to(mail_dir: Path, address: str) -> list[email.message.EmailMessage]:
     found = []
     for path in mail_dir.glob("*.eml"):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, email.message.EmailMessage)
         if message["To"] == address:
             found.append(message)
-    return found  # type: ignore[return-value]  # policy.default makes EmailMessage objects
+    return found
 
 
 async def test_the_whole_journey_with_the_payment_sandbox(

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
 
+_SOLD = "'paid', 'fulfilled', 'delivered'"
 _STATUSES = "'pending_payment', 'paid', 'fulfilled', 'delivered', 'cancelled', 'expired', 'refunded'"
 
 
@@ -57,6 +58,8 @@ class Order(Base):
         Index("ix_orders_user", "user_id", "id"),
         # The expiry job only looks at unpaid orders, oldest deadline first.
         Index("ix_orders_unpaid_expiry", "expires_at", postgresql_where=text("status = 'pending_payment'")),
+        # Vendor sales stats: sold orders by the day they were paid.
+        Index("ix_orders_sold_paid_at", "paid_at", postgresql_where=text(f"status IN ({_SOLD})")),
     )
 
 

@@ -108,6 +108,13 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'pending_payment'"),
     )
     op.create_index("ix_orders_user", "orders", ["user_id", "id"], unique=False)
+    op.create_index(
+        "ix_orders_sold_paid_at",
+        "orders",
+        ["paid_at"],
+        unique=False,
+        postgresql_where=sa.text("status IN ('paid', 'fulfilled', 'delivered')"),
+    )
     op.create_table(
         "idempotency_keys",
         sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
@@ -318,6 +325,7 @@ def downgrade() -> None:
     op.drop_table("order_events")
     op.drop_index("ix_idempotency_keys_expires", table_name="idempotency_keys")
     op.drop_table("idempotency_keys")
+    op.drop_index("ix_orders_sold_paid_at", table_name="orders")
     op.drop_index("ix_orders_user", table_name="orders")
     op.drop_index(
         "ix_orders_unpaid_expiry", table_name="orders", postgresql_where=sa.text("status = 'pending_payment'")
