@@ -34,6 +34,7 @@ from api.staff.controllers import StaffController
 from api.vendor.controllers import VendorStoreController
 from api.vendor.orders import VendorOrdersController
 from api.wishlist.controllers import WishlistController
+from core.events import get_event_bus
 from core.jobs import Dispatcher
 from core.logging import configure_logging, get_logger
 from core.passwords import PasswordHasher
@@ -44,6 +45,7 @@ from core.storage import build_private_storage, build_storage
 from core.telemetry import build_tracer_provider, instrument_engine, litestar_plugin, taskiq_middleware
 from core.tokens import TokenSigner
 from db.engine import Database, create_database
+from db.services.subscribers import register_all
 from tasks.dispatch import BrokerDispatcher
 from tasks.factory import build_broker, redis_url_for
 
@@ -115,6 +117,9 @@ def create_app(
     """
     settings = settings or get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, process="api")
+    # Subscribers defer the jobs that follow a change (order mail, notices); registering again
+    # adds nothing, so building many apps in one process (tests) is harmless.
+    register_all(get_event_bus())
     tracer_provider = tracer_provider or build_tracer_provider(settings, "api")
 
     @asynccontextmanager

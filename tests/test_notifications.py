@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from litestar import Litestar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.events import EventBus
+from core.events import EventBus, get_event_bus
 from core.jobs import NoActiveUnitOfWork, job_buffer
 from db.models import Notification, Order, User
 from db.services.notifications.errors import UnknownNotificationKind
@@ -291,6 +293,16 @@ def test_registration_subscribes_each_handler_once() -> None:
     bus = fresh_bus()
     assert bus.subscribers(OrderPlaced) == [subscribers.on_order_placed]
     assert bus.subscribers(OrderStatusChanged) == [subscribers.on_order_status_changed]
+
+
+async def test_every_app_registers_the_subscribers_on_the_process_bus_once(
+    make_app: Callable[..., Litestar],
+) -> None:
+    make_app()
+    make_app()  # tests (and reloads) build many apps in one process
+    bus = get_event_bus()
+    assert bus.subscribers(OrderPlaced).count(subscribers.on_order_placed) == 1
+    assert bus.subscribers(OrderStatusChanged).count(subscribers.on_order_status_changed) == 1
 
 
 def test_subscribers_need_a_unit_of_work() -> None:
