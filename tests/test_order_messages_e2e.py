@@ -17,7 +17,6 @@ from litestar import Litestar
 from sqlalchemy import func, select
 from taskiq import AsyncBroker
 
-import core.events
 from core.events import EventBus
 from core.jobs import job_buffer
 from core.settings import Settings
@@ -123,12 +122,8 @@ async def test_an_order_placed_over_http_is_confirmed_by_mail(
     committed_db: Database,
     make_app: Callable[..., Litestar],
     settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # This test's own bus with every subscriber, as the processes register at start-up.
-    bus = EventBus()
-    register_all(bus)
-    monkeypatch.setattr(core.events, "_bus", bus)
+    # No subscriber set-up here: the app registers them, as in production.
     async with committed_db.session_maker() as session:
         buyer = await make_user(session, full_name="Tunde Bakare")
         store = await make_store(session)
