@@ -27,6 +27,14 @@ closest to the body), provided it reaches ``FITS`` (0.6); otherwise ``recommende
 None and ``reason`` says why (the closest size and what is wrong with it, or that the chart
 and the body have no reliable measurement in common).
 
+**Shoppers like me**: the sizes that shoppers with the nearest body shapes kept (paid for and
+did not return) of the same product, or failing that of the same brand in the same category.
+They are shown only as an aggregate of at least ``SIMILAR_SHOPPERS_MIN`` shoppers (privacy: no
+one's purchase can be singled out). They move the recommendation only when a clear majority
+(``SHOPPERS_MAJORITY``) kept one size *and* the chart still rates that size at least
+``SHOPPERS_MIN_FIT``: the crowd corrects a chart that runs small or large, it never recommends a
+size the body is far from.
+
 **Fit vectors** (for "products that fit me"): a size-chart row and a body profile are mapped
 to vectors whose inner product is the weighted squared distance from the body to the centre
 of each range, in tolerance units, over the measurements the row covers:
@@ -55,6 +63,12 @@ FitStatus = Literal["tight", "good", "loose"]
 
 # A size fits when its score reaches this.
 FITS: Final = 0.6
+# Shoppers like me: the fewest similar shoppers an aggregate may describe, the share of them
+# that must have kept one size to move the recommendation, and the least chart score that size
+# must still have.
+SIMILAR_SHOPPERS_MIN: Final = 5
+SHOPPERS_MAJORITY: Final = 0.6
+SHOPPERS_MIN_FIT: Final = 0.35
 # Body measurements less certain than this are shown but do not count.
 MIN_CONFIDENCE: Final = 0.2
 # The loose side forgives this much more than the tight side.
@@ -114,10 +128,24 @@ class SizeFit:
 
 
 @dataclass(frozen=True)
+class SimilarShoppers:
+    """What shoppers with a body like the caller's kept: ``count`` shoppers, and the share of
+    kept items per size (shares sum to 1)."""
+
+    count: int
+    size_distribution: dict[str, float]
+    # "product": they bought this product; "brand": products of its brand in its category.
+    scope: Literal["product", "brand"]
+
+
+@dataclass(frozen=True)
 class FitAdvice:
     recommended_size: str | None
     reason: str | None
     sizes: list[SizeFit]
+    # What the recommendation rests on: the size chart, or similar shoppers' choices.
+    basis: Literal["size_chart", "similar_shoppers"] = "size_chart"
+    similar_shoppers: SimilarShoppers | None = None
 
 
 def importance(garment: str | None, key: str) -> float:
@@ -199,6 +227,38 @@ def advise(
     if best.fit_score >= FITS:
         return FitAdvice(best.size, None, sizes)
     return FitAdvice(None, _why_nothing_fits(best), sizes)
+
+
+def summarise_shoppers(
+    kept: Sequence[tuple[str, str]], scope: Literal["product", "brand"]
+) -> SimilarShoppers | None:
+    """Aggregate ``(shopper, size)`` pairs of kept items; None below ``SIMILAR_SHOPPERS_MIN``
+    distinct shoppers (too few to show without exposing individual purchases)."""
+    shoppers = {shopper for shopper, _ in kept}
+    if len(shoppers) < SIMILAR_SHOPPERS_MIN:
+        return None
+    pairs = set(kept)
+    counts: dict[str, int] = {}
+    for _, size in pairs:
+        counts[size] = counts.get(size, 0) + 1
+    total = len(pairs)
+    distribution = {size: round(n / total, 3) for size, n in sorted(counts.items(), key=lambda kv: -kv[1])}
+    return SimilarShoppers(count=len(shoppers), size_distribution=distribution, scope=scope)
+
+
+def with_shoppers(advice: FitAdvice, shoppers: SimilarShoppers | None) -> FitAdvice:
+    """``advice`` with the similar shoppers attached, and its recommendation moved to the size a
+    clear majority of them kept when the chart still rates that size ``SHOPPERS_MIN_FIT``."""
+    if shoppers is None:
+        return advice
+    kept = FitAdvice(advice.recommended_size, advice.reason, advice.sizes, advice.basis, shoppers)
+    size, share = max(shoppers.size_distribution.items(), key=lambda kv: kv[1])
+    if share < SHOPPERS_MAJORITY or size == advice.recommended_size:
+        return kept
+    fit = next((s for s in advice.sizes if s.size == size), None)
+    if fit is None or fit.fit_score < SHOPPERS_MIN_FIT:
+        return kept
+    return FitAdvice(size, None, advice.sizes, "similar_shoppers", shoppers)
 
 
 def _why_nothing_fits(closest: SizeFit) -> str:

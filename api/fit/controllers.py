@@ -37,6 +37,14 @@ def _size_out(size: fit.SizeFit) -> schemas.SizeFit:
     )
 
 
+def _shoppers_out(shoppers: fit.SimilarShoppers | None) -> schemas.SimilarShoppers | None:
+    if shoppers is None:
+        return None
+    return schemas.SimilarShoppers(
+        count=shoppers.count, size_distribution=shoppers.size_distribution, scope=shoppers.scope
+    )
+
+
 class FitController(Controller):
     path = "/"
     tags = ["fit"]
@@ -47,7 +55,9 @@ class FitController(Controller):
         summary="Which size of this product fits you",
         description="Your latest ready body profile against the product's size chart: per size a fit "
         "score and, per measurement the chart lists, tight/good/loose with the distance in cm. "
-        "`recommended_size` is null when no size fits well enough, and `reason` says why. 409 when "
+        "`recommended_size` is null when no size fits well enough, and `reason` says why. "
+        "`similar_shoppers` summarises the sizes kept by at least 5 shoppers with a body shape like "
+        "yours; a clear majority can move the recommendation (`basis`). 409 when "
         "you have no ready measurement; 422 when the product has no size chart.",
     )
     async def advice(
@@ -65,6 +75,8 @@ class FitController(Controller):
             reason=found.advice.reason,
             sizes=[_size_out(size) for size in found.advice.sizes],
             measurement_id=found.measurement_id,
+            basis=found.advice.basis,
+            similar_shoppers=_shoppers_out(found.advice.similar_shoppers),
         )
 
     @get(

@@ -33,6 +33,17 @@ class SizeFit(msgspec.Struct):
     notes: list[FitNote]
 
 
+class SimilarShoppers(msgspec.Struct):
+    count: Annotated[int, Meta(description="Shoppers with a body shape like yours who kept one (at least 5)")]
+    size_distribution: Annotated[
+        dict[str, float], Meta(description="Share of the items they kept, per size (sums to 1)")
+    ]
+    scope: Annotated[
+        Literal["product", "brand"],
+        Meta(description="`product`: they kept this product; `brand`: products of its brand in its category"),
+    ]
+
+
 class FitAdvice(msgspec.Struct):
     product_id: UUID
     recommended_size: str | None
@@ -41,6 +52,12 @@ class FitAdvice(msgspec.Struct):
     sizes: list[SizeFit]
     # The measurement (body profile) the advice is based on.
     measurement_id: UUID
+    basis: Annotated[
+        Literal["size_chart", "similar_shoppers"],
+        Meta(description="`similar_shoppers` when what shoppers like you kept moved the recommendation"),
+    ] = "size_chart"
+    # Null when fewer than 5 shoppers like you bought it (never shown for fewer).
+    similar_shoppers: SimilarShoppers | None = None
 
 
 class FitMatch(msgspec.Struct):

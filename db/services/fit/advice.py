@@ -8,12 +8,13 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.fit import FitAdvice, advise
+from core.fit import FitAdvice, advise, with_shoppers
 from db.models import Product, SizeChartRow, Vendor
 from db.services.catalog.errors import ProductNotFound
 from db.services.catalog.taxonomy import CategoryTree
 from db.services.fit.errors import NoSizeChart
 from db.services.fit.profile import BodyProfile, body_profile_for_fit
+from db.services.fit.shoppers import similar_shoppers
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,8 @@ class ProductFit:
 async def size_advice(
     session: AsyncSession, tree: CategoryTree, user_id: UUID, product_id: UUID
 ) -> ProductFit:
-    """Every size of the product's chart scored against the user's body profile, and the size
-    to recommend (or why none).
+    """Every size of the product's chart scored against the user's body profile, what shoppers
+    shaped like them kept, and the size to recommend (or why none).
 
     Raises:
         ProductNotFound: no such product, or not listed and not the caller's own (404).
@@ -36,7 +37,7 @@ async def size_advice(
     """
     product = (
         await session.execute(
-            select(Product.id, Product.category_id)
+            select(Product.id, Product.category_id, Product.brand_id)
             .join(Vendor, Vendor.id == Product.vendor_id)
             .where(Product.id == product_id, Product.is_listed | (Vendor.owner_id == user_id))
         )
@@ -59,4 +60,14 @@ async def size_advice(
         profile.confidence,
         tree.garment_of(product.category_id),
     )
-    return ProductFit(product_id=product_id, measurement_id=profile.measurement_id, advice=advice)
+    shoppers = await similar_shoppers(
+        session,
+        user_id=user_id,
+        embedding=profile.embedding,
+        product_id=product_id,
+        brand_id=product.brand_id,
+        category_id=product.category_id,
+    )
+    return ProductFit(
+        product_id=product_id, measurement_id=profile.measurement_id, advice=with_shoppers(advice, shoppers)
+    )

@@ -17,6 +17,8 @@ class BodyProfile:
     measurement_id: UUID
     measurements: dict[str, float]
     confidence: dict[str, float]
+    # Body-shape embedding ("shoppers like me"); None for measurements made before it existed.
+    embedding: list[float] | None = None
 
 
 async def body_profile_for_fit(session: AsyncSession, user_id: UUID) -> BodyProfile:
@@ -29,4 +31,5 @@ async def body_profile_for_fit(session: AsyncSession, user_id: UUID) -> BodyProf
         found = await body_profile(session, user_id)
     except BodyProfileNotFound:
         raise BodyProfileRequired from None
-    return BodyProfile(found.id, dict(found.measurements or {}), dict(found.confidence or {}))
+    embedding = [float(x) for x in found.embedding] if found.embedding is not None else None
+    return BodyProfile(found.id, dict(found.measurements or {}), dict(found.confidence or {}), embedding)
