@@ -57,7 +57,8 @@ _bus: EventBus | None = None
 
 
 def get_event_bus() -> EventBus:
-    """The process-wide bus. Domains register on it from ``core.registry.register_all``."""
+    """The process-wide bus. Subscribers are registered on it at start-up by
+    ``db.services.subscribers.register_all`` (API and workers)."""
     global _bus  # noqa: PLW0603  # one bus per process, built lazily on first use
     if _bus is None:
         _bus = EventBus()

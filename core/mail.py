@@ -11,7 +11,7 @@ import html
 import os
 import tempfile
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from pathlib import Path
 from string import Template
 from typing import Protocol
@@ -50,7 +50,11 @@ def compose(*, sender: str, to: str, template: str, message_key: str, **values: 
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(idstring=message_key, domain="fashionistar.dev")
+    # Derived from the key alone: a job that sends the same message again (a redelivery) makes
+    # the same Message-ID, which the file mailer turns into the same file and mail clients
+    # recognise as the same message.
+    safe_key = "".join(c if c.isalnum() or c in "-._" else "_" for c in message_key)
+    message["Message-ID"] = f"<{safe_key}@fashionistar.dev>"
     message.set_content(text)
     message.add_alternative(html_body, subtype="html")
     return message

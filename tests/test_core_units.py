@@ -6,11 +6,13 @@ import argparse
 import random
 from pathlib import Path
 
+import anyio
 import msgspec
 import pytest
 
 from core.events import Event, EventBus
 from core.jobs import NoActiveUnitOfWork, defer, job_buffer
+from core.mail import FileMailer, compose
 from core.settings import Secret, SettingsError, load_settings
 from db.engine import engine_options, normalise_url
 from tasks.queues import QUEUES, UnknownQueue, parse_queues, queue_of, stream_name
@@ -193,3 +195,21 @@ def test_workers_serving_inference_take_few_tasks_at_once(
     args = argparse.Namespace(queues=queues, module=[], scheduler=False, processes=1, shutdown_timeout=5.0)
     command = build_command(args)
     assert command[command.index("--max-async-tasks") + 1] == expected
+
+
+@pytest.mark.anyio
+async def test_the_same_message_key_makes_the_same_mail_file(tmp_path: Path) -> None:
+    mailer = FileMailer(tmp_path)
+    for _ in range(2):
+        message = compose(
+            sender="Fashionistar <no-reply@fashionistar.dev>",
+            to="ada@example.com",
+            template="verify_email",
+            message_key="verify_email-0192/abc",
+            name="Ada",
+            code="123456",
+            minutes="10",
+        )
+        assert message["Message-ID"] == "<verify_email-0192_abc@fashionistar.dev>"
+        await mailer.send(message)
+    assert [p.name async for p in anyio.Path(tmp_path).iterdir()] == ["verify_email-0192_abc.eml"]
