@@ -193,6 +193,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbox_sweep_interval_seconds: int = 15
     # Outbox rows younger than this are left to the after-commit flush that normally sends them.
     outbox_sweep_min_age_seconds: float = 10.0
+    # Workers and the scheduler touch this file while their event loop runs (container probes;
+    # see tasks/heartbeat.py). None: no heartbeat.
+    heartbeat_file: Path | None = None
+    heartbeat_interval_seconds: float = 10.0
 
     @property
     def is_production(self) -> bool:

@@ -24,6 +24,7 @@ from core.storage import build_private_storage, build_storage
 from core.telemetry import build_tracer_provider, instrument_engine, taskiq_middleware
 from db.engine import create_database
 from db.services.subscribers import register_all
+from tasks import heartbeat
 from tasks.factory import build_broker, redis_url_for
 from tasks.queues import Queue, parse_queues, stream_name
 from tasks.resources import Models, TaskResources
@@ -73,6 +74,7 @@ async def _startup_worker(state: TaskiqState) -> None:
         payments=build_payment_provider(settings),
         models=models,
     )
+    state.heartbeat = heartbeat.start(settings.heartbeat_file, settings.heartbeat_interval_seconds)
     log.info("worker started", queues=[s.rsplit(":", 1)[-1] for s in broker.streams])
 
 
@@ -110,10 +112,17 @@ async def _startup_client(state: TaskiqState) -> None:
     # The scheduler process is a broker client; give it the same log format as everyone else.
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, process="scheduler")
+    state.heartbeat = heartbeat.start(settings.heartbeat_file, settings.heartbeat_interval_seconds)
+
+
+@broker.on_event(TaskiqEvents.CLIENT_SHUTDOWN)
+async def _shutdown_client(state: TaskiqState) -> None:
+    await heartbeat.stop(getattr(state, "heartbeat", None), get_settings().heartbeat_file)
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
 async def _shutdown_worker(state: TaskiqState) -> None:
+    await heartbeat.stop(getattr(state, "heartbeat", None), get_settings().heartbeat_file)
     resources: TaskResources | None = getattr(state, "resources", None)
     if resources is not None:
         if resources.models is not None:

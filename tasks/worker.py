@@ -26,6 +26,7 @@ _INFRA = {
     "dispatch",
     "embed_catalog",
     "factory",
+    "heartbeat",
     "queues",
     "resources",
     "retry",

@@ -1,0 +1,115 @@
+"""The image definition, checked without a Docker engine: multi-stage, slim and tagged bases, a
+non-root user, no build tools or caches in the final stage, the models and every package the
+processes import copied in, nothing local sent to the build; and the checker catches breakage."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+
+from core.settings import load_settings
+from devstack.up import api_command
+from tests.support import dockerfile
+from tests.support.stack import ROOT
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+DOCKERIGNORE = (ROOT / ".dockerignore").read_text()
+RUNTIME_PACKAGES = ("api", "core", "db", "tasks", "inference")
+FIRST_PARTY = {"api", "core", "db", "tasks", "inference", "devstack", "training", "benchmarks", "tests"}
+
+
+def test_the_dockerfile_passes_its_checks() -> None:
+    assert dockerfile.problems(DOCKERFILE, DOCKERIGNORE) == []
+
+
+def test_the_image_holds_every_package_its_processes_import() -> None:
+    final = dockerfile.stages(DOCKERFILE)[-1]
+    copied = {src.rstrip("/") for sources, _ in dockerfile.final_copies(final) for src in sources}
+    imported: set[str] = set()
+    for package in RUNTIME_PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            relative = path.relative_to(ROOT).as_posix()
+            if dockerfile.dockerignore_excludes(DOCKERIGNORE.splitlines(), relative):
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    imported.add(node.module.split(".")[0])
+                elif isinstance(node, ast.Import):
+                    imported.update(alias.name.split(".")[0] for alias in node.names)
+    needed = imported & FIRST_PARTY
+    assert needed <= copied, f"imported but not in the image: {needed - copied}"
+    assert set(RUNTIME_PACKAGES) <= copied
+    for model in (ROOT / "inference" / "models").rglob("*.onnx"):
+        assert not dockerfile.dockerignore_excludes(
+            DOCKERIGNORE.splitlines(), model.relative_to(ROOT).as_posix()
+        )
+
+
+def test_the_default_command_is_the_api_as_the_dev_stack_runs_it() -> None:
+    final = dockerfile.stages(DOCKERFILE)[-1]
+    cmd = json.loads(next(rest for word, rest in final.instructions if word == "CMD"))
+    settings = load_settings({"API_HOST": "0.0.0.0", "API_PORT": "8000"}, dotenv=None)
+    assert cmd == ["granian", *api_command(settings, workers=1)[1:]]
+    user = next(rest for word, rest in reversed(final.instructions) if word == "USER")
+    assert user == "10001:10001"  # the uid the pod securityContext runs as (k8s/base)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("USER 10001:10001", "USER root", "runs as root"),
+        ("USER 10001:10001", "", "no USER"),
+        ("python:3.11.11-slim-bookworm", "python:latest", "untagged or latest"),
+        ("python:3.11.11-slim-bookworm", "python:3.11.11-bookworm", "not a slim image"),
+        (
+            "EXPOSE 8000",
+            "EXPOSE 8000\nHEALTHCHECK CMD curl -f http://localhost:8000/health/live",
+            "HEALTHCHECK",
+        ),
+        (
+            "RUN python -m compileall -q /app",
+            "RUN apt-get update && apt-get install -y gcc",
+            "installs packages",
+        ),
+        ("COPY inference/ /app/inference/", "COPY inference/body.py /app/inference/", "ONNX models"),
+        ("pip install --no-cache-dir -r", "pip install -r", None),
+    ],
+)
+def test_the_dockerfile_check_catches_breakage(old: str, new: str, message: str | None) -> None:
+    assert old in DOCKERFILE
+    broken = DOCKERFILE.replace(old, new)
+    if message is None:  # pip's cache: only caught once the environment does not disable it either
+        broken = broken.replace("PIP_NO_CACHE_DIR=1", "PIP_NO_COLOR=1")
+        message = "pip keeps its cache"
+    found = dockerfile.problems(broken, DOCKERIGNORE)
+    assert any(message in p for p in found), found
+
+
+def test_a_single_stage_build_is_caught() -> None:
+    final_stage = DOCKERFILE[DOCKERFILE.index("FROM ${PYTHON_IMAGE} AS runtime") :]
+    header = DOCKERFILE[: DOCKERFILE.index("# --- build")]
+    assert "not a multi-stage build" in dockerfile.problems(header + final_stage, DOCKERIGNORE)
+
+
+@pytest.mark.parametrize("entry", [".venv", ".data", ".git", ".pytest_cache", "tests"])
+def test_the_dockerignore_check_catches_a_missing_exclusion(entry: str) -> None:
+    lines = [line for line in DOCKERIGNORE.splitlines() if line.strip() != entry]
+    assert len(lines) < len(DOCKERIGNORE.splitlines())
+    assert f".dockerignore does not exclude {entry}" in dockerfile.problems(DOCKERFILE, "\n".join(lines))
+
+
+def test_the_dockerignore_check_catches_excluded_models() -> None:
+    found = dockerfile.problems(DOCKERFILE, DOCKERIGNORE + "\n*.onnx\n**/*.onnx\n")
+    assert any("efficientnet_lite0_embed.onnx" in p for p in found), found
+
+
+def test_dockerignore_matching() -> None:
+    patterns = ["**/__pycache__", ".data", "inference/build", "docs", "!docs/keep.md"]
+    assert dockerfile.dockerignore_excludes(patterns, "api/__pycache__/app.cpython-311.pyc")
+    assert dockerfile.dockerignore_excludes(patterns, "__pycache__/x.pyc")
+    assert dockerfile.dockerignore_excludes(patterns, ".data/pg/PG_VERSION")
+    assert dockerfile.dockerignore_excludes(patterns, "inference/build/body_models.py")
+    assert not dockerfile.dockerignore_excludes(patterns, "inference/body.py")
+    assert not dockerfile.dockerignore_excludes(patterns, "docs/keep.md")
