@@ -24,7 +24,7 @@ Range = Annotated[tuple[float, float], Meta(description="[min, max] in cm")]
 ProductStatus = Literal["draft", "active", "archived"]
 
 
-class Money(msgspec.Struct, frozen=True):
+class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     amount: Amount
     currency: Currency
 
@@ -85,7 +85,7 @@ class SimilarProductList(msgspec.Struct):
     items: list[SimilarProduct]
 
 
-class PhotoSearchUpload(msgspec.Struct):
+class PhotoSearchUpload(msgspec.Struct, forbid_unknown_fields=True):
     """multipart/form-data: the photo to search with (JPEG, PNG, WebP or HEIC)."""
 
     image: UploadFile

@@ -17,7 +17,7 @@ Confidence = Annotated[float, Meta(ge=0, le=1)]
 MeasurementStatus = Literal["pending", "processing", "ready", "failed"]
 
 
-class MeasurementUpload(msgspec.Struct):
+class MeasurementUpload(msgspec.Struct, forbid_unknown_fields=True):
     """multipart/form-data: a front and a side photo (JPEG, PNG, WebP or HEIC) and the height."""
 
     front: UploadFile

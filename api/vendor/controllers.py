@@ -40,7 +40,7 @@ def _money(value: Any) -> Any:
     return products.Money(amount=value.amount, currency=value.currency) if value is not None else None
 
 
-class ImageUpload(msgspec.Struct):
+class ImageUpload(msgspec.Struct, forbid_unknown_fields=True):
     image: UploadFile
 
 
