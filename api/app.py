@@ -18,7 +18,7 @@ from taskiq import AsyncBroker
 
 from api.auth import BearerAuthMiddleware, provide_principal
 from api.catalog.controllers import CatalogController, VendorsController
-from api.dependencies import provide_client_info, provide_db_session, provide_resources
+from api.dependencies import provide_client_info, provide_db_session, provide_read_session, provide_resources
 from api.errors import exception_handlers
 from api.fit.controllers import FitController
 from api.health.controllers import HealthController
@@ -191,6 +191,8 @@ def create_app(
             "resources": Provide(provide_resources, sync_to_thread=False),
             # Resolved only by handlers that ask for it: one unit of work per request.
             "db_session": Provide(provide_db_session),
+            # Read-only handlers: statements without a transaction around them.
+            "read_session": Provide(provide_read_session),
             "client": Provide(provide_client_info, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },

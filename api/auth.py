@@ -16,7 +16,7 @@ from litestar.connection import ASGIConnection, Request
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
-from core.tokens import InvalidToken, TokenSigner
+from core.tokens import InvalidToken, TokenSigner, VerifiedTokens
 
 if TYPE_CHECKING:
     from litestar.handlers.base import BaseRouteHandler
@@ -42,7 +42,7 @@ def _unauthorised(detail: str) -> NotAuthorizedException:
 class BearerAuthMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self.signer = TokenSigner(settings)
+        self.tokens = VerifiedTokens(TokenSigner(settings))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
@@ -57,7 +57,7 @@ class BearerAuthMiddleware:
         if not value.lower().startswith(_BEARER) or len(value) > 4096:
             raise _unauthorised("Use 'Authorization: Bearer <access token>'.")
         try:
-            claims = self.signer.decode(value[len(_BEARER) :].strip())
+            claims = self.tokens.decode(value[len(_BEARER) :].strip())
         except InvalidToken:
             raise _unauthorised("The access token is invalid or has expired.") from None
         return Principal(user_id=claims.sub, role=claims.role, token_id=claims.jti)

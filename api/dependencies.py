@@ -28,6 +28,14 @@ async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]
         yield session
 
 
+async def provide_read_session(state: State) -> AsyncGenerator[AsyncSession, None]:
+    """A session for handlers that only read (public catalog pages): no transaction, so no BEGIN
+    and COMMIT round trips; each statement sees the latest committed data."""
+    resources: AppResources = state.resources
+    async with resources.db.reader()() as session:
+        yield session
+
+
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     """The caller's address, honouring ``TRUSTED_PROXY_HOPS`` of X-Forwarded-For."""
     resources: AppResources = connection.app.state.resources

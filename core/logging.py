@@ -44,9 +44,6 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.CallsiteParameterAdder(
-            {structlog.processors.CallsiteParameter.MODULE}, additional_ignores=["logging"]
-        ),
     ]
     renderer: Processor
     if fmt == "console":
@@ -63,8 +60,9 @@ def configure_logging(
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        # Not cached: reconfiguring (tests, worker start-up) must reach loggers already made.
-        cache_logger_on_first_use=False,
+        # Cached: this chain is the same on every call; what reconfiguring changes (level, format,
+        # stream) lives in the stdlib handler below, which loggers made earlier still reach.
+        cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],

@@ -78,6 +78,37 @@ class TokenSigner:
             raise InvalidToken(str(exc)) from None
 
 
+class VerifiedTokens:
+    """Access tokens this process has already verified, kept until they expire.
+
+    Verifying an HS256 token (header, signature, claims) costs more CPU than the rest of a small
+    request's authentication; a client sends the same token with every request for its 15
+    minutes. A token is immutable and access tokens are not revocable before expiry (see the
+    README), so a cached verification stays true until ``exp``. Only valid tokens are cached;
+    the cache is bounded and drops its oldest entries first.
+    """
+
+    def __init__(self, signer: TokenSigner, *, max_entries: int = 4096) -> None:
+        self._signer = signer
+        self._max_entries = max_entries
+        self._verified: dict[str, AccessClaims] = {}
+
+    def decode(self, token: str) -> AccessClaims:
+        """As :meth:`TokenSigner.decode`. Raises InvalidToken."""
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims.exp + _LEEWAY_SECONDS > time.time():
+                return claims
+            del self._verified[token]
+        claims = self._signer.decode(token)
+        if len(self._verified) >= self._max_entries:
+            # Oldest first (dicts keep insertion order): a tenth at a time, to amortise the cost.
+            for stale in list(self._verified)[: max(1, self._max_entries // 10)]:
+                del self._verified[stale]
+        self._verified[token] = claims
+        return claims
+
+
 def new_refresh_token() -> str:
     """An opaque, unguessable refresh token (256 bits)."""
     return secrets.token_urlsafe(32)

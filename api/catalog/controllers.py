@@ -64,9 +64,9 @@ class CatalogController(Controller):
 
     @get("/brands", summary="Brands, newest first")
     async def brands(
-        self, db_session: NamedDependency[AsyncSession], limit: Limit = 50, cursor: Cursor = None
+        self, read_session: NamedDependency[AsyncSession], limit: Limit = 50, cursor: Cursor = None
     ) -> schemas.BrandList:
-        page = await taxonomy.list_brands(db_session, limit=limit, cursor=cursor)
+        page = await taxonomy.list_brands(read_session, limit=limit, cursor=cursor)
         return schemas.BrandList(
             items=[schemas.Brand(id=b.id, name=b.name, slug=b.slug) for b in page.items],
             next_cursor=page.next_cursor,
@@ -75,7 +75,7 @@ class CatalogController(Controller):
     @get("/products", summary="Search and browse products")
     async def products(
         self,
-        db_session: NamedDependency[AsyncSession],
+        read_session: NamedDependency[AsyncSession],
         resources: NamedDependency[AppResources],
         q: Annotated[str | None, QueryParameter(max_length=200, description="Full-text search")] = None,
         category: CategoryKey = None,
@@ -103,7 +103,7 @@ class CatalogController(Controller):
             sort=sort,
         )
         tree = await resources.categories.get()
-        page = await listing.list_products(db_session, tree, filters, limit=limit, cursor=cursor)
+        page = await listing.list_products(read_session, tree, filters, limit=limit, cursor=cursor)
         return schemas.ProductList(
             items=[summary_out(row, resources.storage) for row in page.items], next_cursor=page.next_cursor
         )
@@ -113,12 +113,12 @@ class CatalogController(Controller):
         self,
         product_id: FromPath[UUID],
         request: Request[Any, Any, Any],
-        db_session: NamedDependency[AsyncSession],
+        read_session: NamedDependency[AsyncSession],
         resources: NamedDependency[AppResources],
     ) -> schemas.Product:
         viewer = request.scope.get("user")
         detail = await listing.product_detail(
-            db_session, product_id, viewer=viewer.user_id if isinstance(viewer, Principal) else None
+            read_session, product_id, viewer=viewer.user_id if isinstance(viewer, Principal) else None
         )
         return product_out(detail, resources.storage)
 
@@ -204,6 +204,6 @@ class VendorsController(Controller):
 
     @get("/{vendor_id:uuid}", summary="A store")
     async def read(
-        self, vendor_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+        self, vendor_id: FromPath[UUID], read_session: NamedDependency[AsyncSession]
     ) -> schemas.Vendor:
-        return vendor_out(await vendors.get_store(db_session, vendor_id))
+        return vendor_out(await vendors.get_store(read_session, vendor_id))

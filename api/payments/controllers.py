@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import httpx
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, Parameter
+from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.orders import schemas
@@ -57,10 +57,10 @@ class SandboxCheckoutController(Controller):
     @get("/checkout/{reference:str}", summary="Pay in the sandbox: delivers a signed charge.success webhook")
     async def checkout(
         self,
-        reference: FromPath[Annotated[str, Parameter(max_length=100)]],
-        amount: Annotated[int, Parameter(ge=0, le=10**12)],
-        currency: Annotated[str, Parameter(pattern=r"^[A-Z]{3}$")],
-        email: Annotated[str, Parameter(max_length=320)],
+        reference: Annotated[str, PathParameter(max_length=100)],
+        amount: Annotated[int, QueryParameter(ge=0, le=10**12)],
+        currency: Annotated[str, QueryParameter(pattern=r"^[A-Z]{3}$")],
+        email: Annotated[str, QueryParameter(max_length=320)],
         request: Request[Any, Any, Any],
         resources: NamedDependency[AppResources],
     ) -> schemas.SandboxCheckout:
