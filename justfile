@@ -89,3 +89,11 @@ bench-inference *args:
 # Fit and similarity search quality and latency on the benchmark's own stack (datasets built once into .data/bench-search): HNSW recall vs exact, open-loop p95 of similar/fit endpoints, precision@10, fit-advice agreement; results in benchmarks/results/.
 bench-search *args:
     {{py}} -m benchmarks.search_quality "$@"
+
+# The benchmark suite: every latency, throughput and memory target on a 100k-product dataset (built once into .data/bench-search), with the physical floor in the same run; results in benchmarks/results/latest.{json,md} and plots. `just bench --quick` runs a ~2-minute subset.
+bench *args:
+    {{py}} -m benchmarks.suite "$@"
+
+# Per-scenario deltas between two result files of `just bench`, e.g. `just bench-compare old.json benchmarks/results/latest.json`.
+bench-compare a b:
+    {{py}} -m benchmarks.suite compare "$@"

@@ -7,9 +7,9 @@ anywhere (in the client's connection pool, in this load generator, in the server
 counts. Before the timed run the same scenario runs for a warm-up period whose results are
 dropped (only its errors are reported). Requests go through ``client.LoadClient``, a minimal
 keep-alive HTTP/1.1 client that costs the shared CPU far less than httpx. Percentiles are
-nearest-rank, over successful (200) responses; errors are counted apart (status, transport
-errors, and answers that break the contract: a similar-items answer with fewer than ``limit``
-items).
+nearest-rank, over successful responses (200, or the scenario's ``ok_statuses``); errors are
+counted apart (status, transport errors, and answers that break the contract: a similar-items
+answer with fewer than ``limit`` items).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class Request:
     path: str
     params: dict[str, str | int] | None = None
     headers: dict[str, str] | None = None
+    method: str = "GET"
+    body: bytes | None = None
 
 
 @dataclass
@@ -60,21 +62,29 @@ class Scenario:
     target_p95_ms: float
     target_rate: float
     check: Check | None = None
+    ok_statuses: tuple[int, ...] = (200,)
 
 
 async def _shot(
-    client: LoadClient, request: Request, scheduled: float, t0: float, check: Check | None
+    client: LoadClient,
+    request: Request,
+    scheduled: float,
+    t0: float,
+    check: Check | None,
+    ok_statuses: tuple[int, ...] = (200,),
 ) -> Shot:
     await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
     shot = Shot(lag_ms=round((time.perf_counter() - scheduled) * 1000, 2))
     try:
-        response = await client.get(request.path, params=request.params, headers=request.headers)
+        response = await client.request(
+            request.method, request.path, params=request.params, headers=request.headers, body=request.body
+        )
     except (HttpError, TimeoutError, OSError) as exc:
         shot.problem = f"{type(exc).__name__}: {exc}"[:200]
         return shot
     finished = time.perf_counter()
     shot.status, shot.done_at = response.status_code, finished - t0
-    if response.status_code != 200:
+    if response.status_code not in ok_statuses:
         shot.problem = f"{response.status_code}: {response.text[:160]}"
     elif check is not None:
         shot.problem = check(response)
@@ -83,15 +93,27 @@ async def _shot(
     return shot
 
 
-async def open_loop(client: LoadClient, scenario: Scenario, seconds: float) -> tuple[list[Shot], float]:
-    """Every request of ``seconds`` at the scenario's rate; returns them and the send window."""
+async def open_loop(
+    client: LoadClient, scenario: Scenario, seconds: float, start: int = 0
+) -> tuple[list[Shot], float]:
+    """Every request of ``seconds`` at the scenario's rate, taking the scenario's requests in turn
+    from index ``start``; returns them and the send window."""
     count = max(1, round(scenario.rate * seconds))
     t0 = time.perf_counter() + START_LEAD_SECONDS
     schedule = [t0 + i / scenario.rate for i in range(count)]
     requests = scenario.requests
     async with asyncio.TaskGroup() as group:
         tasks = [
-            group.create_task(_shot(client, requests[i % len(requests)], at, t0, scenario.check))
+            group.create_task(
+                _shot(
+                    client,
+                    requests[(start + i) % len(requests)],
+                    at,
+                    t0,
+                    scenario.check,
+                    scenario.ok_statuses,
+                )
+            )
             for i, at in enumerate(schedule)
         ]
     return [t.result() for t in tasks], schedule[-1] - t0
@@ -117,7 +139,8 @@ async def run_scenario(
     spent = {"api": tree_cpu_seconds(api_pid), "postgres": tree_cpu_seconds(postgres_pid)}
     cpu.start()
     try:
-        shots, window = await open_loop(client, scenario, seconds)
+        # After the warm-up's requests: a scenario of one-off requests (unique keys) never repeats one.
+        shots, window = await open_loop(client, scenario, seconds, start=len(warmup))
     finally:
         cpu.stop()
         stop.set()

@@ -113,6 +113,7 @@ class SearchStack(BenchStack):
         self._redis_dir = Path(tempfile.mkdtemp(prefix="fashionistar-bench-search-redis-"))
         self._redis_port = free_port()
         self._secret = secrets.token_hex(32)
+        self._paystack_secret = secrets.token_hex(32)
         self._api_port = free_port()
         self.pg_was_running = False
         super().__init__(load_settings(self._environment(None, "dev"), dotenv=None))
@@ -158,6 +159,11 @@ class SearchStack(BenchStack):
         return {
             "APP_ENV": app_env,
             "SECRET_KEY": self._secret,
+            # Production takes payments through Paystack only: a key made up for this run, and an
+            # address nothing listens on (no benchmark request starts a payment).
+            "PAYMENT_PROVIDER": "paystack",
+            "PAYSTACK_SECRET_KEY": self._paystack_secret,
+            "PAYSTACK_BASE_URL": "http://127.0.0.1:9",
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "INFO",
             "DATA_DIR": str(self.root),

@@ -1,0 +1,33 @@
+"""The benchmark suite: every latency, throughput and memory target in one run (``just bench``).
+
+    python -m benchmarks.suite [--quick] [--scenarios a,b] [--rebuild] [--no-profile]
+    python -m benchmarks.suite compare A.json B.json        (just bench-compare A B)
+    python -m benchmarks.suite plots benchmarks/results/latest.json
+
+1. **Dataset** (``dataset.py``, ``people.py``): 100k products with variants, size charts, fit
+   profiles and image embeddings (``benchmarks.search_quality``'s similarity dataset), 10k shoppers
+   with ready body profiles and ~30k past orders; built once into ``.data/bench-search`` and reused
+   while its version and parameters match; every run works on a fresh copy (``bench_run``).
+2. **Stack** (``stack.py``): production settings, one granian API worker pinned to the last CPU
+   with ``taskset``; PostgreSQL, Redis, one inference worker, one worker for the other queues and
+   the load generators on the other CPU.
+3. **The floor, in the same run** (``floor.py``, ``runs.py``): pgbench with the product page's
+   primary query, and a bare Litestar app (one handler, raw asyncpg, msgspec) doing that query,
+   served by the same granian command on the same CPU. Its closed-loop throughput is the
+   denominator of every scenario's ``floor_ratio``.
+4. **Scenarios** (``scenarios.py``, ``checks.py``): product detail, listing, full-text search,
+   similar items (+ recall@10 through the endpoint against exact search), products that fit me,
+   size advice, order creation (+ stock integrity and a contention burst), search by photo, photo
+   pair upload -> ready (``benchmarks.measurement_flow``), memory. Each HTTP scenario runs open
+   loop at fixed offered rates (latency from each request's scheduled send time, so queueing
+   delay counts) and closed loop with wrk (maximum throughput).
+5. **Verdicts** (``targets.py``) against ``benchmarks/targets.toml``; **evidence** for misses in
+   full runs (``profile.py``): py-spy over the API during an extra closed-loop run per scenario,
+   EXPLAIN ANALYZE of the hot queries.
+6. **Outputs** (``report.py``, ``plots.py``): ``benchmarks/results/latest.json`` and a timestamped
+   copy, ``latest.md``, ``latest-percentiles.png``, ``latest-rates.png``.
+
+``--quick`` runs a subset (7 scenarios, 5 s per run, only the target's rate, no profiling) in about
+two minutes once the dataset exists. The exit code is 0 when the suite ran (targets are reported,
+not enforced), 2 when it could not, 130 when interrupted.
+"""

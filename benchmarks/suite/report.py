@@ -1,0 +1,249 @@
+"""The suite's outputs: ``latest.json`` (+ a timestamped copy) and ``latest.md`` in
+``benchmarks/results/``; the plots are ``plots.py``'s."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+VERDICT = {True: "PASS", False: "FAIL", None: "n/a"}
+JsonDict = dict[str, Any]
+
+
+def write_results(report: JsonDict, results_dir: Path = RESULTS_DIR) -> list[Path]:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n"
+    markdown = render_markdown(report)
+    paths = [results_dir / "latest.json", results_dir / f"bench-{stamp}.json", results_dir / "latest.md"]
+    paths[0].write_text(text)
+    paths[1].write_text(text)
+    paths[2].write_text(markdown)
+    return paths
+
+
+def _n(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_n(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return lines
+
+
+def _lat(run: JsonDict | None, key: str) -> Any:
+    return None if run is None else (run.get("latency_ms") or {}).get(key)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def scenario_rows(report: JsonDict) -> list[list[Any]]:
+    """One row per open-loop run and per closed-loop run of each scenario."""
+    rows: list[list[Any]] = []
+    for name, result in (report.get("scenarios") or {}).items():
+        for run in result.get("open_loop") or []:
+            cpu = run.get("cpu_during_run") or {}
+            loop = "open" + (" (overloaded)" if run.get("overloaded") else "")
+            rows.append(
+                [
+                    name,
+                    loop,
+                    run.get("offered_rate"),
+                    run.get("achieved_rate"),
+                    run.get("errors"),
+                    _lat(run, "p50"),
+                    _lat(run, "p95"),
+                    _lat(run, "p99"),
+                    (run.get("cpu_ms_per_request") or {}).get("api"),
+                    cpu.get("others_cpus"),
+                    "-",
+                ]
+            )
+        closed = result.get("closed_loop")
+        if closed:
+            rows.append(
+                [
+                    name,
+                    f"closed ({closed.get('connections')} conn)",
+                    "-",
+                    closed.get("achieved_rate"),
+                    closed.get("errors"),
+                    _lat(closed, "p50"),
+                    _lat(closed, "p95"),
+                    _lat(closed, "p99"),
+                    "-",
+                    "-",
+                    _ratio(closed.get("floor_ratio")),
+                ]
+            )
+    return rows
+
+
+def render_markdown(report: JsonDict) -> str:
+    m, v = report.get("machine") or {}, report.get("versions") or {}
+    lines = [
+        f"# Benchmark suite: {report.get('finished_at')} ({'quick' if report.get('quick') else 'full'} run)",
+        "",
+        f"Produced by `just bench{' --quick' if report.get('quick') else ''}` in "
+        f"{_n(report.get('seconds'))} s ({_n(report.get('scenario_seconds'))} s of it after the dataset "
+        "was ready).",
+        "",
+        f"- **Machine**: {m.get('cpu_count')} CPUs, {m.get('cpu_model')}, {m.get('memory_gb')} GB, "
+        f"{m.get('platform')}",
+        "- **Versions**: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        f"- **Pinning**: {json.dumps(report.get('pinning'))}",
+        f"- **Settings**: {report.get('settings_note')}",
+        f"- **Dataset**: {report.get('dataset_note')}",
+        "- **How latency is measured**: open loop = requests sent at fixed times at the offered rate, "
+        "latency from each request's *scheduled* send time (queueing delay in the generator, the "
+        "connection pool and the server's accept queue counts); closed loop = wrk, each connection sends "
+        "its next request when the previous answer arrives (maximum throughput; latency from the "
+        "actual send).",
+        "- **Noise**: this machine is shared; ratios measured side by side in one run (floor ratio) are the "
+        "figures that count, absolute numbers are context. CPU used by other programs during each open-loop "
+        "run is in the JSON (`cpu_during_run.others_cpus`).",
+        "",
+        "## Targets",
+        "",
+    ]
+    lines += _table(
+        ["scenario", "target", "measured", "verdict", "miss"],
+        [
+            [
+                t["scenario"],
+                t["target"],
+                t["measured"],
+                VERDICT[t["pass"]],
+                t.get("miss") or t.get("note") or "",
+            ]
+            for t in report.get("targets") or []
+        ],
+    )
+    floor = report.get("floor") or {}
+    lines += ["", "## The floor (same run)", ""]
+    pg = floor.get("pgbench") or {}
+    lines.append(
+        f"- pgbench, the product page query alone ({pg.get('clients')} clients, prepared): "
+        f"{_n(pg.get('achieved_rate'))} tx/s, mean {_n(pg.get('latency_ms_mean'), 3)} ms"
+    )
+    app = floor.get("closed_loop") or {}
+    lines.append(
+        f"- floor app (bare Litestar + asyncpg + msgspec, same granian command and CPU), closed loop: "
+        f"{_n(app.get('achieved_rate'))} req/s, p50 {_n(_lat(app, 'p50'), 2)} ms, "
+        f"p99 {_n(_lat(app, 'p99'), 2)} ms"
+    )
+    for run in floor.get("open_loop") or []:
+        lines.append(
+            f"- floor app open loop at {_n(run.get('offered_rate'))} req/s: p50 {_n(_lat(run, 'p50'), 2)}"
+            f" / p95 {_n(_lat(run, 'p95'), 2)} / p99 {_n(_lat(run, 'p99'), 2)} ms, "
+            f"{run.get('errors')} errors"
+        )
+    lines += [
+        "",
+        "## Scenarios",
+        "",
+        "Latency in ms; rates in req/s; API CPU ms per request from the open loop; other programs' CPUs: "
+        "CPUs used by programs outside this benchmark during the run (above 0.2 the run is not clean).",
+        "",
+    ]
+    lines += _table(
+        [
+            "scenario",
+            "loop",
+            "offered",
+            "achieved",
+            "errors",
+            "p50",
+            "p95",
+            "p99",
+            "API CPU ms/req",
+            "other programs' CPUs",
+            "ratio to floor",
+        ],
+        scenario_rows(report),
+    )
+    lines += _flow_lines(report)
+    lines += _profile_lines(report)
+    if report.get("failures"):
+        lines += ["", "## Failures", ""] + [f"- {k}: {val}" for k, val in report["failures"].items()]
+    lines += [
+        "",
+        "## Plots",
+        "",
+        "![latency percentiles](latest-percentiles.png)",
+        "",
+        "![latency vs offered rate](latest-rates.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _flow_lines(report: JsonDict) -> list[str]:
+    scenarios = report.get("scenarios") or {}
+    lines: list[str] = []
+    orders = scenarios.get("orders") or {}
+    if orders.get("integrity") or orders.get("contention"):
+        lines += ["", "## Orders: stock integrity after the load", ""]
+        lines += [
+            f"- after the order load: `{json.dumps(orders.get('integrity'))}`",
+            f"- contention burst: `{json.dumps(orders.get('contention'))}`",
+        ]
+    similar = (scenarios.get("similar") or {}).get("recall")
+    if similar:
+        lines += [
+            "",
+            f"Similar items recall@10 through the endpoint: {similar.get('recall_at_k')} over "
+            f"{similar.get('queries')} queries (short answers {similar.get('short_answers')}).",
+        ]
+    measure = (scenarios.get("photo_measurement") or {}).get("flow")
+    if measure:
+        lines += [
+            "",
+            "## Photo pair upload -> ready (one inference worker)",
+            "",
+            f"- {measure.get('ready')} ready, {measure.get('failed')} refused by the pipeline, "
+            f"{measure.get('errors')} errors; upload -> ready "
+            f"{json.dumps(measure.get('upload_to_ready_ms'))}; "
+            f"worker stages (mean ms) {json.dumps(measure.get('worker_stage_mean_ms'))}",
+        ]
+    memory = report.get("memory") or {}
+    lines += ["", "## Memory", "", f"`{json.dumps(memory)}`"]
+    return lines
+
+
+def _profile_lines(report: JsonDict) -> list[str]:
+    profiles = report.get("profiles") or {}
+    plans = report.get("plans") or {}
+    lines: list[str] = []
+    if profiles:
+        lines += ["", "## Where the API's time goes (py-spy, closed loop)", ""]
+        for name, profile in profiles.items():
+            lines.append(
+                f"**{name}** ({profile.get('samples')} samples; share of samples in which the frame is "
+                "on the stack, project and library frames):"
+            )
+            lines += [
+                "",
+                *_table(
+                    ["share", "frame"],
+                    [[f"{p['share']:.0%}", f"`{p['frame']}`"] for p in profile.get("inclusive") or []],
+                ),
+                "",
+            ]
+    if plans:
+        lines += ["", "## Query plans (EXPLAIN ANALYZE on the working copy)", ""]
+        for name, plan in plans.items():
+            lines += [f"**{name}**", "", "```", plan.strip(), "```", ""]
+    return lines

@@ -1,0 +1,278 @@
+"""One run against the working copy: the floor, then the stack and every chosen scenario."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from benchmarks.measurement_flow import tree_rss_mb
+from benchmarks.search_quality import recall
+from benchmarks.search_quality.dataset import category_tree
+from benchmarks.search_quality.stack import Timer, connect, log
+from benchmarks.suite import checks, people
+from benchmarks.suite import scenarios as sc
+from benchmarks.suite.profile import explain_plans, profile_scenario
+from benchmarks.suite.runs import Plan, closed_loop_run, open_loop_runs, prepare_pgbench, run_pgbench
+from benchmarks.suite.stack import FLOOR, INFERENCE_WORKER, SuiteStack
+from benchmarks.suite.targets import load_targets
+from core.settings import Settings, load_settings
+from core.tokens import TokenSigner
+from db.engine import create_database
+from devstack.services import free_port
+
+HTTP = ("product_detail", "listing", "search", "similar", "fit_products", "product_fit", "orders")
+LOGINS = 64
+HTTP_LOGINS = 4
+RECALL_QUERIES = {True: 20, False: 50}  # quick, full
+MEASURE_PAIRS = {True: 8, False: 40}
+PROFILE_SECONDS = 8.0
+
+
+async def log_in(base_url: str, settings: Settings, url: str, count: int) -> list[dict[str, str]]:
+    """An Authorization header for each of the first ``count`` shoppers.
+
+    The first ``HTTP_LOGINS`` log in through POST /auth/login (the real path; each costs ~0.5 s of
+    Argon2 on the API's CPU); the others get a token from the API's own signer (``core.tokens``,
+    the run's SECRET_KEY), the same token a login would return.
+
+    Raises:
+        RuntimeError: a login was refused.
+    """
+    headers = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        for index in range(min(count, HTTP_LOGINS)):
+            body = {"email": people.shopper_email(index), "password": people.SHOPPER_PASSWORD}
+            response = await client.post(f"{sc.API}/auth/login", json=body)
+            if response.status_code != 200:
+                raise RuntimeError(f"login as {body['email']}: {response.status_code} {response.text[:200]}")
+            headers.append({"Authorization": f"Bearer {response.json()['access_token']}"})
+    emails = [people.shopper_email(i) for i in range(len(headers), count)]
+    signer = TokenSigner(settings)
+    async with connect(url) as conn:
+        rows = await conn.fetch(
+            "SELECT id, role FROM users WHERE email = ANY($1::text[]) ORDER BY email", emails
+        )
+    headers += [{"Authorization": f"Bearer {signer.issue(r['id'], r['role'])}"} for r in rows]
+    return headers
+
+
+class Session:
+    """One run's state; ``run`` does the steps in order."""
+
+    def __init__(
+        self,
+        stack: SuiteStack,
+        database: str,
+        args: argparse.Namespace,
+        plan: Plan,
+        report: dict[str, Any],
+        timer: Timer,
+    ) -> None:
+        self.stack, self.database, self.args, self.plan = stack, database, args, plan
+        self.report, self.timer = report, timer
+        self.settings = stack.dataset_settings(database)
+        self.url = self.settings.require_database_url()
+        self.targets = load_targets()
+        self.rng = np.random.default_rng([args.seed, 9])
+        self.chosen = set(args.scenarios)
+        self.results: dict[str, Any] = report["scenarios"]
+        self.built: dict[str, sc.HttpScenario] = {}
+        self.base_url = ""
+        self.headers: list[dict[str, str]] = []
+        self.floor_rate = 0.0
+
+    def rates(self, name: str) -> list[float]:
+        return [round(float(self.targets[name]["rate"]) * f, 2) for f in self.plan.rate_factors]
+
+    def failed(self, name: str, exc: Exception) -> None:
+        log.exception("scenario failed", scenario=name)
+        self.report["failures"][name] = f"{type(exc).__name__}: {exc}"
+
+    async def run(self) -> None:
+        async with connect(self.url) as conn:
+            detail, self.product_ids = await sc.product_detail(conn, self.rng)
+            await prepare_pgbench(conn, self.product_ids)
+            self.variants = await sc.order_variants(conn, self.rng) if "orders" in self.chosen else []
+            self.photos = await checks.photo_keys(conn, 50)
+        self.built["product_detail"] = detail
+        await self.floor(detail)
+        with self.timer.step("start the workers (models loaded) and the API"):
+            self.stack.start_workers(self.database)
+            self.base_url = self.stack.start_api_pinned(self.database)
+        with self.timer.step(f"log in {LOGINS} shoppers"):
+            api_settings = load_settings(self.stack.environment(self.database), dotenv=None)
+            self.headers = await log_in(self.base_url, api_settings, self.url, LOGINS)
+        await self.build()
+        for name in [n for n in HTTP if n in self.chosen]:
+            await self.http(name)
+        if "photo_search" in self.chosen:
+            await self.photo_search()
+        worker_pid = self.stack.pid_of(INFERENCE_WORKER)
+        if "photo_measurement" in self.chosen:
+            await self.photo_measurement(worker_pid)
+        # Memory after the whole run, before profiling adds load of its own.
+        flow = (self.results.get("photo_measurement") or {}).get("flow") or {}
+        api_pid = self.stack.pid_of("api")
+        self.report["memory"] = {
+            "api_rss_mb": tree_rss_mb(api_pid) if api_pid else None,
+            "inference_worker_rss_mb": tree_rss_mb(worker_pid) if worker_pid else None,
+            "inference_worker_peak_rss_mb_during_uploads": (flow.get("inference_worker_rss_mb") or {}).get(
+                "peak"
+            ),
+        }
+        if self.args.profile:
+            await self.evidence(self.args.results_dir / "profiles")
+
+    async def floor(self, detail: sc.HttpScenario) -> None:
+        """pgbench and the floor app, before the API exists."""
+        floor: dict[str, Any] = {}
+        self.report["floor"] = floor
+        stack, plan = self.stack, self.plan
+        floor["pgbench"] = run_pgbench(
+            stack, self.database, len(self.product_ids), plan.closed_seconds, 8, self.timer
+        )
+        floor_url = stack.start_floor(self.database, free_port())
+        try:
+            floor["closed_loop"] = closed_loop_run(stack, detail, floor_url, plan, self.timer)
+            capacity = floor["closed_loop"].get("ok_rate")
+            floor["open_loop"] = await open_loop_runs(
+                stack, detail, floor_url, self.rates("product_detail"), plan, self.timer, FLOOR, capacity
+            )
+        finally:
+            stack.stop(FLOOR)
+        self.floor_rate = floor["closed_loop"].get("ok_rate") or 0.0
+
+    async def build(self) -> None:
+        async with connect(self.url) as conn, httpx.AsyncClient(base_url=self.base_url, timeout=30) as client:
+            self.built["search"] = await sc.search(conn, self.rng)
+            self.built["listing"] = await sc.listing(conn, self.rng, client)
+            self.built["similar"] = await sc.similar(conn, self.rng, 10)
+            for one in await sc.fit(conn, self.rng, self.headers):
+                self.built[one.name] = one
+        if "orders" in self.chosen:
+            needed = sum(r * (self.plan.seconds + self.plan.warmup_seconds) + 2 for r in self.rates("orders"))
+            count = math.ceil(needed) + 100
+            self.built["orders"] = sc.orders(self.variants, self.headers, count, secrets.token_hex(4))
+
+    async def http(self, name: str) -> None:
+        scenario = self.built[name]
+        result: dict[str, Any] = {"endpoint": scenario.endpoint, "distinct_requests": len(scenario.requests)}
+        self.results[name] = result
+        try:
+            # Closed loop first: its maximum tells which offered rates overload the server.
+            closed = closed_loop_run(self.stack, scenario, self.base_url, self.plan, self.timer)
+            ok_rate = closed.get("ok_rate") or 0.0
+            closed["floor_ratio"] = round(ok_rate / self.floor_rate, 3) if self.floor_rate else None
+            result["closed_loop"] = closed
+            result["open_loop"] = await open_loop_runs(
+                self.stack, scenario, self.base_url, self.rates(name), self.plan, self.timer, "api", ok_rate
+            )
+        except Exception as exc:
+            self.failed(name, exc)
+        if name == "orders":
+            await asyncio.sleep(1.0)  # answers wrk stopped waiting for are committed by now
+            async with connect(self.url) as conn:
+                result["integrity"] = await checks.verify_stock(conn, self.variants, sc.ORDER_STOCK)
+                with self.timer.step("orders: contention burst"):
+                    result["contention"] = await checks.contention(conn, self.base_url, self.headers)
+        if name == "similar":
+            with self.timer.step("similar: recall@10 through the endpoint"):
+                queries = RECALL_QUERIES[self.args.quick]
+                result["recall"] = await _recall(self.settings, self.base_url, queries, self.args.seed)
+
+    async def photo_search(self) -> None:
+        scenario = checks.photo_search_scenario(self.stack.media_dir(self.database), self.photos, 10)
+        result: dict[str, Any] = {"endpoint": scenario.endpoint, "distinct_requests": len(scenario.requests)}
+        self.results["photo_search"] = result
+        try:
+            rate = float(self.targets["photo_search"]["rate"])
+            result["open_loop"] = await open_loop_runs(
+                self.stack, scenario, self.base_url, [rate], self.plan, self.timer, "api"
+            )
+        except Exception as exc:
+            self.failed("photo_search", exc)
+
+    async def photo_measurement(self, worker_pid: int | None) -> None:
+        rate, pairs = float(self.targets["photo_measurement"]["rate"]), MEASURE_PAIRS[self.args.quick]
+        email = people.shopper_email(LOGINS)  # a shopper no other scenario logs in as
+        try:
+            with self.timer.step(f"photo pair upload -> ready at {rate:g} pairs/s ({pairs} pairs)"):
+                flow = await checks.measurement_run(
+                    self.base_url,
+                    email,
+                    people.SHOPPER_PASSWORD,
+                    pairs,
+                    rate,
+                    self.args.seed,
+                    worker_pid,
+                    lambda: self.stack.log_text(INFERENCE_WORKER),
+                )
+        except Exception as exc:
+            self.failed("photo_measurement", exc)
+            return
+        run = {
+            "offered_rate": rate,
+            "achieved_rate": flow.get("achieved_rate"),
+            "errors": flow.get("errors"),
+            "requests": flow.get("pairs_offered"),
+            "latency_ms": flow.get("upload_to_ready_ms"),
+        }
+        self.results["photo_measurement"] = {
+            "endpoint": "POST /measurements -> ready",
+            "flow": flow,
+            "open_loop": [run],
+        }
+
+    async def evidence(self, out_dir: Path) -> None:
+        """py-spy per HTTP scenario (orders excepted: more orders add nothing) and query plans."""
+        profiles: dict[str, Any] = {}
+        for name in [n for n in HTTP if n in self.chosen and n != "orders"]:
+            with self.timer.step(f"py-spy: {name}"):
+                found = await asyncio.to_thread(
+                    profile_scenario, self.stack, self.built[name], self.base_url, PROFILE_SECONDS, out_dir
+                )
+            if found is not None:
+                profiles[name] = found
+        self.report["profiles"] = profiles
+        database = create_database(self.settings, "cli")
+        try:
+            tree = await category_tree(self.settings)
+            async with connect(self.url) as conn:
+                with self.timer.step("EXPLAIN ANALYZE of the hot queries"):
+                    self.report["plans"] = await explain_plans(
+                        conn, database.session_maker, tree, self.product_ids[0]
+                    )
+        finally:
+            await database.dispose()
+
+
+async def run_session(
+    stack: SuiteStack,
+    database: str,
+    args: argparse.Namespace,
+    plan: Plan,
+    report: dict[str, Any],
+    timer: Timer,
+) -> None:
+    await Session(stack, database, args, plan, report, timer).run()
+
+
+async def _recall(settings: Any, base_url: str, queries: int, seed: int) -> dict[str, Any]:
+    tree = await category_tree(settings)
+    database = create_database(settings, "cli")
+    try:
+        async with connect(settings.require_database_url()) as conn:
+            picked = await recall.pick_queries(conn, queries, seed)
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            found = await recall.http_recall(client, database.session_maker, tree, {}, picked, 10)
+    finally:
+        await database.dispose()
+    found.pop("worst_queries", None)
+    return found

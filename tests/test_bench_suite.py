@@ -1,0 +1,188 @@
+"""The benchmark suite's pure parts: verdicts against targets.toml, the parsers of wrk's, pgbench's
+and py-spy's output, the report and the comparison of two result files (no stack, no load)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks.suite.compare import compare
+from benchmarks.suite.profile import summarise_folded
+from benchmarks.suite.report import render_markdown
+from benchmarks.suite.runs import PGBENCH_SQL, parse_pgbench
+from benchmarks.suite.targets import at_rate, evaluate, load_targets
+from benchmarks.suite.wrk import UNIQUE, WrkRequest, parse_output
+
+TARGETS: dict[str, dict[str, Any]] = {
+    "product_detail": {"p95_ms": 10, "rate": 1500, "min_floor_ratio": 0.5},
+    "similar": {"p95_ms": 15, "rate": 200, "min_recall": 0.95},
+    "orders": {"p95_ms": 50, "rate": 100, "zero_oversell": True},
+    "memory": {"api_rss_mb": 200, "inference_worker_rss_mb": 350},
+}
+
+
+def run(rate: float, p95: float | None, errors: int = 0) -> dict[str, Any]:
+    return {"offered_rate": rate, "errors": errors, "latency_ms": {"p50": 1.0, "p95": p95, "p99": 20.0}}
+
+
+def by_check(verdicts: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(v["scenario"], v["check"]): v for v in verdicts}
+
+
+def test_the_committed_targets_file_has_every_scenario_of_the_issue() -> None:
+    targets = load_targets()
+    assert targets["product_detail"] == {"p95_ms": 10, "rate": 1500, "min_floor_ratio": 0.5}
+    assert targets["orders"]["zero_oversell"] is True
+    assert targets["memory"] == {"api_rss_mb": 200, "inference_worker_rss_mb": 350}
+    expected = {
+        "listing",
+        "search",
+        "similar",
+        "fit_products",
+        "product_fit",
+        "photo_measurement",
+        "photo_search",
+    }
+    assert expected <= set(targets)
+
+
+def test_verdicts_pass_fail_and_say_by_how_much() -> None:
+    results = {
+        "scenarios": {
+            "product_detail": {
+                "open_loop": [run(375, 3.0), run(1500, 12.5)],
+                "closed_loop": {"floor_ratio": 0.4},
+            },
+            "similar": {"open_loop": [run(200, 9.0)], "recall": {"recall_at_k": 0.97}},
+            "orders": {"open_loop": [run(100, 20.0)], "integrity": {"ok": True}, "contention": {"ok": False}},
+        },
+        "memory": {"api_rss_mb": 150.0, "inference_worker_rss_mb": 400.0},
+    }
+    verdicts = by_check(evaluate(results, TARGETS))
+    p95 = verdicts[("product_detail", "p95")]
+    # Judged at the target's rate (1500), not at the lower rate that passed.
+    assert (p95["pass"], p95["measured"]) == (False, 12.5)
+    assert p95["miss"] == "+2.5 ms over (1.25x the limit)"
+    ratio = verdicts[("product_detail", "floor_ratio")]
+    assert ratio["pass"] is False
+    assert ratio["miss"] == "0.1 x short (0.80 of the target)"
+    assert verdicts[("similar", "p95")]["pass"] is True
+    assert verdicts[("similar", "recall")]["pass"] is True
+    assert verdicts[("orders", "zero_oversell")]["pass"] is False
+    assert verdicts[("memory", "api_rss_mb")]["pass"] is True
+    assert verdicts[("memory", "inference_worker_rss_mb")]["pass"] is False
+
+
+def test_errors_fail_a_latency_target_and_unmeasured_targets_are_not_judged() -> None:
+    results = {"scenarios": {"similar": {"open_loop": [run(200, 5.0, errors=3)]}, "orders": {}}, "memory": {}}
+    verdicts = by_check(evaluate(results, TARGETS))
+    assert verdicts[("similar", "p95")]["pass"] is False
+    assert verdicts[("similar", "p95")]["miss"] == "3 errors"
+    assert verdicts[("similar", "recall")]["pass"] is None
+    assert verdicts[("orders", "p95")]["pass"] is None
+    assert verdicts[("orders", "p95")]["note"] == "not run at the target's rate"
+    assert verdicts[("orders", "zero_oversell")]["pass"] is None
+    assert verdicts[("product_detail", "floor_ratio")]["pass"] is None
+    assert verdicts[("memory", "api_rss_mb")]["pass"] is None
+
+
+def test_a_run_below_the_targets_rate_does_not_count_for_it() -> None:
+    found = at_rate([run(50, 1.0), run(100, 2.0), run(200, 3.0)], 100)
+    assert found is not None
+    assert found["offered_rate"] == 100
+    assert at_rate([run(50, 1.0)], 100) is None
+
+
+def test_wrk_output_is_read_from_the_scripts_json_line() -> None:
+    stdout = (
+        "Running 5s test @ http://127.0.0.1:8000\n"
+        'WRK_JSON {"requests":1000,"duration_us":5000000,"bytes":1,"errors":{"connect":0,"read":0,"write":0,'
+        '"status":50,"timeout":2},"latency_us":{"min":500,"mean":2500.5,"max":90000,"p50":2000,"p90":4000,'
+        '"p95":5000,"p99":12000}}\n'
+    )
+    parsed = parse_output(stdout)
+    assert parsed["achieved_rate"] == 200.0
+    assert parsed["ok_rate"] == 190.0
+    assert parsed["errors"] == 52
+    assert parsed["errors_by_kind"] == {"status": 50, "timeout": 2}
+    assert parsed["latency_ms"]["p95"] == 5.0
+    with pytest.raises(ValueError, match="no result"):
+        parse_output("unable to connect to 127.0.0.1:8000 Connection refused\n")
+
+
+def test_wrk_request_lines_refuse_what_the_lua_script_cannot_split() -> None:
+    line = WrkRequest("/api/v1/orders", "POST", {"Idempotency-Key": UNIQUE}, '{"a": 1}').line()
+    assert line == 'POST\t/api/v1/orders\tIdempotency-Key: {unique}\t{"a": 1}'
+    with pytest.raises(ValueError, match="tab or a newline"):
+        WrkRequest("/x", body="a\tb").line()
+    with pytest.raises(ValueError, match="holds '\\|'"):
+        WrkRequest("/x", headers={"X-A": "a|b"}).line()
+
+
+def test_pgbench_summary_and_script() -> None:
+    out = (
+        "number of transactions actually processed: 15220\nnumber of failed transactions: 0 (0.000%)\n"
+        "latency average = 2.628 ms\ntps = 3044.210000 (without initial connection time)\n"
+    )
+    assert parse_pgbench(out) == {
+        "achieved_rate": 3044.2,
+        "latency_ms_mean": 2.628,
+        "transactions": 15220,
+        "errors": 0,
+    }
+    with pytest.raises(ValueError, match="no tps"):
+        parse_pgbench("pgbench: error: connection to server failed")
+    # pgbench reads ":name" as its own variables: only :n may be left in the script.
+    assert ":product_id" not in PGBENCH_SQL
+    assert ":viewer" not in PGBENCH_SQL
+    assert ":n)" in PGBENCH_SQL
+
+
+def test_py_spy_folded_stacks_become_inclusive_shares_below_the_roots() -> None:
+    folded = (
+        "run (asyncio/runners.py:1);handle (api/app.py:10);detail (db/listing.py:5) 60\n"
+        "run (asyncio/runners.py:1);handle (api/app.py:10);log (core/logging.py:3) 30\n"
+        "run (asyncio/runners.py:1);idle (granian/x.py:1) 10\n"
+    )
+    summary = summarise_folded(folded)
+    assert summary["samples"] == 100
+    shares = {item["frame"]: item["share"] for item in summary["inclusive"]}
+    assert shares == {
+        "handle (api/app.py)": 0.9,
+        "detail (db/listing.py)": 0.6,
+        "log (core/logging.py)": 0.3,
+        "idle (granian/x.py)": 0.1,
+    }
+    assert summarise_folded("") == {"samples": 0, "inclusive": []}
+
+
+def test_report_and_comparison_name_every_scenario_and_changed_verdict() -> None:
+    a: dict[str, Any] = {
+        "finished_at": "A",
+        "scenarios": {
+            "similar": {
+                "open_loop": [run(200, 20.0)],
+                "closed_loop": {"achieved_rate": 100.0, "floor_ratio": 0.2},
+            }
+        },
+    }
+    b: dict[str, Any] = {
+        "finished_at": "B",
+        "scenarios": {
+            "similar": {
+                "open_loop": [run(200, 10.0)],
+                "closed_loop": {"achieved_rate": 150.0, "floor_ratio": 0.3},
+            }
+        },
+    }
+    a["targets"] = evaluate(a, TARGETS)
+    b["targets"] = evaluate(b, TARGETS)
+    text = compare(a, b, TARGETS)
+    assert "similar" in text
+    assert "-10" in text  # p95 delta, ms
+    assert "+50 (1.50x)" in text  # closed-loop throughput delta
+    assert "similar/p95: FAIL 20 -> PASS 10 (changed)" in text
+    markdown = render_markdown(b | {"quick": True, "machine": {"cpu_count": 2}})
+    assert "| similar | p95 < 15 ms at 200 req/s offered | 10.0 | PASS |" in markdown
+    assert "| similar | closed (None conn) | - | 150.0 |" in markdown
