@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from core.settings import Settings
@@ -75,12 +76,25 @@ def engine_options(settings: Settings, role: ProcessRole) -> dict[str, Any]:
         # PgBouncer (transaction mode) hands each transaction a different server connection:
         # server-side prepared statements must not be cached or reused by name, and startup
         # parameters other than application_name are rejected.
+        # (SQLAlchemy's own statement cache is off too: engine_url adds
+        # prepared_statement_cache_size=0, which the dialect reads only from the URL.)
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = _unique_statement_name
-        options["prepared_statement_cache_size"] = 0
     else:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     return options
+
+
+def engine_url(settings: Settings) -> str:
+    """The asyncpg URL of ``DATABASE_URL``; behind PgBouncer with SQLAlchemy's statement cache off.
+
+    Raises:
+        RuntimeError: ``DATABASE_URL`` is not set.
+    """
+    url = make_url(normalise_url(settings.require_database_url()))
+    if settings.db_pgbouncer:
+        url = url.update_query_dict({"prepared_statement_cache_size": "0"})
+    return url.render_as_string(hide_password=False)
 
 
 def create_database(settings: Settings, role: ProcessRole) -> Database:
@@ -89,10 +103,14 @@ def create_database(settings: Settings, role: ProcessRole) -> Database:
     Raises:
         RuntimeError: ``DATABASE_URL`` is not set.
     """
-    url = normalise_url(settings.require_database_url())
-    engine = create_async_engine(url, **engine_options(settings, role))
+    engine = create_async_engine(engine_url(settings), **engine_options(settings, role))
     # expire_on_commit=False: objects stay readable after the commit that ends a request.
     session_maker = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+    if settings.db_pgbouncer:
+        # Outside a transaction PgBouncer may run a statement's prepare and its execution on two
+        # different server connections ("prepared statement ... does not exist"): reads stay in
+        # transactions there (reader() falls back to session_maker).
+        return Database(engine=engine, session_maker=session_maker)
     read_session_maker = async_sessionmaker(
         engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False, autoflush=False
     )

@@ -9,12 +9,13 @@ from pathlib import Path
 import anyio
 import msgspec
 import pytest
+from sqlalchemy.engine import make_url
 
 from core.events import Event, EventBus
 from core.jobs import NoActiveUnitOfWork, defer, job_buffer
 from core.mail import FileMailer, compose
 from core.settings import Secret, SettingsError, load_settings
-from db.engine import engine_options, normalise_url
+from db.engine import create_database, engine_options, engine_url, normalise_url
 from tasks.queues import QUEUES, UnknownQueue, parse_queues, queue_of, stream_name
 from tasks.retry import backoff_delay
 from tasks.worker import build_command
@@ -169,9 +170,18 @@ def test_engine_options_per_role_and_for_pgbouncer() -> None:
     worker = engine_options(base, "worker")
     assert worker["pool_size"] == base.db_pool_size_worker
 
-    bouncer = engine_options(msgspec.structs.replace(base, db_pgbouncer=True), "api")
+    bouncer_settings = msgspec.structs.replace(base, db_pgbouncer=True)
+    bouncer = engine_options(bouncer_settings, "api")
     assert bouncer["connect_args"]["statement_cache_size"] == 0
-    assert bouncer["prepared_statement_cache_size"] == 0
+    assert make_url(engine_url(bouncer_settings)).query["prepared_statement_cache_size"] == "0"
+    assert "prepared_statement_cache_size" not in make_url(engine_url(base)).query
+    # Both option sets build an engine (creating one does not connect); behind PgBouncer reads
+    # stay in transactions.
+    plain_db, bouncer_db = create_database(base, "api"), create_database(bouncer_settings, "api")
+    assert plain_db.reader() is not plain_db.session_maker
+    assert bouncer_db.reader() is bouncer_db.session_maker
+    for database in (plain_db, bouncer_db):
+        database.engine.sync_engine.dispose()
     names = {bouncer["connect_args"]["prepared_statement_name_func"]() for _ in range(3)}
     assert len(names) == 3
     assert "statement_timeout" not in bouncer["connect_args"]["server_settings"]
