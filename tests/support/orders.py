@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.jobs import job_buffer
-from db.models import Order, OrderLine, Product, User, Variant, Vendor
+from db.models import Order, Product, User, Variant, Vendor
 from db.services.orders import stock
+from db.services.orders.placing import snapshot_line
 from db.services.orders.transitions import record, transition
 
 # How each status is reached from pending_payment, and by whom.
@@ -44,23 +45,24 @@ async def make_order(
     """
     assert lines
     snapshots = []
+    currency = ""
     for variant, quantity in lines:
         product = await session.get(Product, variant.product_id)
         assert product is not None
         vendor = await session.get(Vendor, product.vendor_id)
         assert vendor is not None
-        unit = variant.price_amount or product.price_amount
-        snapshots.append((variant, product, vendor, unit, quantity))
-    subtotal = sum(unit * quantity for *_, unit, quantity in snapshots)
+        currency = product.currency
+        snapshots.append(snapshot_line(variant, product, vendor, quantity))
+    subtotal = sum(line.line_total_amount for line in snapshots)
     now = created_at or datetime.now(UTC)
     order = Order(
         user_id=buyer.id,
         status="pending_payment",
-        currency=snapshots[0][1].currency,
+        currency=currency,
         subtotal_amount=subtotal,
         shipping_amount=0,
         total_amount=subtotal,
-        item_count=sum(q for *_, q in snapshots),
+        item_count=sum(line.quantity for line in snapshots),
         shipping_address={"name": buyer.full_name, "line1": "1 Marina", "city": "Lagos", "country": "NG"},
         expires_at=now + timedelta(minutes=30),
     )
@@ -68,24 +70,10 @@ async def make_order(
         order.created_at = created_at
     session.add(order)
     await session.flush()
-    for variant, product, vendor, unit, quantity in snapshots:
-        session.add(
-            OrderLine(
-                order_id=order.id,
-                variant_id=variant.id,
-                product_id=product.id,
-                vendor_id=vendor.id,
-                title=product.title,
-                vendor_name=vendor.name,
-                sku=variant.sku,
-                size=variant.size,
-                color=variant.color,
-                unit_price_amount=unit,
-                quantity=quantity,
-                line_total_amount=unit * quantity,
-            )
-        )
-    short = await stock.reserve(session, {variant.id: quantity for variant, _, _, _, quantity in snapshots})
+    for line in snapshots:
+        line.order_id = order.id
+    session.add_all(snapshots)
+    short = await stock.reserve(session, {line.variant_id: line.quantity for line in snapshots})
     assert short is None, f"not enough stock for {short}"
     record(session, order, None, "buyer", actor_id=buyer.id)
     await session.flush()

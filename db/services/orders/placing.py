@@ -51,6 +51,25 @@ async def _wanted_lines(
     return [(line.variant_id, line.quantity) for line in lines], True
 
 
+def snapshot_line(variant: Variant, product: Product, vendor: Vendor, quantity: int) -> OrderLine:
+    """An order line frozen from the catalog as it is now (title, SKU, size, colour, vendor,
+    unit price: the variant's own price, else the product's)."""
+    unit = variant.price_amount or product.price_amount
+    return OrderLine(
+        variant_id=variant.id,
+        product_id=product.id,
+        vendor_id=vendor.id,
+        title=product.title,
+        vendor_name=vendor.name,
+        sku=variant.sku,
+        size=variant.size,
+        color=variant.color,
+        unit_price_amount=unit,
+        quantity=quantity,
+        line_total_amount=unit * quantity,
+    )
+
+
 def _check_limits(settings: Settings, wanted: list[tuple[UUID, int]], from_cart: bool) -> None:
     """Raises InvalidInput (422) for too many lines, a line over the cap or a variant twice."""
     cap = settings.order_line_max_quantity
@@ -113,25 +132,7 @@ async def place_order(
         raise OutOfStock(short)
 
     now = datetime.now(UTC)
-    snapshots: list[OrderLine] = []
-    for variant_id, quantity in wanted:
-        variant, product, vendor = found[variant_id]
-        unit = variant.price_amount or product.price_amount
-        snapshots.append(
-            OrderLine(
-                variant_id=variant.id,
-                product_id=product.id,
-                vendor_id=vendor.id,
-                title=product.title,
-                vendor_name=vendor.name,
-                sku=variant.sku,
-                size=variant.size,
-                color=variant.color,
-                unit_price_amount=unit,
-                quantity=quantity,
-                line_total_amount=unit * quantity,
-            )
-        )
+    snapshots = [snapshot_line(*found[variant_id], quantity) for variant_id, quantity in wanted]
     subtotal = sum(line.line_total_amount for line in snapshots)
     order = Order(
         user_id=user_id,
