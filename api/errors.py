@@ -151,7 +151,46 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError)
 
 
+# PostgreSQL refuses to store some characters sent in a request: U+0000 in text (22021) and
+# in JSON (22P05). That is the request's fault, not ours.
+_UNSTORABLE_CHARACTER = frozenset({"22021", "22P05"})
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 20:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _is_unstorable_character(exc: BaseException) -> bool:
+    return any(getattr(e, "sqlstate", None) in _UNSTORABLE_CHARACTER for e in _causes(exc))
+
+
+def _is_too_deep_json(exc: BaseException) -> bool:
+    """A JSON body nested deeper than the decoder recurses (msgspec raises RecursionError)."""
+    if not isinstance(exc, RecursionError):
+        return False
+    names = []
+    tb = exc.__traceback__
+    while tb is not None:
+        names.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return "decode_json" in names
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    if _is_too_deep_json(exc):
+        return problem_response(400, "The request body is nested too deeply.", code="malformed_body")
+    if _is_unstorable_character(exc):
+        return problem_response(
+            422,
+            "The request contains a character that cannot be stored (such as U+0000).",
+            code="invalid_character",
+            title="Validation failed",
+        )
     if _is_unavailable(exc):
         log.warning("dependency unavailable", error=type(exc).__name__, path=request.url.path)
         return problem_response(
