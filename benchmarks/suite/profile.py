@@ -24,7 +24,16 @@ from benchmarks.suite.stack import SuiteStack
 from benchmarks.suite.wrk import run_wrk
 
 TOP = 20
-_DULL = ("asyncio/", "uvloop/", "<module>", "threading.py", "concurrent/futures")
+_DULL = (
+    "asyncio/",
+    "uvloop/",
+    "<module>",
+    "threading.py",
+    "concurrent/futures",
+    "granian/",
+    "click/",
+    "multiprocessing/",
+)
 
 
 def py_spy() -> str | None:
