@@ -139,11 +139,11 @@ def test_pgbench_summary_and_script() -> None:
     assert ":n)" in PGBENCH_SQL
 
 
-def test_py_spy_folded_stacks_become_inclusive_shares_below_the_roots() -> None:
+def test_py_spy_folded_stacks_become_inclusive_shares_below_the_servers_own_frames() -> None:
     folded = (
         "run (asyncio/runners.py:1);handle (api/app.py:10);detail (db/listing.py:5) 60\n"
         "run (asyncio/runners.py:1);handle (api/app.py:10);log (core/logging.py:3) 30\n"
-        "run (asyncio/runners.py:1);idle (granian/x.py:1) 10\n"
+        "run (asyncio/runners.py:1);select (selectors.py:1) 10\n"
     )
     summary = summarise_folded(folded)
     assert summary["samples"] == 100
@@ -152,9 +152,15 @@ def test_py_spy_folded_stacks_become_inclusive_shares_below_the_roots() -> None:
         "handle (api/app.py)": 0.9,
         "detail (db/listing.py)": 0.6,
         "log (core/logging.py)": 0.3,
-        "idle (granian/x.py)": 0.1,
+        "select (selectors.py)": 0.1,
     }
     assert summarise_folded("") == {"samples": 0, "inclusive": []}
+    # granian's process and worker frames sit on every request's stack and say nothing.
+    served = summarise_folded(
+        "serve (granian/server/mp.py:9);handle (api/app.py:10) 5\n"
+        "serve (granian/server/mp.py:9);accept (granian/io.py:2) 5\n"
+    )
+    assert [item["frame"] for item in served["inclusive"]] == ["handle (api/app.py)"]
 
 
 def test_report_and_comparison_name_every_scenario_and_changed_verdict() -> None:
