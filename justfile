@@ -97,3 +97,28 @@ bench *args:
 # Per-scenario deltas between two result files of `just bench`, e.g. `just bench-compare old.json benchmarks/results/latest.json`.
 bench-compare a b:
     {{py}} -m benchmarks.suite compare "$@"
+
+# Fuzz the API from its OpenAPI document for longer than CI does: random examples, FUZZ_MAX_EXAMPLES per operation (default 200), on its own test database.
+fuzz *args:
+    FUZZ_RANDOM=1 FUZZ_MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-200} PYTEST_XDIST_WORKER=${PYTEST_XDIST_WORKER:-fuzz} {{py}} -m pytest -p no:cacheprovider tests/test_api_fuzz.py "$@"
+
+# Known vulnerabilities in the installed dependencies (pip-audit; needs PyPI's or OSV's advisory data over the network). Fails when one is vulnerable or could not be checked.
+audit *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p .data
+    {{py}} -m pip_audit --skip-editable --progress-spinner off --desc on -f json -o .data/pip-audit.json "$@" || found=$?
+    {{py}} - <<'REPORT'
+    import json, sys
+    deps = json.load(open(".data/pip-audit.json"))["dependencies"]
+    unchecked = [d["name"] for d in deps if "skip_reason" in d]
+    vulnerable = [d for d in deps if d.get("vulns")]
+    for d in vulnerable:
+        print(f"{d['name']} {d['version']}: " + ", ".join(v["id"] for v in d["vulns"]))
+    print(f"{len(deps)} packages: {len(vulnerable)} vulnerable, {len(unchecked)} could not be checked")
+    if unchecked:
+        print("not checked (no advisory data reachable?): " + ", ".join(unchecked[:20]))
+    sys.exit(1 if vulnerable or unchecked else 0)
+    REPORT
+    exit ${found:-0}
+

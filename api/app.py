@@ -11,6 +11,7 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 from redis.asyncio import Redis
@@ -26,6 +27,7 @@ from api.identity.controllers import AuthController, MeController
 from api.measurements.controllers import MeasurementsController
 from api.middleware import RequestContextMiddleware
 from api.notifications.controllers import NotificationsController
+from api.openapi import SECURITY_SCHEMES, document_problems
 from api.orders.controllers import CartController, OrdersController
 from api.payments.controllers import SandboxCheckoutController, WebhooksController
 from api.resources import AppResources, CategoryCache
@@ -207,6 +209,7 @@ def create_app(
             description="Multi-vendor fashion marketplace: catalog, fit, similarity and commerce.",
             path="/schema",
             render_plugins=[ScalarRenderPlugin()],
+            components=Components(security_schemes=SECURITY_SCHEMES),
         ),
         request_max_body_size=settings.max_request_body_bytes,
         debug=False,  # never render tracebacks into responses, whatever the environment
@@ -216,4 +219,5 @@ def create_app(
     # exception layer around the router), so the request-id / security-header middleware wraps
     # the app's outermost ASGI handler instead: every response gets them, errors included.
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, settings)
+    document_problems(app)
     return app
