@@ -22,7 +22,7 @@ from db.services.vendor_sales import orders, stats
 # Dates arrive as text and are parsed by the service, so a bad one is reported under its query
 # name (`from`, which cannot be a Python parameter name).
 Day = Annotated[str | None, QueryParameter(description="YYYY-MM-DD, inclusive, UTC")]
-FromDay = Annotated[str | None, QueryParameter(query="from", description="YYYY-MM-DD, inclusive, UTC")]
+FromDay = Annotated[str | None, QueryParameter(name="from", description="YYYY-MM-DD, inclusive, UTC")]
 
 
 def _order_out(found: orders.VendorOrder) -> schemas.VendorOrder:
