@@ -45,5 +45,21 @@ async def current_revisions(conn: AsyncConnection) -> frozenset[str]:
         return frozenset()
 
 
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision of the migration scripts shipped with this code."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return frozenset(script.revision for script in ScriptDirectory.from_config(config).walk_revisions())
+
+
 async def is_current(conn: AsyncConnection) -> bool:
-    return await current_revisions(conn) == head_revisions()
+    """The database has this code's migrations: exactly its head, or a revision this code does not
+    know, i.e. one a newer release applied (during a rolling deploy the migration job runs first,
+    and migrations are written to be backward compatible, so the old pods keep serving). A
+    database behind this code, or never migrated, is not current.
+    """
+    current = await current_revisions(conn)
+    if not current:
+        return False
+    return current == head_revisions() or not current <= known_revisions()

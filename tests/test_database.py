@@ -18,14 +18,14 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from redis.asyncio import Redis
 from sqlalchemy import Connection, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 import db.models
 from core.jobs import Job, defer
 from core.logging import configure_logging
 from core.settings import Settings
 from db.engine import Database
-from db.migrate import current_revisions, head_revisions
+from db.migrate import current_revisions, head_revisions, is_current
 from db.models import OutboxMessage, RefreshToken, User
 from tasks.dispatch import BrokerDispatcher
 from tests.support.http import serve
@@ -182,3 +182,20 @@ async def test_login_rehashes_a_password_made_with_old_parameters(client: Any, s
     await login(client, user.email)
     await session.refresh(user)
     assert not needs_rehash(user.password_hash)
+
+
+async def test_readiness_accepts_a_database_migrated_by_a_newer_release(
+    db_connection: AsyncConnection,
+) -> None:
+    """During a rolling deploy the migration job runs before the new pods: the old ones must stay
+    ready on a database that is ahead of them, and only a database behind the code is outdated."""
+    (head,) = head_revisions()
+    assert await is_current(db_connection)
+    await db_connection.execute(text("UPDATE alembic_version SET version_num = '0009'"))
+    assert not await is_current(db_connection)  # behind this code
+    await db_connection.execute(text("UPDATE alembic_version SET version_num = 'f00dcafe0042'"))
+    assert await is_current(db_connection)  # a revision of a newer release
+    await db_connection.execute(text("DELETE FROM alembic_version"))
+    assert not await is_current(db_connection)  # never migrated
+    await db_connection.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": head})
+    assert await is_current(db_connection)
