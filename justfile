@@ -90,6 +90,10 @@ bench-inference *args:
 bench-search *args:
     {{py}} -m benchmarks.search_quality "$@"
 
+# Which dimension to store product image embeddings at: recall@10 and precision@10 of PCA/SVD/random projections (128-512) against 1280-d on held-out real photo embeddings, then table and HNSW size, build time and search latency on 100k rows (`--no-database` skips that part); results in benchmarks/results/embedding_dimension-*.json.
+bench-dimension *args:
+    {{py}} -m benchmarks.embedding_dimension "$@"
+
 # The benchmark suite: every latency, throughput and memory target on a 100k-product dataset (built once into .data/bench-search), with the physical floor in the same run; results in benchmarks/results/latest.{json,md} and plots. `just bench --quick` runs a ~2-minute subset.
 bench *args:
     {{py}} -m benchmarks.suite "$@"
