@@ -108,6 +108,8 @@ def run(args: argparse.Namespace, report: dict[str, Any], timer: Timer) -> None:
     try:
         with timer.step("start PostgreSQL and Redis"):
             stack.start_services()
+        # Before the dataset: a fresh build writes the catalog's photos under this name.
+        stack.catalog_database = catalog.name
         with timer.step(f"dataset {spec.name}"):
             dataset = ensure_suite_dataset(stack, spec, rebuild=args.rebuild)
         report["dataset"] = dataset.report()
@@ -117,7 +119,6 @@ def run(args: argparse.Namespace, report: dict[str, Any], timer: Timer) -> None:
             f"{args.users:,} shoppers with ready body profiles, ~{args.orders_per_user:g} past orders each; "
             f"{'reused' if dataset.reused else 'built in this run'}"
         )
-        stack.catalog_database = catalog.name
         database = working_copy(stack, dataset, timer)
         report["pinning"] = stack.pin_rest()
         report["versions"] = versions(stack)
