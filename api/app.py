@@ -12,7 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from litestar.static_files import create_static_files_router
 from redis.asyncio import Redis
 from taskiq import AsyncBroker
@@ -139,12 +139,6 @@ def create_app(
             await resources.close()
             log.info("api stopped")
 
-    prometheus = PrometheusConfig(
-        app_name="fashionistar",
-        prefix="fashionistar",
-        group_path=True,
-        exclude=["^/metrics$", "^/health/"],
-    )
     api_v1 = Router(
         path=API_PREFIX,
         route_handlers=[
@@ -199,7 +193,7 @@ def create_app(
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        middleware=[prometheus.middleware, lambda app: BearerAuthMiddleware(app, settings)],
+        middleware=[lambda app: BearerAuthMiddleware(app, settings)],
         exception_handlers=exception_handlers,
         plugins=[litestar_plugin(tracer_provider)] if tracer_provider is not None else [],
         cors_config=cors,

@@ -23,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from core.context import get_request_id
 from core.errors import DomainError, InvalidInput, RateLimited, ServiceUnavailable
 from core.logging import get_logger
+from db.engine import DRIVER_UNAVAILABLE
 
 log = get_logger("api.errors")
 
@@ -133,6 +134,7 @@ def handle_domain(request: Request[Any, Any, Any], exc: DomainError) -> Response
 
 
 _UNAVAILABLE = (
+    *DRIVER_UNAVAILABLE,
     OperationalError,
     InterfaceError,
     PoolTimeoutError,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import msgspec
@@ -75,6 +76,7 @@ def configure_logging(
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    _json_output.update(handler=handler if fmt != "console" else None, process=process)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -89,6 +91,44 @@ def _static_fields(process: str) -> Processor:
         return event_dict
 
     return add
+
+
+# The handler JSON lines go to (None in console format), for ``LineLog``.
+_json_output: dict[str, Any] = {"handler": None, "process": "api"}
+
+
+class LineLog:
+    """A logger for one very frequent INFO line (the API's access log): in JSON format the line is
+    encoded and written to the log handler's stream directly, with the fields and key order every
+    other line has (event fields, event, request_id, level, logger, timestamp, process), skipping
+    the general pipeline (about a tenth of a product page request's CPU time went there). In
+    console format, and when INFO is off, it falls back to the ordinary logger.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._logger = get_logger(name)
+
+    def info(self, event: str, **fields: Any) -> None:
+        handler: logging.StreamHandler[TextIO] | None = _json_output["handler"]
+        if handler is None or handler.level > logging.INFO or logging.getLogger().level > logging.INFO:
+            self._logger.info(event, **fields)
+            return
+        fields["event"] = event
+        request_id = get_request_id()
+        if request_id is not None:
+            fields["request_id"] = request_id
+        fields["level"] = "info"
+        fields["logger"] = self.name
+        fields["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        fields["process"] = _json_output["process"]
+        line = _json_dumps(fields) + "\n"
+        handler.acquire()
+        try:
+            handler.stream.write(line)
+            handler.flush()
+        finally:
+            handler.release()
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -55,7 +55,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # under data_dir and pass its URL to the processes they start.
     database_url: str | None = None
     db_pool_size_api: int = 10
-    db_max_overflow_api: int = 10
+    # No overflow for the API: under sustained load above the pool size, overflow connections are
+    # opened and closed for every few requests (a backend start each, on both sides), which cost
+    # more than waiting a moment for one of the pool's ten (just bench-request-cost shows both).
+    db_max_overflow_api: int = 0
     db_pool_size_worker: int = 4
     db_max_overflow_worker: int = 4
     db_pool_timeout_seconds: float = 5.0

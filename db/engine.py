@@ -9,15 +9,32 @@ transaction mode requires.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import asyncpg
+import msgspec
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
+from core.logging import get_logger
 from core.settings import Settings
 
+log = get_logger(__name__)
+
 ProcessRole = Literal["api", "worker", "scheduler", "cli", "test"]
+
+# asyncpg's own errors meaning the database (or the connection to it) is gone or going, as raised
+# by queries on ``Database.raw_reader`` connections (SQLAlchemy wraps them for its own queries).
+DRIVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, starting up, statement timeout
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +51,64 @@ class Database:
     def reader(self) -> async_sessionmaker[AsyncSession]:
         return self.read_session_maker or self.session_maker
 
+    @asynccontextmanager
+    async def raw_reader(self) -> AsyncIterator[asyncpg.Connection]:
+        """The asyncpg connection itself, for the hottest read-only queries (no ORM, no result
+        objects: rows go straight into the response). It comes from the engine's pool (same
+        limits, settings and JSON codecs) and goes back to it; a connection that broke is
+        discarded instead. Statements run without BEGIN where reads may (see ``reader``); where
+        they may not (PgBouncer) or where the sessions share a connection (tests), inside a
+        transaction of their own (a savepoint when one is already open).
+        """
+        if self.read_session_maker is None:
+            async with self.session_maker() as session:
+                fairy = await (await session.connection()).get_raw_connection()
+                driver = _driver(fairy)
+                async with driver.transaction(readonly=not driver.is_in_transaction()):
+                    yield driver
+            return
+        # The pool's own checkout and checkin, without a Connection object around them.
+        fairy = await self.engine.raw_connection()
+        try:
+            yield _driver(fairy)
+        except _BROKEN_CONNECTION:
+            await greenlet_spawn(fairy.invalidate)
+            raise
+        finally:
+            await greenlet_spawn(fairy.close)
+
+    async def fetch_row(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """One row of a read-only statement (``$n`` parameters) on a ``raw_reader`` connection.
+        A connection the server dropped while it sat in the pool (restart, failover, idle
+        timeout) fails its first statement; the read is then tried once more on a fresh
+        connection, so only an outage that lasts is an error (503).
+        """
+        try:
+            async with self.raw_reader() as conn:
+                return await conn.fetchrow(sql, *args)
+        except _BROKEN_CONNECTION:
+            log.info("read retried on a new connection after the old one broke")
+        async with self.raw_reader() as conn:
+            return await conn.fetchrow(sql, *args)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# Errors after which a connection is not used again: the above, the socket's own, and asyncpg's
+# protocol state error when the server's goodbye arrived while the connection sat idle.
+_BROKEN_CONNECTION: tuple[type[BaseException], ...] = (
+    *DRIVER_UNAVAILABLE,
+    OSError,
+    asyncpg.InternalClientError,
+)
+
+
+def _driver(fairy: PoolProxiedConnection) -> asyncpg.Connection:
+    driver = fairy.driver_connection
+    if not isinstance(driver, asyncpg.Connection):
+        raise TypeError(f"expected an asyncpg connection, got {type(driver).__name__}")
+    return driver
 
 
 def normalise_url(url: str) -> str:
@@ -71,6 +144,9 @@ def engine_options(settings: Settings, role: ProcessRole) -> dict[str, Any]:
         "pool_recycle": 1800,
         "echo": settings.db_echo,
         "connect_args": connect_args,
+        # json/jsonb columns and aggregates decoded by msgspec (several times faster than the
+        # standard library's decoder; same Python values).
+        "json_deserializer": msgspec.json.decode,
     }
     if settings.db_pgbouncer:
         # PgBouncer (transaction mode) hands each transaction a different server connection:

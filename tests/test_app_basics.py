@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -102,6 +103,16 @@ async def test_request_id_is_in_the_json_log_line(
     assert access[-1]["request_id"] == "trace-abcdef123"
     assert access[-1]["status"] == 404
     assert access[-1]["path"] == "/api/v1/nothing-here"
+    # Written by its own short path, the access line has what every other line has.
+    other = next(line for line in lines if line.get("event") == "api started")
+    common = {"event", "level", "logger", "timestamp", "process"}
+    assert common <= set(other)
+    assert common <= set(access[-1])
+    assert access[-1]["level"] == "info"
+    assert access[-1]["logger"] == "api.access"
+    assert access[-1]["process"] == "api"
+    assert access[-1]["timestamp"].endswith("Z")
+    assert access[-1]["timestamp"][:13] == other["timestamp"][:13]
 
 
 async def test_security_headers_on_every_response(client: httpx.AsyncClient) -> None:
@@ -179,11 +190,33 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
 
 
 async def test_metrics_count_requests_per_route(client: httpx.AsyncClient) -> None:
-    await client.get("/api/v1/does-not-exist")
+    """Requests are counted per route template and status; paths no route serves share one
+    label, so made-up URLs cannot grow the series; probes are not counted."""
+
+    def count(text: str, path: str, status: int) -> float:
+        labels = f'app_name="fashionistar",method="GET",path="{path}",status_code="{status}"'
+        prefix = f"fashionistar_requests_total{{{labels}}} "
+        values = [float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)]
+        return values[0] if values else 0.0
+
+    route = "/api/v1/products/{product_id}"
+    before = (await client.get("/metrics")).text
+    for _ in range(2):
+        assert (await client.get(f"/api/v1/products/{uuid.uuid4()}")).status_code == 404
+    assert (await client.get(f"/api/v1/no-such-thing-{uuid.uuid4()}")).status_code == 404
+    await client.get("/health/live")
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
-    assert "fashionistar_requests_total" in metrics.text
-    assert "fashionistar_request_duration_seconds_bucket" in metrics.text
+    text = metrics.text
+    assert count(text, route, 404) - count(before, route, 404) == 2
+    assert count(text, "unmatched", 404) - count(before, "unmatched", 404) == 1
+    assert "no-such-thing" not in text
+    assert "/health/live" not in text
+    assert (
+        f'fashionistar_request_duration_seconds_bucket{{app_name="fashionistar",le="0.005",method="GET",path="{route}",status_code="404"}}'
+        in text
+    )
+    assert "fashionistar_requests_in_progress" in text
 
 
 def test_importing_the_app_does_not_import_onnxruntime() -> None:

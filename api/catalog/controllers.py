@@ -113,12 +113,11 @@ class CatalogController(Controller):
         self,
         product_id: FromPath[UUID],
         request: Request[Any, Any, Any],
-        read_session: NamedDependency[AsyncSession],
         resources: NamedDependency[AppResources],
     ) -> schemas.Product:
         viewer = request.scope.get("user")
-        detail = await listing.product_detail(
-            read_session, product_id, viewer=viewer.user_id if isinstance(viewer, Principal) else None
+        detail = await listing.product_page(
+            resources.db, product_id, viewer=viewer.user_id if isinstance(viewer, Principal) else None
         )
         return product_out(detail, resources.storage)
 

@@ -1,9 +1,9 @@
 """The physical floor of the product page: a bare Litestar app with one handler.
 
 ``GET /api/v1/products/{id}`` (the API's path) runs the product page's primary query
-(``db.services.catalog.listing._DETAIL``, the same SQL text the API sends, in asyncpg's ``$n``
-form) on a raw asyncpg pool of the API's size, decodes the JSON aggregates with msgspec and
-answers the product as msgspec-encoded JSON. No middleware, no ORM, no dependency injection, no
+(``db.services.catalog.listing.DETAIL_SQL``, the very text the API sends) on a raw asyncpg pool
+of the API's size, decodes the JSON aggregates with msgspec and answers the product as
+msgspec-encoded JSON. No middleware, no ORM, no dependency injection, no
 logging per request: what is left is granian, Litestar's routing, one round trip to PostgreSQL
 and JSON. Served by the same granian command as the API, on the same CPU (``stack.SuiteStack.start_floor``).
 
@@ -22,10 +22,9 @@ from litestar.datastructures import State
 
 from benchmarks.search_quality.stack import asyncpg_dsn
 from core.settings import load_settings
-from db.services.catalog.listing import _DETAIL
+from db.services.catalog.listing import DETAIL_SQL
 
 NOBODY = UUID(int=0)
-DETAIL_SQL = str(_DETAIL).replace(":product_id", "$1").replace(":viewer", "$2")
 _JSON = msgspec.json.Decoder()
 _ENCODE = msgspec.json.Encoder()
 
