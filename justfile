@@ -16,9 +16,14 @@ up *args:
 
 # The test suite against real PostgreSQL, Redis and taskiq workers (pytest arguments pass through).
 test *args:
-    {{py}} -m coverage run -m pytest "$@"
+    {{py}} -m pytest "$@"
 
-# Coverage of the last test run.
+# The test suite under coverage (line and branch tracing makes it markedly slower), then the report.
+test-cov *args:
+    {{py}} -m coverage run -m pytest "$@"
+    {{py}} -m coverage report
+
+# Coverage of the last `test-cov` run.
 coverage:
     {{py}} -m coverage report
 
