@@ -11,6 +11,9 @@ from inference.manifest import Manifest
 from inference.session import OnnxSession
 
 INPUT = 256
+# Heatmap refinement as in MediaPipe's pose graph: a 7x7-cell window, used when its peak is >= 0.5.
+REFINE_KERNEL = 7
+REFINE_MIN_CONFIDENCE = 0.5
 # BlazePose's 33 landmarks, in model order (the model emits 39; the last 6 are auxiliary).
 LANDMARKS = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
@@ -24,6 +27,55 @@ LANDMARKS = (
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     out: np.ndarray = 1.0 / (1.0 + np.exp(-x))
     return out
+
+
+def refine_from_heatmaps(
+    xy: np.ndarray,
+    heatmaps: np.ndarray,
+    *,
+    kernel: int = REFINE_KERNEL,
+    min_confidence: float = REFINE_MIN_CONFIDENCE,
+) -> np.ndarray:
+    """Landmark positions refined from the model's heatmaps, as BlazePose's own pipeline does.
+
+    ``xy`` (n, 2) are regressed positions in input pixels (0..INPUT); ``heatmaps`` (rows, cols, n)
+    are logits. For each landmark, the sigmoid of its heatmap over a ``kernel`` x ``kernel`` window
+    of cells around the regressed position weights the cells' positions; the weighted mean
+    replaces the position when the window's peak reaches ``min_confidence``. Cells beyond the map
+    weigh nothing; a landmark outside the map keeps its regressed position. A cell's position is
+    its index times the cell size (MediaPipe's convention; cell centres, index + 0.5, were
+    measured too and put rendered people's hips and ankles further from the true joints).
+    """
+    rows, cols = heatmaps.shape[:2]
+    refined: np.ndarray = np.array(xy, dtype=np.float64, copy=True)
+    cell = np.floor(np.asarray(xy, dtype=np.float64) * np.array([cols, rows]) / INPUT)
+    inside = np.isfinite(cell).all(axis=1)
+    inside &= (cell[:, 0] >= 0) & (cell[:, 0] < cols) & (cell[:, 1] >= 0) & (cell[:, 1] < rows)
+    index = np.flatnonzero(inside)
+    if len(index) == 0:
+        return refined
+    half = (kernel - 1) // 2
+    steps = np.arange(-half, half + 1)
+    window_rows = cell[index, 1].astype(np.intp)[:, None] + steps  # (m, kernel)
+    window_cols = cell[index, 0].astype(np.intp)[:, None] + steps
+    valid = ((window_rows >= 0) & (window_rows < rows))[:, :, None] & (
+        (window_cols >= 0) & (window_cols < cols)
+    )[:, None, :]
+    logits = heatmaps[
+        np.clip(window_rows, 0, rows - 1)[:, :, None],
+        np.clip(window_cols, 0, cols - 1)[:, None, :],
+        index[:, None, None],
+    ]  # (m, kernel, kernel)
+    weights = np.where(valid, _sigmoid(logits.astype(np.float64)), 0.0)
+    total = weights.sum(axis=(1, 2))
+    confident = (weights.max(axis=(1, 2)) >= min_confidence) & (total > 0)
+    safe = np.where(total > 0, total, 1.0)
+    mean_col = (weights.sum(axis=1) * window_cols).sum(axis=1) / safe
+    mean_row = (weights.sum(axis=2) * window_rows).sum(axis=1) / safe
+    chosen = index[confident]
+    refined[chosen, 0] = mean_col[confident] * INPUT / cols
+    refined[chosen, 1] = mean_row[confident] * INPUT / rows
+    return refined
 
 
 def _to_input(image: Image.Image) -> np.ndarray:
@@ -85,18 +137,24 @@ class PoseEstimator:
         background = image.convert("RGB").getpixel((0, 0))
         square = Image.new("RGB", (side, side), background)
         square.paste(image.convert("RGB"), (-left, -top))
-        landmarks, presence = self.session.run(["Identity", "Identity_1"], {"input_1": _to_input(square)})
-        values = landmarks.reshape(-1, 5)[: len(LANDMARKS)]
+        landmarks, presence, heatmaps = self.session.run(
+            ["Identity", "Identity_1", "Identity_3"], {"input_1": _to_input(square)}
+        )
+        values = landmarks.reshape(-1, 5)
+        # The regressed positions, refined from the heatmaps as MediaPipe does: on the rendered
+        # people of the tests this brings the ankles from up to 3.4% of the image height off the
+        # true joint to under 2.5% (see the model card).
+        xy = refine_from_heatmaps(values[:, :2], heatmaps[0])
         scale = side / INPUT
         found = {
             name: Landmark(
-                x=float(left + row[0] * scale),
-                y=float(top + row[1] * scale),
+                x=float(left + position[0] * scale),
+                y=float(top + position[1] * scale),
                 z=float(row[2] * scale),
                 visibility=float(_sigmoid(row[3])),
                 presence=float(_sigmoid(row[4])),
             )
-            for name, row in zip(LANDMARKS, values, strict=True)
+            for name, row, position in zip(LANDMARKS, values, xy, strict=False)
         }
         # The pose-presence output is already a probability; the per-landmark scores are logits.
         score = float(np.clip(presence.reshape(-1)[0], 0.0, 1.0))

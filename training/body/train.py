@@ -36,7 +36,7 @@ from inference.body_measure import (
     raw_features,
 )
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 SIZE = (540, 960)
 TORSO = [f"torso_{kind}{i}" for i in range(len(TORSO_LEVELS)) for kind in ("e", "d")]
 FEATURES: dict[str, list[str]] = {
