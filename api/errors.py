@@ -17,12 +17,13 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core.context import get_request_id
 from core.errors import DomainError, InvalidInput, RateLimited, ServiceUnavailable
 from core.logging import get_logger
+from core.outages import is_outage
 from db.engine import DRIVER_UNAVAILABLE
 
 log = get_logger("api.errors")
@@ -145,44 +146,10 @@ _UNAVAILABLE = (
 )
 
 
-# A database that takes no work now: connection exceptions (class 08), shutting down, crashed or
-# starting up (57P01-57P03), too many connections (53300). Libraries wrap the driver's error
-# (SQLAlchemy's DBAPIError, advanced-alchemy's repository errors), so the whole chain is read.
-_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-# Clients whose connect fails with FileNotFoundError when their server's Unix socket is gone
-# (PostgreSQL stopped or restarting); elsewhere that error is a missing file: a bug, a 500.
-_SOCKET_CLIENTS = ("asyncpg.", "redis.")
-
-
 def _is_unavailable(exc: BaseException) -> bool:
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain and len(chain) < 20:
-        chain.append(current)
-        current = current.__cause__
-    return any(_is_unavailable_one(e) for e in chain)
-
-
-def _is_unavailable_one(exc: BaseException) -> bool:
-    if isinstance(exc, _UNAVAILABLE):
+    if is_outage(exc, also=_UNAVAILABLE):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    state = getattr(exc, "sqlstate", None)
-    if isinstance(state, str) and (state.startswith("08") or state in _UNAVAILABLE_SQLSTATES):
-        return True
-    if isinstance(exc, FileNotFoundError):
-        return _raised_in(exc, _SOCKET_CLIENTS)
-    return isinstance(exc, OSError) and not isinstance(exc, PermissionError)
-
-
-def _raised_in(exc: BaseException, modules: tuple[str, ...]) -> bool:
-    tb = exc.__traceback__
-    while tb is not None:
-        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(modules):
-            return True
-        tb = tb.tb_next
-    return False
+    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError)
 
 
 # PostgreSQL refuses to store some characters sent in a request: U+0000 in text (22021) and

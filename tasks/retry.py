@@ -10,6 +10,14 @@ time, which settings enforce.
 Delay before attempt n+1: ``min(cap, base * 2**(n-1))``, jittered into its upper half
 (``d/2 + random(0, d/2)``) so gaps grow from one attempt to the next yet retries of many tasks
 do not fire in lockstep.
+
+A failure that is an outage of something the task needs (PostgreSQL or Redis unreachable or
+restarting, a ``ServiceUnavailable`` such as the payment provider being down) is not the job's
+fault, and a few quick attempts would all land inside the outage and drop the job. Such a
+failure spends no attempt: the job is sent again with the same backoff (growing to the cap) for
+as long as the outage lasts, up to ``OUTAGE_RETRY_SECONDS`` after its first such failure; after
+that its failures count as attempts again. Tasks sent with ``max_attempts=1`` (their caller or
+the next scheduled run retries) are not retried either way.
 """
 
 from __future__ import annotations
@@ -23,13 +31,18 @@ from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.exceptions import NoResultError
 from taskiq.kicker import AsyncKicker
 
-from core.errors import DomainError
+from core.errors import DomainError, ServiceUnavailable
 from core.logging import get_logger
+from core.outages import is_outage
 
 log = get_logger(__name__)
 
 ATTEMPT_LABEL = "attempt"
 NOT_BEFORE_LABEL = "not_before"
+# When the job first failed for an outage, and how often since (epoch seconds; a count).
+OUTAGE_SINCE_LABEL = "outage_since"
+OUTAGE_RETRIES_LABEL = "outage_retries"
+OUTAGE_RETRY_SECONDS = 3600.0
 
 
 class PermanentTaskError(Exception):
@@ -61,14 +74,26 @@ class BackoffRetryMiddleware(TaskiqMiddleware):
     async def on_error(
         self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
     ) -> None:
-        if isinstance(exception, NoResultError | PermanentTaskError | DomainError):
+        outage = isinstance(exception, ServiceUnavailable) or is_outage(exception)
+        if isinstance(exception, NoResultError | PermanentTaskError) or (
+            isinstance(exception, DomainError) and not outage
+        ):
             log.warning(
                 "task failed permanently", task_name=message.task_name, error=type(exception).__name__
             )
             return
-        attempt = int(message.labels.get(ATTEMPT_LABEL, 1))
-        max_attempts = int(message.labels.get("max_attempts", self.max_attempts))
-        if attempt >= max_attempts:
+        labels = dict(message.labels)
+        attempt = int(labels.get(ATTEMPT_LABEL, 1))
+        max_attempts = int(labels.get("max_attempts", self.max_attempts))
+        now = time.time()
+        outage_since = float(labels.get(OUTAGE_SINCE_LABEL, now))
+        if outage and max_attempts > 1 and now - outage_since < OUTAGE_RETRY_SECONDS:
+            # Waiting out an outage: the attempt is not spent.
+            retries = int(labels.get(OUTAGE_RETRIES_LABEL, 0)) + 1
+            delay = backoff_delay(retries, base=self.base_delay, cap=self.max_delay)
+            labels |= {OUTAGE_SINCE_LABEL: f"{outage_since:.3f}", OUTAGE_RETRIES_LABEL: str(retries)}
+            next_attempt = attempt
+        elif attempt >= max_attempts:
             log.error(
                 "task failed after its last attempt",
                 task_name=message.task_name,
@@ -76,10 +101,11 @@ class BackoffRetryMiddleware(TaskiqMiddleware):
                 error=repr(exception)[:500],
             )
             return
-        delay = backoff_delay(attempt, base=self.base_delay, cap=self.max_delay)
-        labels = {k: v for k, v in message.labels.items() if k not in (ATTEMPT_LABEL, NOT_BEFORE_LABEL)}
-        labels[ATTEMPT_LABEL] = str(attempt + 1)
-        labels[NOT_BEFORE_LABEL] = f"{time.time() + delay:.3f}"
+        else:
+            delay = backoff_delay(attempt, base=self.base_delay, cap=self.max_delay)
+            next_attempt = attempt + 1
+        labels[ATTEMPT_LABEL] = str(next_attempt)
+        labels[NOT_BEFORE_LABEL] = f"{now + delay:.3f}"
         kicker: AsyncKicker[Any, Any] = AsyncKicker(
             task_name=message.task_name, broker=self.broker, labels=labels
         ).with_task_id(message.task_id)
@@ -88,7 +114,8 @@ class BackoffRetryMiddleware(TaskiqMiddleware):
             "task failed; retry scheduled",
             task_name=message.task_name,
             attempt=attempt,
-            next_attempt=attempt + 1,
+            next_attempt=next_attempt,
+            outage=outage,
             delay_seconds=round(delay, 3),
             error=repr(exception)[:500],
         )

@@ -6,13 +6,18 @@ such messages after new ones arrive, though: on a quiet queue a killed worker's 
 wait for the next unrelated job. This subclass claims idle pending messages on a timer
 (``XAUTOCLAIM`` is atomic, so two workers never claim the same message) and reads every queue
 this worker serves from one ``XREADGROUP`` call.
+
+While a message is being worked on, the worker renews its claim (see ``_beat``). When its
+processing ends without an acknowledgement (an error outside the task itself: its retry could
+not be sent because Redis was restarting, say), :class:`ReleasingReceiver` tells the broker to
+stop renewing it, so it is redelivered once idle instead of being held until the worker exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -20,12 +25,37 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage
+from taskiq.receiver import Receiver
 from taskiq_redis import RedisStreamBroker
 
 from core.logging import get_logger
 from tasks.queues import stream_name
 
 log = get_logger(__name__)
+
+
+class StreamMessage(AckableMessage):
+    """A stream entry being worked on; ``release`` stops renewing its claim (without acknowledging)."""
+
+    release: Callable[[], None]
+
+
+class ReleasingReceiver(Receiver):
+    """taskiq's receiver, releasing each message once its processing is over (acknowledged or not).
+
+    An error that escapes processing (the retry middleware could not send the retry, the
+    acknowledgement itself failed) leaves the message unacknowledged: it is logged here and the
+    message, released, is redelivered after ``TASK_REDELIVERY_IDLE_SECONDS``.
+    """
+
+    async def callback(self, message: bytes | AckableMessage, raise_err: bool = False) -> None:
+        try:
+            await super().callback(message, raise_err=raise_err)
+        except Exception as exc:
+            log.warning("message not finished; it will be redelivered", error=repr(exc)[:500])
+        finally:
+            if isinstance(message, StreamMessage):
+                message.release()
 
 
 class ReliableStreamBroker(RedisStreamBroker):
@@ -79,7 +109,7 @@ class ReliableStreamBroker(RedisStreamBroker):
             finally:
                 in_flight.discard(msg_id)
 
-        return AckableMessage(data=data, ack=ack_and_forget)
+        return StreamMessage(data=data, ack=ack_and_forget, release=lambda: in_flight.discard(msg_id))
 
     async def _beat(self) -> None:
         """Reset the idle time of the messages this worker is running, every claim interval."""

@@ -53,6 +53,9 @@ def build_command(args: argparse.Namespace) -> list[str]:
         "worker",
         "tasks.broker:broker",
         *modules,
+        # Releases a message whose processing ended unacknowledged, for redelivery (tasks.streams).
+        "--receiver",
+        "tasks.streams:ReleasingReceiver",
         "--workers",
         str(args.processes),
         "--ack-type",

@@ -9,8 +9,11 @@ import asyncio
 import os
 import time
 
+import anyio
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from core.errors import ServiceUnavailable
 from db.models import OutboxMessage
 from tasks.broker import queue_task
 from tasks.resources import Resources
@@ -63,3 +66,36 @@ async def count_outbox(resources: Resources) -> int:
     """Uses the worker's own database engine through a unit of work."""
     async with resources.uow() as session:
         return int(await session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
+
+
+@queue_task("critical", "test.outage")
+async def outage(key: str, failures: int, kind: str, resources: Resources) -> int:
+    """The first ``failures`` runs fail for an outage: PostgreSQL gone (``kind="database"``: a real
+    connect to a Unix socket nobody serves) or a ``ServiceUnavailable`` (``kind="service"``)."""
+    runs = int(await resources.redis.rpush(key, f"{time.time():.6f}"))
+    if runs <= failures:
+        if kind == "service":
+            raise ServiceUnavailable("the payment provider is down")
+        engine = create_async_engine(
+            f"postgresql+asyncpg://postgres@/none?host=/tmp/no-postgres-{os.getpid()}"
+        )
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(select(1))
+        finally:
+            await engine.dispose()
+    return runs
+
+
+@queue_task("critical", "test.fail_when_told")
+async def fail_when_told(folder: str) -> str:
+    """The first run says it started, waits for a ``fail`` file and raises; later runs succeed.
+    (Files, not Redis: the test stops Redis meanwhile.)"""
+    path = anyio.Path(folder)
+    runs = len([p async for p in path.glob("run-*")]) + 1
+    await (path / f"run-{runs}").touch()
+    if runs == 1:
+        while not await (path / "fail").exists():  # noqa: ASYNC110  # another process makes it
+            await asyncio.sleep(0.05)
+        raise RuntimeError("planned failure")
+    return "done"
