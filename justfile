@@ -103,6 +103,10 @@ bench-dimension *args:
 bench *args:
     {{py}} -m benchmarks.suite "$@"
 
+# What a request costs the API itself next to the floor app: server CPU per request under granian and (--callgrind) instructions per request in-process; steady on a busy machine. Results in benchmarks/results/request_cost-*.json.
+bench-request-cost *args:
+    {{py}} -m benchmarks.request_cost "$@"
+
 # Per-scenario deltas between two result files of `just bench`, e.g. `just bench-compare old.json benchmarks/results/latest.json`.
 bench-compare a b:
     {{py}} -m benchmarks.suite compare "$@"
