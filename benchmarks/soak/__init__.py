@@ -1,0 +1,59 @@
+"""The soak (``just soak``): mixed shopper load for 10 minutes while the workers are restarted
+twice, then errors, latency drift, work accepted vs done, data invariants and memory growth.
+
+    python -m benchmarks.soak [--minutes 10] [--rate 20] [--quick] [--out DIR] [--rebuild]
+
+1. **Dataset**, built once into ``.data/soak`` and reused (the benchmark suite's builders,
+   ``benchmarks.suite.dataset``, small): 3,000 products with variants, size charts, fit profiles
+   and image embeddings (300 real photos embedded by the model, the rest look-alike embeddings),
+   300 shoppers with ready body profiles and ~2 past orders each. Building it takes a minute or
+   two; each run works on a fresh copy, ``soak_run``.
+2. **Stack** (``stack.py``): production settings, the API (granian, one worker), one inference
+   worker, one worker for the other queues, the scheduler, PostgreSQL, Redis and a stand-in for
+   Paystack's API on loopback (``paystack.py``), so payments take the production path. Nothing is
+   pinned to a CPU.
+3. **Load** (``driver.py``): open loop, ``--rate`` flows per second (default 20) of browse, fit,
+   similar, order, pay, cancel and measure at the mix in ``driver.MIX``, sent with httpx. At 1/3
+   of the load both workers get SIGTERM (they finish their running tasks and stop), at 2/3 both
+   get SIGKILL (every process at once); each time they are started again straight away. RSS of the
+   API and of each worker is sampled every second.
+4. **Drain and checks** (``checks.py``): once the load is over, the workers finish what was
+   accepted (up to ``--drain-seconds``), then the invariants are read from the database.
+5. **Report** (``report.py``): requests per kind, errors by type and status, p50/p95/p99 per kind
+   per minute and the p95 drift (last minute against the first), jobs accepted vs completed,
+   invariants, RSS slopes; printed, and written to ``benchmarks/results/soak-<UTC time>.json``,
+   ``soak-latest.json`` and ``soak-latest.md``.
+
+**Pass/fail** (exit code 1 on a fail, 2 when the soak could not run, 130 when interrupted): every
+invariant holds; no error other than the expected ones (409 ``out_of_stock``: the soak sells a few
+variants out on purpose; any 429); and no RSS slope over the bound. Latency and its drift are
+reported, not judged: the machine is shared, so absolute latencies are noise; the soak is about
+errors, invariants and leaks.
+
+**Memory: RSS may grow at most 2 MB/min after warm-up.** RSS of the API's granian worker and of
+each taskiq worker process is sampled every second. The slope is a least-squares line through
+the *low-water marks* (the lowest RSS of each 20 s window) from 60 s after each process started
+(the API: after the load started), pooled over a restarted worker's incarnations (one intercept
+each, so a restart is neither growth nor shrinkage); ``report.py`` says exactly how. Low-water
+marks, because leaked memory is never given back and lifts them, while memory that work in
+flight takes and frees (a photo pair in the inference worker: ~100 MB) only moves the peaks.
+Why 2 MB/min:
+
+* it is what a 10-minute run can resolve: the API's series after warm-up is 9 minutes long, so
+  a 2 MB/min leak adds ~18 MB, several times the few-MB steps its RSS takes without any leak
+  (connection pools and statement caches filling); its standard error here is ~0.05 MB/min;
+* a leak at that rate is one that matters in production: the API pod's memory limit is 768 MiB
+  (``k8s/base/api.yaml``) for a worker measured at ~210-230 MB, so 2 MB/min exhausts the
+  ~500 MB of headroom in ~4 hours, and the inference worker's (768 MiB against ~250-350 MB)
+  in a similar time: pods restarting every few hours for no reason;
+* a slower leak needs a longer run (``--minutes 60`` resolves ~0.3 MB/min).
+
+A series shorter than 5 minutes after warm-up is not judged (caches still filling dominate it, so
+``--quick`` judges no memory). A longer one passes or fails against the bound where the run
+resolves it (two standard errors within the bound), fails however noisy where the slope is over
+the bound by more than two standard errors, and is otherwise reported as too noisy to judge.
+The inference worker's idle RSS wanders by tens of MB as glibc keeps or returns freed heap, and
+its incarnations last ~3 minutes between the restarts, so a 10-minute soak may bound its slope
+only to about +-10 MB/min: it is then reported as not judged, with its resolution, unless it is
+clearly over; ``--minutes 30`` (10-minute incarnations) resolves it.
+"""

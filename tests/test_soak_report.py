@@ -1,0 +1,323 @@
+"""The soak's pure report maths: windows and drift, error classes, RSS slopes pooled over a
+restarted worker's incarnations, the invariants and the verdict (no stack, no load)."""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from benchmarks.soak.report import (
+    Call,
+    RssSample,
+    drift,
+    errors_by_type,
+    evaluate_invariants,
+    expected_error,
+    judge_slope,
+    least_squares,
+    low_water,
+    memory_growth,
+    per_kind,
+    pooled_slope,
+    render_markdown,
+    summary_lines,
+    verdict,
+    window_table,
+)
+
+
+def calls(kind: str, start: float, ms: list[float], error: str | None = None) -> list[Call]:
+    return [Call(kind, start + i * 0.1, m, 200 if error is None else 500, error) for i, m in enumerate(ms)]
+
+
+def test_windows_take_calls_by_due_time_and_late_steps_count_in_the_last_window() -> None:
+    made = (
+        calls("detail", 0.0, [10.0] * 30) + calls("detail", 60.0, [20.0] * 30) + [Call("detail", 130.0, 99.0)]
+    )
+    made.append(Call("detail", 61.0, 5_000.0, 0, "timeout"))
+    rows = window_table(made, window_s=60, load_s=120)["detail"]
+    assert [r["calls"] for r in rows] == [30, 32]  # the call due at 130 s (after the load) is in the last
+    assert rows[1]["errors"] == 1
+    assert rows[0]["p95"] == 10.0
+    assert rows[1]["p95"] == 20.0  # the timeout is an error, not a latency
+    assert rows[1]["start_s"] == 60.0
+
+
+def test_drift_is_last_usable_window_over_first_and_needs_enough_calls() -> None:
+    rows = [
+        {"window": 0, "calls": 40, "errors": 0, "p95": 10.0},
+        {"window": 1, "calls": 5, "errors": 0, "p95": 500.0},  # too few to count
+        {"window": 2, "calls": 40, "errors": 0, "p95": 25.0},
+        {"window": 3, "calls": 25, "errors": 10, "p95": 900.0},  # 15 successes: too few
+    ]
+    found = drift(rows, min_calls=20)
+    assert (found["first_window"], found["last_window"]) == (0, 2)
+    assert found["ratio"] == 2.5
+    assert found["delta_ms"] == 15.0
+    assert drift(rows[:1], min_calls=20)["ratio"] is None
+
+
+def test_only_sold_out_and_rate_limits_are_expected_errors() -> None:
+    assert expected_error("409 out_of_stock")
+    assert expected_error("429 too_many_requests")
+    for error in ("500 internal_server_error", "503 service_unavailable", "409 order_not_payable", "timeout",
+                  "ConnectError", "check: short: 3 of 10 items"):  # fmt: skip
+        assert not expected_error(error)
+    made = [*calls("order", 0, [5.0] * 3), *calls("order", 1, [6.0] * 2, "409 out_of_stock")]
+    made += calls("detail", 0, [1.0], "500 internal_server_error")
+    kinds = per_kind(made)
+    assert kinds["order"] == {
+        "calls": 5,
+        "ok": 3,
+        "p50": 5.0,
+        "p95": 5.0,
+        "p99": 5.0,
+        "errors": {"409 out_of_stock": 2},
+        "unexpected_errors": 0,
+    }
+    assert kinds["detail"]["unexpected_errors"] == 1
+    by_type = errors_by_type(made)
+    assert by_type["409 out_of_stock"] == {"count": 2, "kinds": ["order"], "expected": True}
+    assert by_type["500 internal_server_error"]["expected"] is False
+
+
+def test_least_squares_recovers_a_line() -> None:
+    fit = least_squares([(x, 3.0 + 0.5 * x) for x in range(10)])
+    assert fit is not None
+    assert fit[0] == pytest.approx(0.5)
+    assert fit[1] == pytest.approx(3.0)
+    assert least_squares([(1.0, 2.0), (1.0, 3.0)]) is None  # no spread in time: no slope
+
+
+def test_pooled_slope_ignores_the_drop_at_a_restart() -> None:
+    # Each incarnation grows 1 MB/min from its own level; a naive fit over all the points would
+    # see the restarts' drops from ~300 MB to ~200 MB and report shrinkage.
+    segments = [
+        [(t + 4 * i, base + 1.0 * t) for t in (0.0, 1.0, 2.0, 3.0)] for i, base in enumerate((300, 200, 210))
+    ]
+    naive = least_squares([p for s in segments for p in s])
+    assert naive is not None
+    assert naive[0] < 0
+    pooled = pooled_slope(segments)
+    assert pooled["slope_mb_per_min"] == pytest.approx(1.0)
+    assert pooled["stderr"] == pytest.approx(0.0)
+    assert pooled["segments"] == 3
+    assert pooled["samples"] == 12
+    assert pooled["minutes"] == pytest.approx(9.0)
+
+
+def test_pooled_slope_has_a_standard_error_that_shrinks_with_more_samples() -> None:
+    rng = random.Random(3)
+
+    def noisy(n: int) -> list[tuple[float, float]]:
+        return [(t / 12, 250 + rng.gauss(0, 2)) for t in range(n)]
+
+    short, long = pooled_slope([noisy(24)]), pooled_slope([noisy(240)])
+    assert short["stderr"] is not None
+    assert long["stderr"] is not None
+    assert long["stderr"] < short["stderr"]
+    assert abs(long["slope_mb_per_min"]) < 3 * long["stderr"] + 0.05
+
+
+def rss(role: str, process: str, started: float, points: Sequence[tuple[float, float]]) -> list[RssSample]:
+    return [RssSample(at, role, process, started, mb) for at, mb in points]
+
+
+def test_memory_growth_skips_each_incarnations_warm_up_and_judges_against_the_bound() -> None:
+    # The API: 100 MB of warm-up growth in its first minute, then flat: passes.
+    api = rss("api", "api", 0.0, [(t, 150 + min(t, 60) * 100 / 60) for t in range(0, 600, 5)])
+    # A worker leaking 3 MB/min in two incarnations, each with a big start-up jump.
+    leak = rss(
+        "worker-inference",
+        "w1",
+        0.0,
+        [(t, 100 + (200 if t > 10 else 0) + 3 * t / 60) for t in range(0, 300, 5)],
+    )
+    second = [(t, 120 + (200 if t > 310 else 0) + 3 * (t - 300) / 60) for t in range(300, 600, 5)]
+    leak += rss("worker-inference", "w2", 300.0, second)
+    # A worker restarted so often that no incarnation lives past its warm-up.
+    brief = rss("worker-other", "o1", 0.0, [(t, 80.0) for t in range(0, 60, 5)])
+    growth = memory_growth(api + leak + brief, warmup_s=60, bound=2.0, min_span_s=90)
+    assert growth["api"]["slope_mb_per_min"] == pytest.approx(0.0, abs=1e-9)
+    assert growth["api"]["pass"] is True
+    assert growth["api"]["first_mb"] == 150
+    assert growth["api"]["peak_mb"] == 250
+    assert growth["worker-inference"]["slope_mb_per_min"] == pytest.approx(3.0)
+    assert growth["worker-inference"]["pass"] is False
+    assert [r["process"] for r in growth["worker-inference"]["incarnations"]] == ["w1", "w2"]
+    assert growth["worker-other"]["pass"] is None  # nothing after warm-up: reported, not judged
+    # The same leak over a span shorter than the shortest judged one: reported, not judged.
+    short = memory_growth(leak, warmup_s=60, bound=2.0, min_span_s=600)["worker-inference"]
+    assert short["slope_mb_per_min"] == pytest.approx(3.0)
+    assert short["pass"] is None
+
+
+def test_work_in_flight_moves_the_peaks_not_the_low_water_mark() -> None:
+    # Flat 250 MB, with 90 MB batches in flight every third second of the second half: the mean
+    # of all samples climbs, the memory held between batches does not.
+    points = [(float(t), 250.0 + (90.0 if t >= 300 and t % 3 == 0 else 0.0)) for t in range(600)]
+    growth = memory_growth(rss("worker-inference", "w1", 0.0, points), warmup_s=60, bound=2.0)[
+        "worker-inference"
+    ]
+    assert growth["all_samples_slope_mb_per_min"] > 4  # twice the bound: a naive fit would fail it
+    assert growth["slope_mb_per_min"] == pytest.approx(0.0, abs=1e-9)
+    assert growth["pass"] is True
+    assert growth["peak_mb"] == 340
+
+
+def test_low_water_marks_are_window_minima_after_the_warm_up() -> None:
+    series = rss("api", "api", 10.0, [(float(t), 100.0 + (t % 7)) for t in range(10, 131)])
+    marks = low_water(series, warmup_s=30, window_s=20)
+    # Windows from 40 s: [40, 60), [60, 80), ..., [120, 140) holds only 120..130: 11 of 20 samples, kept.
+    assert [round(m * 60) for m, _ in marks] == [50, 70, 90, 110, 130]
+    assert all(mb == 100.0 for _, mb in marks)
+    sparse = rss("api", "api", 0.0, [(float(t), 1.0) for t in [*range(0, 40), 45]])
+    assert [round(m * 60) for m, _ in low_water(sparse, warmup_s=0, window_s=20)] == [10, 30]
+
+
+@pytest.mark.parametrize(
+    ("slope", "stderr", "verdict"),
+    [
+        (0.5, 0.05, True),  # resolved, within the bound
+        (2.5, 0.1, False),  # resolved, over it
+        (1.0, 3.0, None),  # too noisy to say either way
+        (20.0, 3.0, False),  # noisy, but over the bound beyond any doubt
+        (None, None, None),
+    ],
+)
+def test_a_slope_is_judged_only_where_the_run_resolves_the_bound(
+    slope: float | None, stderr: float | None, verdict: bool | None
+) -> None:
+    assert judge_slope(slope, stderr, 2.0)[0] is verdict
+
+
+FACTS: dict[str, Any] = {
+    "stock": [
+        {"variant": "a", "initial": 4, "stock": 0, "reserved": 1, "sold": 3},
+        {"variant": "b", "initial": 60, "stock": 50, "reserved": 4, "sold": 6},
+    ],
+    "negative_stock_or_reserved": 0,
+    "reserved": {"variants_differing": 0, "reserved_units": 5, "unpaid_units": 5},
+    "orders": {"created": 20, "in_database": 20, "differing": 0, "retries": 2, "retries_same_order": 2},
+    "payments": {
+        "webhooks_queued": 9,
+        "paid_orders": 9,
+        "paid_without_exactly_one_success": 0,
+        "unpaid_with_a_success": 0,
+        "problem_payments": 0,
+        "webhooked_not_paid": 0,
+        "paid_not_webhooked": 0,
+        "events_unprocessed": 0,
+    },
+    "measurements": {"accepted": 6, "ready": 5, "refused": 1, "failed_otherwise": 0, "unfinished": 0},
+    "mails": {"expected": 29, "written": 29, "missing": []},
+    "outbox": {"undispatched": 0},
+}
+
+
+def broken(path: str, value: Any) -> dict[str, Any]:
+    facts = copy.deepcopy(FACTS)
+    *parents, last = path.split(".")
+    node: Any = facts
+    for key in parents:
+        node = node[int(key)] if key.isdigit() else node[key]
+    node[last] = value
+    return facts
+
+
+def test_invariants_all_hold_on_consistent_facts() -> None:
+    found = evaluate_invariants(FACTS)
+    assert len(found) == 8
+    assert all(i["holds"] for i in found), [i for i in found if not i["holds"]]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "failing"),
+    [
+        ("stock.1.stock", 51, "stock conserved"),  # one unit appeared from nowhere
+        ("negative_stock_or_reserved", 1, "stock conserved"),
+        ("reserved.reserved_units", 6, "reserved = units"),
+        ("reserved.variants_differing", 2, "reserved = units"),
+        ("orders.in_database", 21, "one order per accepted"),  # a retry made a second order
+        ("orders.differing", 2, "one order per accepted"),
+        ("orders.retries_same_order", 1, "one order per accepted"),
+        ("payments.paid_without_exactly_one_success", 1, "one successful payment"),
+        ("payments.unpaid_with_a_success", 1, "one successful payment"),
+        ("payments.problem_payments", 1, "one successful payment"),
+        ("payments.webhooked_not_paid", 1, "every accepted webhook"),
+        ("payments.paid_not_webhooked", 1, "every accepted webhook"),
+        ("payments.events_unprocessed", 1, "every accepted webhook"),
+        ("measurements.unfinished", 1, "no measurement stuck"),
+        ("measurements.ready", 4, "no measurement stuck"),  # one accepted upload vanished
+        ("mails.written", 28, "every order mail"),
+        ("mails.missing", ["order-x-status-paid.eml"], "every order mail"),
+        ("outbox.undispatched", 3, "every durable job"),
+    ],
+)
+def test_each_invariant_fails_on_its_own_breach(path: str, value: Any, failing: str) -> None:
+    found = evaluate_invariants(broken(path, value))
+    assert [i["invariant"] for i in found if not i["holds"]] == [
+        i["invariant"] for i in found if i["invariant"].startswith(failing)
+    ]
+    assert sum(not i["holds"] for i in found) == 1
+
+
+def test_the_verdict_fails_on_an_invariant_an_unexpected_error_or_a_leak_only() -> None:
+    clean = {
+        "invariants": evaluate_invariants(FACTS),
+        "errors_by_type": errors_by_type(calls("order", 0, [1.0], "409 out_of_stock")),
+        "memory": {"api": {"pass": True, "slope_mb_per_min": 0.1, "bound_mb_per_min": 2.0}},
+    }
+    assert verdict(clean) == {"pass": True, "reasons": [], "notes": []}
+    assert not verdict({**clean, "invariants": evaluate_invariants(broken("outbox.undispatched", 1))})["pass"]
+    errors = errors_by_type(calls("detail", 0, [1.0], "500 internal_server_error"))
+    assert verdict({**clean, "errors_by_type": errors})["reasons"] == [
+        "unexpected errors: 500 internal_server_error x1"
+    ]
+    leak = {"api": {"pass": False, "slope_mb_per_min": 4.2, "bound_mb_per_min": 2.0}}
+    assert verdict({**clean, "memory": leak})["reasons"] == ["api RSS grows 4.2 MB/min (bound 2.0)"]
+    unjudged = {"api": {"pass": None, "slope_mb_per_min": 9.0, "bound_mb_per_min": 2.0, "judgement": "noisy"}}
+    assert verdict({**clean, "memory": unjudged}) == {
+        "pass": True,
+        "reasons": [],
+        "notes": ["api memory not judged: noisy"],
+    }
+
+
+def test_the_summary_and_markdown_render_a_whole_report() -> None:
+    made = calls("detail", 0, [3.0] * 30) + calls("order", 1, [6.0] * 2, "409 out_of_stock")
+    windows = window_table(made, 60, 120)
+    report: dict[str, Any] = {
+        "load": {
+            "minutes": 2,
+            "rate": 20,
+            "flows_started": 32,
+            "achieved_rate": 0.27,
+            "mix": {"browse": 1.0},
+        },
+        "requests_total": 32,
+        "faults": [
+            {"at_s": 40.0, "signal": "SIGTERM", "role": "worker-other", "exit_code": 0, "back_in_s": 3.2}
+        ],
+        "kinds": per_kind(made),
+        "windows": windows,
+        "window_seconds": 60,
+        "drift": {k: drift(v) for k, v in windows.items()},
+        "errors_by_type": errors_by_type(made),
+        "jobs": [{"job": "payment", "accepted": 3, "completed": 3}],
+        "invariants": evaluate_invariants(FACTS),
+        "memory": memory_growth(rss("api", "api", 0, [(t, 200.0) for t in range(0, 300, 5)]), 60),
+        "machine": {"cpu_count": 2, "cpu_model": "test"},
+    }
+    report["verdict"] = verdict(report)
+    text = "\n".join(summary_lines(report))
+    assert "SIGTERM worker-other" in text
+    assert "409 out_of_stock x2" in text
+    assert "verdict: PASS" in text
+    markdown = render_markdown(report)
+    assert "| detail |" in markdown
+    assert "| 409 out_of_stock | 2 | order | yes |" in markdown
