@@ -12,7 +12,9 @@ import pytest
 
 from benchmarks.soak.report import (
     Call,
+    CpuSample,
     RssSample,
+    cpu_windows,
     drift,
     errors_by_type,
     evaluate_invariants,
@@ -177,6 +179,36 @@ def test_low_water_marks_are_window_minima_after_the_warm_up() -> None:
     assert all(mb == 100.0 for _, mb in marks)
     sparse = rss("api", "api", 0.0, [(float(t), 1.0) for t in [*range(0, 40), 45]])
     assert [round(m * 60) for m, _ in low_water(sparse, warmup_s=0, window_s=20)] == [10, 30]
+
+
+def test_samples_taken_while_busy_are_left_out_of_the_low_water_marks() -> None:
+    # A backlog from 200 s: the worker holds 60 MB more while it is never idle. Only the
+    # windows with enough idle samples count, and they show no growth.
+    points = [(float(t), 250.0 + (60.0 if 200 <= t < 400 else 0.0)) for t in range(600)]
+    samples = [
+        RssSample(at, "worker-inference", "w1", 0.0, mb, busy=200 <= at < 400 or at % 4 == 0)
+        for at, mb in points
+    ]
+    marks = low_water(samples, warmup_s=60, window_s=20)
+    assert {mb for _, mb in marks} == {250.0}
+    assert not any(200 <= m * 60 < 400 for m, _ in marks)
+    growth = memory_growth(samples, warmup_s=60, bound=2.0)["worker-inference"]
+    assert growth["slope_mb_per_min"] == pytest.approx(0.0, abs=1e-9)
+    assert growth["all_samples_slope_mb_per_min"] != pytest.approx(0.0, abs=0.5)
+    assert growth["pass"] is True
+
+
+def test_cpu_per_window_is_each_groups_average_and_others_are_the_rest() -> None:
+    samples = [
+        CpuSample(at, 5.0, {"api": 2.5, "workers": 1.0, "postgres": 1.5, "driver": 0.5, "others": 4.0})
+        for at in (5.0, 10.0, 60.0, 65.0, 130.0)  # the last ends after the load: the last window
+    ]
+    windows = cpu_windows(samples, window_s=60, load_s=120)
+    assert windows == [
+        {"window": 0, "api": 0.5, "driver": 0.1, "others": 0.8, "postgres": 0.3, "workers": 0.2},
+        {"window": 1, "api": 0.5, "driver": 0.1, "others": 0.8, "postgres": 0.3, "workers": 0.2},
+    ]
+    assert cpu_windows([], 60, 120) == []
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,9 @@ checks the maths in CI:
 * **Memory growth**: an ordinary least-squares slope of RSS (MB) against time (minutes) after a
   warm-up, fitted to the *low-water marks*: the lowest RSS of each 20 s window. Leaked memory is
   never given back, so it lifts the low-water mark; memory that work in flight uses and frees
-  (the inference worker's photo batches swing its RSS by ~100 MB) moves the peaks. A process
+  (the inference worker's photo batches swing its RSS by ~100 MB) moves the peaks; samples taken
+  while the driver had a photo pair in flight are left out of the inference worker's marks, so a
+  backlog of pairs (the worker never idle) does not read as growth. A process
   restarted during the run has one series per incarnation, each with its own warm-up; the slope
   judged is the *pooled within-incarnation* slope (one line per incarnation, common slope:
   ``sum((t - mean_t_i)(y - mean_y_i)) / sum((t - mean_t_i)^2)`` over the incarnations i), so a
@@ -49,6 +51,7 @@ RSS_SLOPE_BOUND_MB_PER_MIN = 2.0
 MIN_JUDGED_SPAN_SECONDS = 300.0
 # The slope is fitted to the lowest RSS of each window this long (see the module docstring).
 LOW_WATER_WINDOW_SECONDS = 20.0
+MIN_IDLE_SAMPLES = 3
 # Failure codes of measurements the body pipeline gives for photos it cannot measure.
 PIPELINE_REFUSALS = frozenset(
     {"no_person_detected", "person_cut_off", "multiple_people", "low_quality", "bad_pose"}
@@ -73,6 +76,14 @@ class RssSample:
     process: str  # the incarnation (a restarted worker is a new one)
     started_at: float  # when that incarnation started, on the same clock
     rss_mb: float
+    busy: bool = False  # work the driver knows of was in flight (a photo pair, for the inference worker)
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    at: float  # seconds after the load started, at the end of the interval
+    seconds: float  # the interval's length
+    used: dict[str, float]  # CPU seconds in the interval: api, workers, postgres, driver, others
 
 
 def expected_error(error: str) -> bool:
@@ -157,6 +168,23 @@ def errors_by_type(calls: Iterable[Call]) -> dict[str, dict[str, Any]]:
     }
 
 
+def cpu_windows(samples: Iterable[CpuSample], window_s: float, load_s: float) -> list[dict[str, Any]]:
+    """CPUs used on average in each window by each group (``others``: every other program on the
+    machine), from intervals counted in the window their end falls in."""
+    count = max(1, math.ceil(load_s / window_s - 1e-9))
+    seconds = [0.0] * count
+    used: list[Counter[str]] = [Counter() for _ in range(count)]
+    for sample in samples:
+        index = min(count - 1, max(0, int(sample.at // window_s)))
+        seconds[index] += sample.seconds
+        used[index].update(sample.used)
+    return [
+        {"window": i, **{group: round(cpu / seconds[i], 2) for group, cpu in sorted(used[i].items())}}
+        for i in range(count)
+        if seconds[i] > 0
+    ]
+
+
 # --- memory ----------------------------------------------------------------------------------------
 def least_squares(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     """(slope, intercept) of the ordinary least-squares line; None without two distinct x."""
@@ -198,19 +226,23 @@ def pooled_slope(segments: list[list[tuple[float, float]]]) -> dict[str, Any]:
 
 
 def low_water(series: list[RssSample], warmup_s: float, window_s: float) -> list[tuple[float, float]]:
-    """(minutes, MB): the lowest RSS of each ``window_s`` window after the warm-up, at the
-    window's middle; windows with less than half of the fullest window's samples are left out."""
+    """(minutes, MB): the lowest RSS of each ``window_s`` window after the warm-up among the
+    samples taken while the process was not busy, at the window's middle. A window with less than
+    half of the fullest window's samples (the ends of a series), or with fewer than
+    ``MIN_IDLE_SAMPLES`` samples not busy, is left out."""
     windows: dict[int, list[RssSample]] = defaultdict(list)
     for sample in series:
         after = sample.at - (sample.started_at + warmup_s)
         if after >= 0:
             windows[int(after // window_s)].append(sample)
     fullest = max((len(w) for w in windows.values()), default=0)
-    return [
-        (round((w[0].started_at + warmup_s + (index + 0.5) * window_s) / 60, 4), min(s.rss_mb for s in w))
-        for index, w in sorted(windows.items())
-        if len(w) * 2 >= fullest
-    ]
+    marks = []
+    for index, window in sorted(windows.items()):
+        idle = [s.rss_mb for s in window if not s.busy]
+        if len(window) * 2 >= fullest and len(idle) >= MIN_IDLE_SAMPLES:
+            middle = window[0].started_at + warmup_s + (index + 0.5) * window_s
+            marks.append((round(middle / 60, 4), min(idle)))
+    return marks
 
 
 def judge_slope(slope: float | None, stderr: float | None, bound: float) -> tuple[bool | None, str]:
@@ -444,6 +476,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             f"  {kind:<16}{row['calls']:>8}{row['ok']:>8}{_ms(row['p50']):>8}{_ms(row['p95']):>8}"
             f"{_ms(row['p99']):>8}  {drift_text:<12} {errors}"
         )
+    cpu = report.get("cpu_windows", [])
+    if cpu:
+        lines.append("")
+        lines.append(f"  CPUs used per {report.get('window_seconds')} s window (others: other programs)")
+        lines.append(f"    {'':<10}" + "".join(f"{'w' + str(w['window']):>6}" for w in cpu))
+        for group in ("api", "workers", "postgres", "driver", "others"):
+            lines.append(f"    {group:<10}" + "".join(f"{w.get(group, 0):>6.2f}" for w in cpu))
     lines.append("")
     lines.append("  jobs: accepted -> completed")
     for job in report.get("jobs", []):
@@ -507,6 +546,13 @@ def render_markdown(report: dict[str, Any]) -> str:
             cells = [_ms(r["p95"]) + (f" ({r['errors']} err)" if r["errors"] else "") for r in rows]
             ratio = report.get("drift", {}).get(kind, {}).get("ratio")
             out.append(f"| {kind} | " + " | ".join(cells) + f" | {ratio if ratio is not None else '-'} |")
+    cpu = report.get("cpu_windows", [])
+    if cpu:
+        groups = ("api", "workers", "postgres", "driver", "others")
+        out += ["", "CPUs used in each window (others: every other program on the shared machine):", ""]
+        out.append("| group | " + " | ".join(f"w{w['window']}" for w in cpu) + " |")
+        out.append("|---|" + "---|" * len(cpu))
+        out += [f"| {g} | " + " | ".join(f"{w.get(g, 0):.2f}" for w in cpu) + " |" for g in groups]
     out += ["", "## Errors by type", "", "| error | count | kinds | expected |", "|---|---|---|---|"]
     for error, e in report.get("errors_by_type", {}).items():
         out.append(
