@@ -1,0 +1,221 @@
+"""Before the load: the pools the flows draw from. After it: the drain, then the facts the
+invariants are judged on (``report.evaluate_invariants``), read from the working copy.
+
+Orders of the soak are the orders created after the load's start time (read from PostgreSQL
+just before it); the dataset's order history is older and holds no reservations. The variants
+the soak sells get their stock set here, so ``initial`` is known exactly.
+
+The drain: once the load is over and every flow has finished, the workers finish what was
+accepted. Facts are read every 2 s until nothing is left to do (no measurement pending or
+processing, every payment event processed, every accepted webhook's order paid, every order mail
+written, the outbox empty) or ``drain_seconds`` pass; the invariants are then judged on the
+last reading, so work still undone after the drain fails them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+
+from benchmarks.measurement_flow import PhotoPair
+from benchmarks.search_quality.load import Request
+from benchmarks.soak import driver as drv
+from benchmarks.soak.report import PIPELINE_REFUSALS
+from benchmarks.suite import people
+from benchmarks.suite import scenarios as sc
+
+SOLD = ("paid", "fulfilled", "delivered")
+
+
+async def build_pools(
+    conn: asyncpg.Connection,
+    client: httpx.AsyncClient,
+    headers: list[dict[str, str]],
+    photos: list[PhotoPair],
+    seed: int,
+) -> tuple[drv.Pools, dict[str, int]]:
+    """The request pools, the shoppers (the last sixth measure, the rest shop) and the variants
+    sold, whose stock is set here; returns the pools and each sold variant's initial stock."""
+    rng = np.random.default_rng([seed, 23])
+    shoppers = [drv.Shopper(people.shopper_email(i), h) for i, h in enumerate(headers)]
+    measuring = max(1, len(shoppers) // 6)
+    detail, _ = await sc.product_detail(conn, rng)
+    fit = {s.name: s for s in await sc.fit(conn, rng, [s.headers for s in shoppers[:-measuring]])}
+    requests: dict[str, list[Request]] = {
+        "detail": detail.requests,
+        "listing": (await sc.listing(conn, rng, client)).requests,
+        "search": (await sc.search(conn, rng)).requests,
+        "similar": (await sc.similar(conn, rng, 10)).requests,
+        "fit_products": fit["fit_products"].requests,
+        "size_advice": fit["product_fit"].requests,
+    }
+    ids = [
+        str(r[0])
+        for r in await conn.fetch(
+            "SELECT v.id FROM variants v JOIN products p ON p.id = v.product_id"
+            " WHERE p.is_listed AND v.reserved = 0 ORDER BY v.id"
+        )
+    ]
+    chosen = [ids[i] for i in rng.permutation(len(ids))[: drv.ORDER_VARIANTS]]
+    hot, cold = chosen[: drv.HOT_VARIANTS], chosen[drv.HOT_VARIANTS :]
+    initial = dict.fromkeys(hot, drv.HOT_STOCK) | dict.fromkeys(cold, drv.COLD_STOCK)
+    async with conn.transaction():
+        for variant, stock in initial.items():
+            await conn.execute("UPDATE variants SET stock = $2 WHERE id = $1::uuid", variant, stock)
+        await conn.execute(
+            "UPDATE products p SET in_stock = true WHERE p.id IN"
+            " (SELECT product_id FROM variants WHERE id = ANY($1::uuid[]))",
+            list(initial),
+        )
+    pools = drv.Pools(requests, shoppers[:-measuring], shoppers[-measuring:], hot, cold, photos)
+    return pools, initial
+
+
+def _mail_files(mail_dir: Path) -> set[str]:
+    return {p.name for p in mail_dir.glob("order-*.eml")} if mail_dir.exists() else set()
+
+
+async def gather_facts(
+    conn: asyncpg.Connection, ledger: drv.Ledger, initial: dict[str, int], since: datetime, mail_dir: Path
+) -> dict[str, Any]:
+    """Every figure ``report.evaluate_invariants`` needs (its docstring lists them)."""
+    stock_rows = await conn.fetch(
+        """
+        SELECT v.id::text AS variant, v.stock, v.reserved, COALESCE(s.sold, 0) AS sold FROM variants v
+        LEFT JOIN (
+            SELECT ol.variant_id, sum(ol.quantity) AS sold FROM order_lines ol
+            JOIN orders o ON o.id = ol.order_id
+            WHERE o.created_at >= $2 AND o.status = ANY($3::text[]) GROUP BY ol.variant_id
+        ) s ON s.variant_id = v.id
+        WHERE v.id = ANY($1::uuid[]) ORDER BY v.id
+        """,
+        list(initial),
+        since,
+        list(SOLD),
+    )
+    stock = [dict(r) | {"initial": initial[r["variant"]]} for r in stock_rows]
+    negative = await conn.fetchval("SELECT count(*) FROM variants WHERE stock < 0 OR reserved < 0")
+    differing = await conn.fetchval(
+        """
+        WITH held AS (
+            SELECT ol.variant_id, sum(ol.quantity) AS units FROM order_lines ol
+            JOIN orders o ON o.id = ol.order_id WHERE o.status = 'pending_payment' GROUP BY ol.variant_id
+        )
+        SELECT count(*) FROM variants v LEFT JOIN held h ON h.variant_id = v.id
+        WHERE v.reserved <> COALESCE(h.units, 0)
+        """
+    )
+    reserved_units = await conn.fetchval("SELECT COALESCE(sum(reserved), 0) FROM variants")
+    unpaid_units = await conn.fetchval(
+        "SELECT COALESCE(sum(item_count), 0) FROM orders WHERE status = 'pending_payment'"
+    )
+    orders = await conn.fetch(
+        """
+        SELECT o.id::text AS id, o.status,
+               count(p.id) FILTER (WHERE p.status = 'succeeded') AS succeeded,
+               count(p.id) FILTER (WHERE p.status IN ('flagged', 'refund_pending', 'refunded')) AS problems
+        FROM orders o LEFT JOIN payments p ON p.order_id = o.id
+        WHERE o.created_at >= $1 GROUP BY o.id, o.status
+        """,
+        since,
+    )
+    in_db = {r["id"] for r in orders}
+    paid = {r["id"] for r in orders if r["status"] == "paid"}
+    events_unprocessed = await conn.fetchval("SELECT count(*) FROM payment_events WHERE processed_at IS NULL")
+    measured = await conn.fetch(
+        "SELECT status, error_code FROM measurements WHERE id = ANY($1::uuid[])", list(ledger.measurements)
+    )
+    unfinished = await conn.fetchval(
+        "SELECT count(*) FROM measurements WHERE status IN ('pending', 'processing')"
+    )
+    expected_mails = [f"order-{o}-confirmation.eml" for o in sorted(in_db)]
+    expected_mails += [f"order-{o}-status-paid.eml" for o in sorted(paid)]
+    written = await asyncio.to_thread(_mail_files, mail_dir)
+    missing = [name for name in expected_mails if name not in written]
+    undispatched = await conn.fetchval("SELECT count(*) FROM outbox_messages WHERE dispatched_at IS NULL")
+    return {
+        "stock": stock,
+        "negative_stock_or_reserved": negative,
+        "reserved": {
+            "variants_differing": differing,
+            "reserved_units": reserved_units,
+            "unpaid_units": unpaid_units,
+        },
+        "orders": {
+            "created": len(ledger.created),
+            "in_database": len(in_db),
+            "differing": len(in_db ^ set(ledger.created)),
+            "retries": ledger.retries,
+            "retries_same_order": ledger.retries_same_order,
+            "cancelled": len(ledger.cancelled),
+            "statuses": {
+                s: sum(1 for r in orders if r["status"] == s) for s in sorted({r["status"] for r in orders})
+            },
+        },
+        "payments": {
+            "webhooks_queued": len(ledger.webhooks_queued),
+            "paid_orders": len(paid),
+            "paid_without_exactly_one_success": sum(
+                1 for r in orders if r["status"] == "paid" and r["succeeded"] != 1
+            ),
+            "unpaid_with_a_success": sum(1 for r in orders if r["status"] != "paid" and r["succeeded"] > 0),
+            "problem_payments": sum(r["problems"] for r in orders),
+            "webhooked_not_paid": len(ledger.webhooks_queued - paid),
+            "paid_not_webhooked": len(paid - ledger.webhooks_queued),
+            "events_unprocessed": events_unprocessed,
+        },
+        "measurements": {
+            "accepted": len(ledger.measurements),
+            "ready": sum(1 for r in measured if r["status"] == "ready"),
+            "refused": sum(
+                1 for r in measured if r["status"] == "failed" and r["error_code"] in PIPELINE_REFUSALS
+            ),
+            "failed_otherwise": sum(
+                1 for r in measured if r["status"] == "failed" and r["error_code"] not in PIPELINE_REFUSALS
+            ),
+            "failure_codes": sorted({str(r["error_code"]) for r in measured if r["status"] == "failed"}),
+            "unfinished": unfinished,
+        },
+        "mails": {
+            "expected": len(expected_mails),
+            "written": len(expected_mails) - len(missing),
+            "missing": missing,
+        },
+        "outbox": {"undispatched": undispatched},
+    }
+
+
+def settled(facts: dict[str, Any]) -> bool:
+    """Nothing accepted is still waiting for a worker."""
+    return (
+        facts["measurements"]["unfinished"] == 0
+        and facts["payments"]["events_unprocessed"] == 0
+        and facts["payments"]["webhooked_not_paid"] == 0
+        and not facts["mails"]["missing"]
+        and facts["outbox"]["undispatched"] == 0
+    )
+
+
+async def drain(
+    conn: asyncpg.Connection,
+    ledger: drv.Ledger,
+    initial: dict[str, int],
+    since: datetime,
+    mail_dir: Path,
+    seconds: float,
+) -> tuple[dict[str, Any], float]:
+    """Facts once the workers have finished what was accepted (or ``seconds`` passed), and how
+    long that took."""
+    started = time.monotonic()
+    while True:
+        facts = await gather_facts(conn, ledger, initial, since, mail_dir)
+        if settled(facts) or time.monotonic() - started > seconds:
+            return facts, round(time.monotonic() - started, 1)
+        await asyncio.sleep(2.0)
