@@ -420,7 +420,7 @@ class Effects:
             Check(
                 "no mail sent twice",
                 not twice,
-                ", ".join(twice[:3]) or f"{sum(sends.values())} mails sent once",
+                ", ".join(twice[:3]) or f"{sum(sends.values())} 'order mail sent' records, none repeated",
             ),
             Check(
                 "analytics repeats identical (deduplicated by event_key)",

@@ -47,6 +47,7 @@ from benchmarks.chaos.load import (
     open_client,
     recovered_at,
     settle_orders,
+    slowest_by_kind,
     statuses,
 )
 from benchmarks.chaos.stack import API as API_PROCESS
@@ -489,6 +490,7 @@ class Chaos:
             "restart_seconds": round(back - came_up, 2),
             "recovered_seconds_after_restart": recovered,
             "answers_while_down": statuses(down_samples),
+            "slowest_seconds_by_request": slowest_by_kind(load.samples),
             "orders_retried_with_same_key": sum(1 for o in load.orders if len(o.answers) > 1),
         }
         result.checks += answer_checks(load.samples)

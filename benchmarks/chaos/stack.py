@@ -55,7 +55,7 @@ CHAOS_ENVIRONMENT = {
     "LOGIN_MAX_ATTEMPTS_PER_IP": "1000000",
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": "1000000",
     # A statement waiting on a lock held by a killed client gives up long before the client does.
-    "DB_STATEMENT_TIMEOUT_MS": "10000",
+    "DB_STATEMENT_TIMEOUT_MS": "5000",
 }
 
 
