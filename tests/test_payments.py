@@ -24,7 +24,8 @@ from core.payments.paystack import PaystackProvider
 from core.payments.sandbox import SandboxProvider, charge_success_event
 from core.settings import Settings
 from db.models import Order, OrderEvent, OutboxMessage, Payment, PaymentEvent, User, Variant
-from db.services.orders.lifecycle import expire_due
+from db.services.orders.lifecycle import cancel, expire_due, staff_move
+from db.services.orders.transitions import REFUND_TASK
 from db.services.payments.processing import process_event, refund_payment
 from tests.support.catalog import make_product, make_store
 from tests.support.http import problem
@@ -345,6 +346,68 @@ async def test_staff_move_orders_through_the_state_machine(
         ("fulfilled", "staff", "DHL 123"),
         ("delivered", "staff", None),
     ]
+
+
+async def test_leaving_a_paid_status_for_cancelled_or_refunded_refunds_once_whoever_moves_it(
+    session: AsyncSession,
+) -> None:
+    """The refund goes with the move (transitions.transition), not with its caller: the buyer's
+    cancel of a paid order, staff's refund of a delivered one, staff's cancel of a paid one each
+    queue one durable refund per successful payment; other moves queue none."""
+
+    async def paid_order(final: str = "paid") -> tuple[Order, Payment, User]:
+        buyer, order, _ = await unpaid_order(session, stock=3, quantity=1)
+        order.status = final
+        payment = Payment(
+            order_id=order.id,
+            provider="sandbox",
+            reference=f"ref-{uuid.uuid4().hex}",
+            amount=order.total_amount,
+            currency=order.currency,
+            status="succeeded",
+            authorization_url="https://sandbox.invalid/pay",
+        )
+        session.add(payment)
+        await session.flush()
+        return order, payment, buyer
+
+    async def refunds_of(move: Any, payment: Payment) -> list[tuple[str, tuple[Any, ...], bool]]:
+        with job_buffer() as jobs:
+            await move()
+        await session.refresh(payment)
+        return [(j.task_name, j.args, j.durable) for j in jobs.jobs if j.task_name == REFUND_TASK]
+
+    staff = await make_user(session, role="staff")
+    order, payment, buyer = await paid_order()
+    queued = await refunds_of(lambda: cancel(session, order.id, user_id=buyer.id), payment)
+    assert queued == [(REFUND_TASK, (str(payment.id),), True)]
+    assert (order.status, payment.status) == ("cancelled", "refund_pending")
+
+    order, payment, _ = await paid_order("delivered")
+    queued = await refunds_of(
+        lambda: staff_move(session, order.id, "refunded", staff_id=staff.id, reason="rma"), payment
+    )
+    assert queued == [(REFUND_TASK, (str(payment.id),), True)]
+    assert payment.status == "refund_pending"
+
+    order, payment, _ = await paid_order()
+    queued = await refunds_of(
+        lambda: staff_move(session, order.id, "cancelled", staff_id=staff.id, reason="lost"), payment
+    )
+    assert queued == [(REFUND_TASK, (str(payment.id),), True)]
+
+    order, payment, _ = await paid_order()
+    shipped = await refunds_of(
+        lambda: staff_move(session, order.id, "fulfilled", staff_id=staff.id, reason=None), payment
+    )
+    assert shipped == []
+    assert payment.status == "succeeded"
+
+    # An unpaid order has nothing to refund: its cancel queues none.
+    buyer, unpaid, _ = await unpaid_order(session, stock=3, quantity=1)
+    with job_buffer() as jobs:
+        await cancel(session, unpaid.id, user_id=buyer.id)
+    assert [j for j in jobs.jobs if j.task_name == REFUND_TASK] == []
 
 
 # --- the Paystack adapter, against a stand-in for Paystack's HTTP API -------------------------

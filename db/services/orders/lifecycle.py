@@ -8,31 +8,13 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.jobs import defer
 from core.logging import get_logger
 from core.orders import Actor, can_transition
-from db.models import Order, Payment
+from db.models import Order
 from db.services.orders.errors import OrderNotCancellable
 from db.services.orders.transitions import load_for_update, transition
 
 log = get_logger(__name__)
-
-REFUND_TASK = "critical.payments.refund"
-
-
-async def request_refunds(session: AsyncSession, order_id: UUID) -> int:
-    """Mark the order's successful payments for refund and queue the refunds (after commit)."""
-    payments = (
-        await session.scalars(
-            select(Payment)
-            .where(Payment.order_id == order_id, Payment.status == "succeeded")
-            .with_for_update()
-        )
-    ).all()
-    for payment in payments:
-        payment.status = "refund_pending"
-        defer(REFUND_TASK, str(payment.id), durable=True)
-    return len(payments)
 
 
 async def cancel(session: AsyncSession, order_id: UUID, *, user_id: UUID, actor: Actor = "buyer") -> Order:
@@ -45,10 +27,7 @@ async def cancel(session: AsyncSession, order_id: UUID, *, user_id: UUID, actor:
     order = await load_for_update(session, order_id, user_id=user_id)
     if not can_transition(order.status, "cancelled", actor):
         raise OrderNotCancellable(f"An order that is {order.status.replace('_', ' ')} cannot be cancelled.")
-    was_paid = order.status == "paid"
     await transition(session, order, "cancelled", actor, actor_id=user_id, reason="cancelled by the buyer")
-    if was_paid:
-        await request_refunds(session, order.id)
     return order
 
 
@@ -61,10 +40,7 @@ async def staff_move(
         OrderNotFound (404); InvalidTransition (409) when the state machine does not allow it.
     """
     order = await load_for_update(session, order_id)
-    was_paid = order.status in ("paid", "fulfilled", "delivered")
     await transition(session, order, target, "staff", actor_id=staff_id, reason=reason)
-    if was_paid and target in ("refunded", "cancelled"):
-        await request_refunds(session, order.id)
     return order
 
 

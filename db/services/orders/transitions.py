@@ -1,7 +1,8 @@
 """The one place that changes an order's status.
 
 It checks the move against the state machine (``core.orders``), moves the stock that goes with
-it, writes the audit row (``order_events``) and publishes :class:`OrderStatusChanged`. Callers
+it, asks for the refund that goes with it, writes the audit row (``order_events``) and publishes
+:class:`OrderStatusChanged`. Callers
 must hold the order's row lock (``load_for_update``) so two moves of one order serialise.
 """
 
@@ -16,10 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.context import get_request_id
 from core.errors import NotFound
 from core.events import get_event_bus
+from core.jobs import defer
 from core.orders import FINAL, RESERVING, SOLD, Actor, check_transition
-from db.models import Order, OrderEvent, OrderLine
+from db.models import Order, OrderEvent, OrderLine, Payment
 from db.services.orders import stock
 from db.services.orders.events import OrderStatusChanged
+
+REFUND_TASK = "critical.payments.refund"
 
 
 class OrderNotFound(NotFound):
@@ -88,6 +92,10 @@ async def transition(
     shipped yet) puts the units back on sale. ``expired -> paid`` must have taken the stock again
     first (:func:`stock.reserve`); this sells it.
 
+    Money: leaving a paid status (paid, fulfilled, delivered) for ``cancelled`` or ``refunded``
+    marks the order's successful payments for refund and queues the refunds (durable, after
+    commit), whoever moved it.
+
     Raises:
         InvalidTransition: the state machine does not allow it for ``actor`` (409).
     """
@@ -107,8 +115,25 @@ async def transition(
         order.paid_at = now
     if target in FINAL:
         order.closed_at = now
+    if current in SOLD and target in ("cancelled", "refunded"):
+        await request_refunds(session, order.id)
     record(session, order, current, actor, actor_id=actor_id, reason=reason)
     await session.flush()
     get_event_bus().publish(
         OrderStatusChanged(order_id=order.id, user_id=order.user_id, from_status=current, to_status=target)
     )
+
+
+async def request_refunds(session: AsyncSession, order_id: UUID) -> int:
+    """Mark the order's successful payments for refund and queue the refunds (after commit)."""
+    payments = (
+        await session.scalars(
+            select(Payment)
+            .where(Payment.order_id == order_id, Payment.status == "succeeded")
+            .with_for_update()
+        )
+    ).all()
+    for payment in payments:
+        payment.status = "refund_pending"
+        defer(REFUND_TASK, str(payment.id), durable=True)
+    return len(payments)

@@ -35,8 +35,7 @@ from core.logging import get_logger
 from core.payments import PaymentProvider
 from db.models import Order, Payment, PaymentEvent
 from db.services.orders import stock
-from db.services.orders.lifecycle import REFUND_TASK
-from db.services.orders.transitions import line_quantities, load_for_update, transition
+from db.services.orders.transitions import REFUND_TASK, line_quantities, load_for_update, transition
 
 log = get_logger(__name__)
 
