@@ -111,6 +111,10 @@ bench-request-cost *args:
 bench-compare a b:
     {{py}} -m benchmarks.suite compare "$@"
 
+# Fault injection on a throwaway stack: a worker SIGKILLed mid-task per queue, Redis and PostgreSQL restarted under load, the API killed mid POST /orders, payment webhooks duplicated, out of order and late; prints a summary table, writes benchmarks/results/chaos-*.json, exits non-zero when an invariant breaks (`--quick` ~2 min, `--faults redis,postgres,api`).
+chaos *args:
+    {{py}} -m benchmarks.chaos "$@"
+
 # Fuzz the API from its OpenAPI document for longer than CI does: random examples, FUZZ_MAX_EXAMPLES per operation (default 200), on its own test database.
 fuzz *args:
     FUZZ_RANDOM=1 FUZZ_MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-200} PYTEST_XDIST_WORKER=${PYTEST_XDIST_WORKER:-fuzz} {{py}} -m pytest -p no:cacheprovider tests/test_api_fuzz.py "$@"
