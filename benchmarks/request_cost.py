@@ -56,6 +56,7 @@ APPS = {"api": "api.app:create_app", "floor": "benchmarks.suite.floor:create_app
 PATHS = [
     ("product_detail", "/api/v1/products/{id}", ("api", "floor")),
     ("listing", "/api/v1/products?limit=20&sort=newest", ("api",)),
+    ("search", "/api/v1/products?q=floral%20dress&limit=20", ("api",)),
 ]
 
 

@@ -91,6 +91,19 @@ class Database:
         async with self.raw_reader() as conn:
             return await conn.fetchrow(sql, *args)
 
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Every row of a read-only statement (``$n`` parameters), as ``fetch_row`` reads one:
+        on a ``raw_reader`` connection, tried once more on a fresh connection when the first one
+        turns out to have been dropped by the server.
+        """
+        try:
+            async with self.raw_reader() as conn:
+                return await conn.fetch(sql, *args)
+        except _BROKEN_CONNECTION:
+            log.info("read retried on a new connection after the old one broke")
+        async with self.raw_reader() as conn:
+            return await conn.fetch(sql, *args)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, requires_user
 from api.catalog import schemas
-from api.catalog.present import category_out, product_out, similar_out, summary_out, vendor_out
+from api.catalog.present import category_out, product_out, similar_out, summaries_out, vendor_out
 from api.dependencies import client_ip
 from api.resources import AppResources
 from core.photo_search import QueryEmbedder
@@ -75,7 +75,6 @@ class CatalogController(Controller):
     @get("/products", summary="Search and browse products")
     async def products(
         self,
-        read_session: NamedDependency[AsyncSession],
         resources: NamedDependency[AppResources],
         q: Annotated[str | None, QueryParameter(max_length=200, description="Full-text search")] = None,
         category: CategoryKey = None,
@@ -103,9 +102,9 @@ class CatalogController(Controller):
             sort=sort,
         )
         tree = await resources.categories.get()
-        page = await listing.list_products(read_session, tree, filters, limit=limit, cursor=cursor)
+        page = await listing.list_products(resources.db, tree, filters, limit=limit, cursor=cursor)
         return schemas.ProductList(
-            items=[summary_out(row, resources.storage) for row in page.items], next_cursor=page.next_cursor
+            items=summaries_out(page.rows, resources.storage), next_cursor=page.next_cursor
         )
 
     @get("/products/{product_id:uuid}", summary="A product with variants, images, size chart and rating")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from asyncpg import Record
+
 from api.catalog import schemas
 from core.measurements import MEASUREMENT_KEYS
 from core.storage import MediaStorage
@@ -39,6 +41,25 @@ def summary_out(row: SummaryRow, storage: MediaStorage) -> schemas.ProductSummar
         thumbnail_url=storage.url(row.thumbnail_key),
         in_stock=row.in_stock,
     )
+
+
+def summaries_out(rows: list[Record], storage: MediaStorage) -> list[schemas.ProductSummary]:
+    """``summary_out`` of listing rows as the driver returns them (SummaryRow's column order)."""
+    url = storage.url
+    return [
+        schemas.ProductSummary(
+            id=row[0],
+            title=row[1],
+            slug=row[2],
+            price=schemas.Money(amount=row[3], currency=row[4]),
+            vendor=schemas.VendorRef(id=row[5], name=row[6]),
+            category_id=row[7],
+            brand=row[8],
+            thumbnail_url=url(row[9]),
+            in_stock=row[10],
+        )
+        for row in rows
+    ]
 
 
 def similar_out(products: list[SimilarProduct], storage: MediaStorage) -> schemas.SimilarProductList:

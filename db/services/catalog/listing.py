@@ -3,12 +3,14 @@ product detail in a single query."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, String, and_, cast, func, literal, or_, select, text, tuple_
+from asyncpg import Record
+from sqlalchemy import ColumnElement, Select, String, cast, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +20,7 @@ from db.models import Brand, Product, Vendor
 from db.pagination import decode_cursor, encode_cursor
 from db.services.catalog.errors import ProductNotFound
 from db.services.catalog.taxonomy import CategoryTree, brand_by_key
-from db.services.catalog.text import normalise_color, normalise_size
+from db.services.catalog.text import normalise_color, normalise_size, slugify
 
 Sort = Literal["relevance", "newest", "price_asc", "price_desc"]
 _WORD = re.compile(r"[0-9A-Za-z\u00C0-\u024F]+")
@@ -59,24 +61,33 @@ class ListingPage:
     next_cursor: str | None
 
 
-def search_query(q: str) -> ColumnElement[Any] | None:
-    """``websearch_to_tsquery`` of what was typed, with the last word matched as a prefix while
-    the user is still typing it (no trailing space or quote). None when nothing searchable."""
+def _search_terms(q: str) -> tuple[str, list[str]] | None:
+    """What was typed, for the listing's tsquery (``_TSQUERY``): the kind of query and its values.
+    The last word is matched as a prefix while the user is still typing it (no trailing space or
+    quote). None when there is nothing searchable."""
     stripped = q.strip()
     if not _WORD.search(stripped):
         return None
-    full = func.websearch_to_tsquery("english", stripped)
     if q.endswith((" ", '"')):
-        return full
+        return "words", [stripped]
     last = _WORD.findall(stripped)[-1]
     head = stripped[: stripped.rfind(last)].rstrip()
-    negated = head.endswith("-")
-    if negated or len(last) < 2:
-        return full
-    prefix = func.to_tsquery("simple", literal(last.lower() + ":*"))
-    typing = prefix if not _WORD.search(head) else func.websearch_to_tsquery("english", head).op("&&")(prefix)
-    # What was typed, as typed, or: everything before the last word and the last word as a prefix.
-    return full.op("||")(typing)
+    if head.endswith("-") or len(last) < 2:  # a negated last word, or a single letter
+        return "words", [stripped]
+    prefix = last.lower() + ":*"
+    if not _WORD.search(head):
+        return "prefix", [stripped, prefix]
+    return "words_prefix", [stripped, prefix, head]
+
+
+# The tsquery of a search, by the kind ``_search_terms`` gives, on parameters $1..$3: what was
+# typed, as typed, or: everything before the last word and the last word as a prefix.
+_TSQUERY = {
+    "words": "websearch_to_tsquery('english'::regconfig, $1)",
+    "prefix": "(websearch_to_tsquery('english'::regconfig, $1) || to_tsquery('simple'::regconfig, $2))",
+    "words_prefix": "(websearch_to_tsquery('english'::regconfig, $1) || "
+    "(websearch_to_tsquery('english'::regconfig, $3) && to_tsquery('simple'::regconfig, $2)))",
+}
 
 
 def summary_select() -> Select[Any]:
@@ -154,31 +165,170 @@ async def filter_conditions(
     return conditions
 
 
-def _ordering(
-    sort: Sort, rank: ColumnElement[Any] | None, after: list[Any] | None
-) -> tuple[list[Any], ColumnElement[bool] | None]:
-    """ORDER BY for ``sort`` and the keyset condition for the rows after ``after``."""
-    if sort == "newest":
-        return [Product.id.desc()], (Product.id < UUID(after[0]) if after else None)
-    if sort == "price_asc":
-        position = tuple_(int(after[0]), UUID(after[1])) if after else None
-        return [Product.min_price.asc(), Product.id.asc()], (
-            tuple_(Product.min_price, Product.id) > position if position is not None else None
-        )
-    if sort == "price_desc":
-        position = tuple_(int(after[0]), UUID(after[1])) if after else None
-        return [Product.min_price.desc(), Product.id.desc()], (
-            tuple_(Product.min_price, Product.id) < position if position is not None else None
-        )
-    assert rank is not None
-    keyset = None
+# --- the listing page --------------------------------------------------------------------------
+# The public listing is the catalog's busiest page after the product page. Its SELECT is written
+# out once per shape of request (which filters, which sort, after a cursor or not), only the values
+# are bound, and it runs on the driver's connection (Database.fetch), its rows going straight into
+# the response: no statement objects built and compiled, no session and no result objects per
+# request (just bench-request-cost). ``filter_conditions`` states the same filters for the other
+# searches (similar items, search by photo); the tests hold both to the same products.
+
+# The WHERE condition of each filter and of each sort's keyset, on parameters ``{}`` numbered in
+# the order their values are bound; ``{rank}`` is the search rank.
+_CONDITIONS: dict[str, str] = {
+    "category": "p.category_id = {}",
+    "categories": "p.category_id = ANY({}::uuid[])",
+    "brand_id": "p.brand_id = {}",
+    "brand_slug": "p.brand_id = (SELECT br.id FROM brands br WHERE br.slug = {})",  # none: NULL, no match
+    "vendor": "p.vendor_id = {}",
+    "min_price": "p.min_price >= {}",
+    "max_price": "p.min_price <= {}",
+    "size": "p.sizes @> ARRAY[{}]::varchar[]",
+    "color": "p.colors @> ARRAY[{}]::varchar[]",
+    "in_stock": "p.in_stock IS true",
+    "out_of_stock": "p.in_stock IS false",
+}
+_AFTER: dict[Sort, str] = {
+    "newest": "p.id < {}",
+    "price_asc": "(p.min_price, p.id) > ({}::bigint, {}::uuid)",
+    "price_desc": "(p.min_price, p.id) < ({}::bigint, {}::uuid)",
+    "relevance": "({rank} < {}::float8 OR ({rank} = {}::float8 AND p.id < {}))",
+}
+_ORDER: dict[Sort, str] = {
+    "newest": "p.id DESC",
+    "price_asc": "p.min_price, p.id",
+    "price_desc": "p.min_price DESC, p.id DESC",
+    "relevance": "rank DESC, p.id DESC",
+}
+# SummaryRow's columns, in its order.
+_SUMMARY_SQL = (
+    "SELECT p.id, p.title, p.slug, p.min_price, p.currency, p.vendor_id, ve.name AS vendor_name, "
+    "p.category_id, b.name AS brand, p.thumbnail_key, p.in_stock"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ListingQuery:
+    """A listing page's SELECT (``$n`` parameters) with its values, and the sort it applies."""
+
+    sql: str
+    args: list[Any]
+    sort: Sort
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryPage:
+    """A listing page's rows as the driver returns them: SummaryRow's columns in its order (a
+    search adds its rank)."""
+
+    rows: list[Record]
+    next_cursor: str | None
+
+
+@functools.lru_cache(maxsize=512)
+def _listing_sql(search: str | None, conditions: tuple[str, ...], sort: Sort, after: bool) -> str:
+    """The SELECT of one shape of listing request. Its parameters, in order: the search's
+    (``_search_terms``), each condition's, the keyset's, the row limit."""
+    tsquery = _TSQUERY[search] if search else None
+    rank = f"ts_rank_cd(p.search_vector, {tsquery}, 32)" if tsquery else ""
+    bound = max((int(n) for n in re.findall(r"\$(\d+)", tsquery or "")), default=0)
+
+    def numbered(template: str) -> str:
+        nonlocal bound
+        slots = []
+        for _ in range(template.count("{}")):
+            bound += 1
+            slots.append(f"${bound}")
+        return template.format(*slots, rank=rank)
+
+    # The bare column (not "IS TRUE") so the planner matches the partial indexes' predicate.
+    where = ["p.is_listed", *(numbered(_CONDITIONS[name]) for name in conditions)]
+    if tsquery:
+        where.append(f"p.search_vector @@ {tsquery}")
     if after:
-        r, last_id = float(after[0]), UUID(after[1])
-        keyset = or_(rank < r, and_(rank == r, Product.id < last_id))
-    return [rank.desc(), Product.id.desc()], keyset
+        where.append(numbered(_AFTER[sort]))
+    return (
+        f"{_SUMMARY_SQL}{f', {rank} AS rank' if rank else ''}\n"
+        "FROM products p JOIN vendors ve ON ve.id = p.vendor_id LEFT JOIN brands b ON b.id = p.brand_id\n"
+        f"WHERE {' AND '.join(where)}\n"
+        f"ORDER BY {_ORDER[sort]} LIMIT {numbered('{}')}"
+    )
 
 
-def _cursor_after(sort: Sort, last: Any) -> str:
+def listing_query(
+    tree: CategoryTree, filters: ListingFilters, *, limit: int, cursor: str | None
+) -> ListingQuery | None:
+    """The SELECT behind a listing page (one row more than ``limit``), or None when nothing can
+    match. Separate from running it so its plan can be inspected.
+
+    Raises:
+        InvalidInput: an unknown category, min_price > max_price, or a cursor that does not
+            belong to this sort (422).
+    """
+    terms = _search_terms(filters.q) if filters.q else None
+    search = terms[0] if terms else None
+    args: list[Any] = list(terms[1]) if terms else []
+    names = _filter_values(tree, filters, args)
+    if filters.q and search is None:
+        return None
+    sort: Sort = filters.sort or ("relevance" if search else "newest")
+    if sort == "relevance" and search is None:
+        sort = "newest"
+    if cursor:
+        after = _decode(cursor, sort)
+        if sort == "newest":
+            args.append(UUID(after[0]))
+        elif sort == "relevance":
+            rank = float(after[0])
+            args += [rank, rank, UUID(after[1])]
+        else:
+            args += [int(after[0]), UUID(after[1])]
+    args.append(limit + 1)
+    return ListingQuery(_listing_sql(search, tuple(names), sort, bool(cursor)), args, sort)
+
+
+def _filter_values(tree: CategoryTree, filters: ListingFilters, args: list[Any]) -> list[str]:
+    """The ``_CONDITIONS`` of the filters, their values appended to ``args`` in the same order.
+
+    Raises:
+        InvalidInput: an unknown category, or min_price > max_price (422).
+    """
+    names: list[str] = []
+    if filters.category:
+        ids = tree.subtree_ids(filters.category)
+        names.append("category" if len(ids) == 1 else "categories")
+        args.append(ids[0] if len(ids) == 1 else ids)
+    if filters.brand:
+        try:
+            args.append(UUID(filters.brand))
+            names.append("brand_id")
+        except ValueError:
+            args.append(slugify(filters.brand))
+            names.append("brand_slug")
+    if filters.vendor:
+        names.append("vendor")
+        args.append(filters.vendor)
+    low, high = filters.min_price, filters.max_price
+    if low is not None and high is not None and low > high:
+        raise InvalidInput(
+            "min_price is above max_price.",
+            errors=[{"field": "min_price", "message": "must be <= max_price"}],
+        )
+    for name, value in (
+        ("min_price", low),
+        ("max_price", high),
+        ("size", normalise_size(filters.size) if filters.size else None),
+        ("color", normalise_color(filters.color) if filters.color else None),
+    ):
+        if value is not None:
+            names.append(name)
+            args.append(value)
+    if filters.in_stock is not None:
+        names.append("in_stock" if filters.in_stock else "out_of_stock")
+    return names
+
+
+def _cursor_after(sort: Sort, last: Record) -> str:
     if sort == "newest":
         return encode_cursor([sort, str(last[0])])
     if sort in ("price_asc", "price_desc"):
@@ -186,55 +336,23 @@ def _cursor_after(sort: Sort, last: Any) -> str:
     return encode_cursor([sort, float(last[11]), str(last[0])])
 
 
-async def listing_statement(
-    session: AsyncSession, tree: CategoryTree, filters: ListingFilters, *, limit: int, cursor: str | None
-) -> tuple[Select[Any], Sort] | None:
-    """The SELECT behind a listing page (one row more than ``limit``), or None when nothing can
-    match. Separate from running it so its plan can be inspected."""
-    conditions = await filter_conditions(session, tree, filters)
-    query = search_query(filters.q) if filters.q else None
-    if conditions is None or (filters.q and query is None):
-        return None
-    sort: Sort = filters.sort or ("relevance" if query is not None else "newest")
-    if sort == "relevance" and query is None:
-        sort = "newest"
-    rank = None
-    if query is not None:
-        conditions.append(Product.search_vector.op("@@")(query))
-        rank = func.ts_rank_cd(Product.search_vector, query, 32)
-    order, keyset = _ordering(sort, rank, _decode(cursor, sort) if cursor else None)
-    if keyset is not None:
-        conditions.append(keyset)
-    stmt = (
-        summary_select()
-        .add_columns(*([rank.label("rank")] if rank is not None else []))
-        .where(*conditions)
-        .order_by(*order)
-        .limit(limit + 1)
-    )
-    return stmt, sort
-
-
 async def list_products(
-    session: AsyncSession, tree: CategoryTree, filters: ListingFilters, *, limit: int, cursor: str | None
-) -> ListingPage:
+    database: Database, tree: CategoryTree, filters: ListingFilters, *, limit: int, cursor: str | None
+) -> SummaryPage:
     """Listed products matching ``filters``, ``limit`` per page.
 
     Raises:
         InvalidInput: an unknown category, min_price > max_price, or a cursor that does not
             belong to this sort (422).
     """
-    built = await listing_statement(session, tree, filters, limit=limit, cursor=cursor)
-    if built is None:
-        return ListingPage(items=[], next_cursor=None)
-    stmt, sort = built
-    rows = (await session.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return ListingPage(
-        items=[SummaryRow(*row[:11]) for row in rows],
-        next_cursor=_cursor_after(sort, rows[-1]) if more and rows else None,
-    )
+    query = listing_query(tree, filters, limit=limit, cursor=cursor)
+    if query is None:
+        return SummaryPage(rows=[], next_cursor=None)
+    rows = await database.fetch(query.sql, *query.args)
+    if len(rows) <= limit:
+        return SummaryPage(rows=rows, next_cursor=None)
+    del rows[limit:]
+    return SummaryPage(rows=rows, next_cursor=_cursor_after(query.sort, rows[-1]))
 
 
 def _decode(cursor: str, sort: str) -> list[Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.services.catalog.listing import ListingFilters, listing_statement
+from db.services.catalog.listing import ListingFilters, listing_query
 from db.services.catalog.taxonomy import CategoryTree
 
 # The listing queries clients send most, by name.
@@ -28,23 +28,13 @@ SCENARIOS: dict[str, ListingFilters] = {
 async def explain(
     session: AsyncSession, tree: CategoryTree, filters: ListingFilters, *, analyze: bool = False
 ) -> str:
-    built = await listing_statement(session, tree, filters, limit=20, cursor=None)
-    if built is None:
+    query = listing_query(tree, filters, limit=20, cursor=None)
+    if query is None:
         return "(no query: nothing can match)"
-    stmt, _ = built
-    # Compiled for the live connection and sent with the same parameters as the real query, so
-    # the server plans exactly what the API runs.
-    connection = await session.connection()
-    compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
-    values = compiled.construct_params()
-    processors: dict[str, Any] = dict(compiled._bind_processors)  # the dialect's own conversions
-    ordered = [
-        processors[name](values[name]) if name in processors else values[name]
-        for name in compiled.positiontup or []
-    ]
+    # The very statement and values the API sends, so the server plans exactly what it runs.
     options = "ANALYZE, BUFFERS, COSTS OFF" if analyze else "COSTS OFF"
-    driver: Any = (await connection.get_raw_connection()).driver_connection
-    rows = await driver.fetch(f"EXPLAIN ({options}) {compiled.string}", *ordered)
+    driver: Any = (await (await session.connection()).get_raw_connection()).driver_connection
+    rows = await driver.fetch(f"EXPLAIN ({options}) {query.sql}", *query.args)
     return "\n".join(row[0] for row in rows)
 
 

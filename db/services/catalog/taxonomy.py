@@ -30,6 +30,11 @@ class CategoryTree:
     roots: list[CategoryNode]
     by_id: dict[UUID, CategoryNode]
     by_slug: dict[str, CategoryNode]
+    # subtree_ids by category, filled as asked (a listing filter on every request; the tree is
+    # replaced, not changed, when the categories change).
+    _subtrees: dict[UUID, tuple[UUID, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def find(self, key: str | UUID) -> CategoryNode | None:
         if isinstance(key, UUID):
@@ -59,7 +64,10 @@ class CategoryTree:
             raise InvalidInput(
                 "Unknown category.", errors=[{"field": "category", "message": "unknown category"}]
             )
-        return self.descendant_ids(node)
+        ids = self._subtrees.get(node.id)
+        if ids is None:
+            ids = self._subtrees[node.id] = tuple(self.descendant_ids(node))
+        return list(ids)
 
     def garment_of(self, category_id: UUID) -> str | None:
         """The garment kind of a category, inherited from the nearest ancestor that has one."""
