@@ -192,6 +192,16 @@ async def empty_tables(database: Database) -> None:
 
 
 @pytest.fixture
+async def api_database(settings: Settings) -> AsyncIterator[Database]:
+    """The API's own engine and pool (application_name fashionistar-api), as in production: the
+    fast read paths run on it (tests' ``isolated_db`` shares one connection instead)."""
+    database = create_database(settings, "api")
+    assert database.read_session_maker is not None
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
 def make_app(settings: Settings, isolated_db: Database, broker: AsyncBroker) -> Callable[..., Litestar]:
     def factory(**overrides: Any) -> Litestar:
         app_settings = overrides.pop("settings", settings)

@@ -6,17 +6,16 @@ connections go back and one the server dropped is replaced."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.settings import Settings
-from db.engine import Database, create_database
+from db.engine import Database
 from db.models import Brand, Product
 from db.pagination import encode_cursor
 from db.services.catalog.listing import ListingFilters, filter_conditions
@@ -24,6 +23,7 @@ from db.services.catalog.taxonomy import load_category_tree
 from tests.support.catalog import make_product, make_store
 from tests.support.http import serve
 from tests.support.identity import make_user
+from tests.support.pool import drop_api_connections
 
 pytestmark = pytest.mark.anyio
 API = "/api/v1"
@@ -169,15 +169,6 @@ async def test_cursors_keep_their_format_and_prices_beyond_32_bits_page(
         assert response.json()["errors"][0]["field"] == "cursor"
 
 
-@pytest.fixture
-async def api_database(settings: Settings) -> AsyncIterator[Database]:
-    """The API's own engine and pool (application_name fashionistar-api), as in production."""
-    database = create_database(settings, "api")
-    assert database.read_session_maker is not None  # the pool path, not the tests' shared connection
-    yield database
-    await database.dispose()
-
-
 async def test_pages_go_back_to_the_pool_and_a_dropped_connection_is_replaced(
     committed_db: Database, api_database: Database, make_app: Callable[..., Litestar]
 ) -> None:
@@ -194,16 +185,7 @@ async def test_pages_go_back_to_the_pool_and_a_dropped_connection_is_replaced(
         pool = api_database.engine.pool
         assert pool.checkedout() == 0  # type: ignore[attr-defined]
 
-        async with committed_db.engine.connect() as conn:
-            dropped = (
-                await conn.execute(
-                    text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = 'fashionistar-api' AND datname = current_database()"
-                    )
-                )
-            ).scalar_one()
-        assert dropped >= 1
+        assert await drop_api_connections(committed_db) >= 1
         for _ in range(3):
             again = await client.get(f"{API}/products", params={**params, "q": "linen"})
             assert again.status_code == 200, again.text

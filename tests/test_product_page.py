@@ -6,12 +6,11 @@ that cannot be reached is a 503 with Retry-After."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import msgspec
 import pytest
 from litestar import Litestar
-from sqlalchemy import text
 
 from core.settings import Settings
 from db.engine import Database, create_database
@@ -19,18 +18,10 @@ from devstack.services import free_port
 from tests.support.catalog import make_product, make_store
 from tests.support.http import serve
 from tests.support.identity import make_user
+from tests.support.pool import drop_api_connections
 
 pytestmark = pytest.mark.anyio
 API = "/api/v1"
-
-
-@pytest.fixture
-async def api_database(settings: Settings) -> AsyncIterator[Database]:
-    """The API's own engine and pool (application_name fashionistar-api), as in production."""
-    database = create_database(settings, "api")
-    assert database.read_session_maker is not None  # the pool path, not the tests' shared connection
-    yield database
-    await database.dispose()
 
 
 async def test_pages_go_back_to_the_pool_and_a_dropped_connection_is_replaced(
@@ -51,16 +42,7 @@ async def test_pages_go_back_to_the_pool_and_a_dropped_connection_is_replaced(
         assert pool.checkedout() == 0  # type: ignore[attr-defined]
 
         # The server drops the API's idle connections (a restart, a failover, an idle timeout).
-        async with committed_db.engine.connect() as conn:
-            dropped = (
-                await conn.execute(
-                    text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = 'fashionistar-api' AND datname = current_database()"
-                    )
-                )
-            ).scalar_one()
-        assert dropped >= 1
+        assert await drop_api_connections(committed_db) >= 1
         for _ in range(3):
             again = await client.get(f"{API}/products/{listed.id}")
             assert again.status_code == 200, again.text
