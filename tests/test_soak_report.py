@@ -152,6 +152,12 @@ def test_memory_growth_skips_each_incarnations_warm_up_and_judges_against_the_bo
     assert growth["worker-inference"]["pass"] is False
     assert [r["process"] for r in growth["worker-inference"]["incarnations"]] == ["w1", "w2"]
     assert growth["worker-other"]["pass"] is None  # nothing after warm-up: reported, not judged
+    # A role's own warm-up: the worker's first 4 minutes left out, 1 minute of each incarnation
+    # is too short to judge (but the slope is still the leak's).
+    own = memory_growth(leak, warmup_s=60, bound=2.0, min_span_s=90, role_warmups={"worker-inference": 240})
+    assert own["worker-inference"]["warmup_s"] == 240
+    assert own["worker-inference"]["slope_mb_per_min"] == pytest.approx(3.0)
+    assert own["worker-inference"]["pass"] is None
     # The same leak over a span shorter than the shortest judged one: reported, not judged.
     short = memory_growth(leak, warmup_s=60, bound=2.0, min_span_s=600)["worker-inference"]
     assert short["slope_mb_per_min"] == pytest.approx(3.0)

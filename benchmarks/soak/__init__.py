@@ -36,14 +36,16 @@ the *low-water marks* (the lowest RSS of each 20 s window) from 60 s after each 
 (the API: after the load started), pooled over a restarted worker's incarnations (one intercept
 each, so a restart is neither growth nor shrinkage); ``report.py`` says exactly how. Low-water
 marks, because leaked memory is never given back and lifts them, while memory that work in
-flight takes and frees (a photo pair in the inference worker: ~100 MB) only moves the peaks.
-Why 2 MB/min:
+flight takes and frees (a photo pair in the inference worker: ~100 MB) only moves the peaks; the
+inference worker's marks use only the samples taken while no photo pair was in flight. Why
+2 MB/min:
 
 * it is what a 10-minute run can resolve: the API's series after warm-up is 9 minutes long, so
   a 2 MB/min leak adds ~18 MB, several times the few-MB steps its RSS takes without any leak
-  (connection pools and statement caches filling); its standard error here is ~0.05 MB/min;
+  (connection pools and statement caches filling); the standard errors measured here are
+  0.04-0.06 MB/min for the API and 0.02-0.03 for the other worker;
 * a leak at that rate is one that matters in production: the API pod's memory limit is 768 MiB
-  (``k8s/base/api.yaml``) for a worker measured at ~210-230 MB, so 2 MB/min exhausts the
+  (``k8s/base/api.yaml``) for a worker measured at ~180-230 MB, so 2 MB/min exhausts the
   ~500 MB of headroom in ~4 hours, and the inference worker's (768 MiB against ~250-350 MB)
   in a similar time: pods restarting every few hours for no reason;
 * a slower leak needs a longer run (``--minutes 60`` resolves ~0.3 MB/min).
@@ -52,8 +54,11 @@ A series shorter than 5 minutes after warm-up is not judged (caches still fillin
 ``--quick`` judges no memory). A longer one passes or fails against the bound where the run
 resolves it (two standard errors within the bound), fails however noisy where the slope is over
 the bound by more than two standard errors, and is otherwise reported as too noisy to judge.
-The inference worker's idle RSS wanders by tens of MB as glibc keeps or returns freed heap, and
-its incarnations last ~3 minutes between the restarts, so a 10-minute soak may bound its slope
-only to about +-10 MB/min: it is then reported as not judged, with its resolution, unless it is
-clearly over; ``--minutes 30`` (10-minute incarnations) resolves it.
+
+**The inference worker needs ``--minutes 30``.** Its heap grows while it meets its first few
+dozen photo pairs: at the soak's ~0.2 pairs/s its low-water mark climbs from ~200 to ~250-300 MB
+over the first ~3 minutes of each incarnation, in 20-60 MB steps as glibc keeps or returns freed
+heap, so its warm-up is 180 s. In a 10-minute soak its incarnations last 200 s between the
+restarts, which leaves nothing to judge: it is reported as not judged. ``--minutes 30`` gives it
+three 10-minute incarnations, 7 minutes each after warm-up.
 """

@@ -493,8 +493,9 @@ class Driver:
         for share, sig in FAULTS:
             await asyncio.sleep(max(0.0, self.t0 + share * self.seconds - time.monotonic()))
             at = self.now()
+            retired = [self.stack.retire(role) for role in WORKERS]
             stopped = await asyncio.gather(
-                *(asyncio.to_thread(self.stack.stop_worker, role, sig) for role in WORKERS)
+                *(asyncio.to_thread(self.stack.stop_worker, n, sig) for n in retired)
             )
             for role, outcome in zip(WORKERS, stopped, strict=True):
                 # Started from the event loop's thread (no other thread is forking then).

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -264,20 +264,23 @@ def memory_growth(
     bound: float = RSS_SLOPE_BOUND_MB_PER_MIN,
     window_s: float = LOW_WATER_WINDOW_SECONDS,
     min_span_s: float = MIN_JUDGED_SPAN_SECONDS,
+    role_warmups: Mapping[str, float] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per role: RSS first/last/peak; per incarnation, the slope of all samples after its warm-up
-    and of its low-water marks; the low-water slope pooled over the incarnations with its standard
-    error, and the verdict (``judge_slope``; ``pass`` None: not judged)."""
+    (``warmup_s``, or the role's own in ``role_warmups``) and of its low-water marks; the
+    low-water slope pooled over the incarnations with its standard error, and the verdict
+    (``judge_slope``; ``pass`` None: not judged)."""
     out: dict[str, dict[str, Any]] = {}
     for role in sorted({s.role for s in samples}):
+        warmup = (role_warmups or {}).get(role, warmup_s)
         mine = sorted((s for s in samples if s.role == role), key=lambda s: s.at)
         incarnations: dict[str, list[RssSample]] = defaultdict(list)
         for sample in mine:
             incarnations[sample.process].append(sample)
         segments, rows = [], []
         for process, series in incarnations.items():
-            kept = [(s.at / 60, s.rss_mb) for s in series if s.at >= s.started_at + warmup_s]
-            marks = low_water(series, warmup_s, window_s)
+            kept = [(s.at / 60, s.rss_mb) for s in series if s.at >= s.started_at + warmup]
+            marks = low_water(series, warmup, window_s)
             fit, floor_fit = least_squares(kept), least_squares(marks)
             rows.append(
                 {
@@ -293,7 +296,7 @@ def memory_growth(
             )
             segments.append(marks)
         pooled = pooled_slope(segments)
-        raw = pooled_slope([[(s.at / 60, s.rss_mb) for s in series if s.at >= s.started_at + warmup_s]
+        raw = pooled_slope([[(s.at / 60, s.rss_mb) for s in series if s.at >= s.started_at + warmup]
                             for series in incarnations.values()])  # fmt: skip
         passed, why = judge_slope(pooled["slope_mb_per_min"], pooled["stderr"], bound)
         if pooled["minutes"] * 60 < min_span_s:
@@ -306,6 +309,7 @@ def memory_growth(
             **pooled,
             "all_samples_slope_mb_per_min": raw["slope_mb_per_min"],
             "all_samples_stderr": raw["stderr"],
+            "warmup_s": warmup,
             "bound_mb_per_min": bound,
             "pass": passed,
             "judgement": why,

@@ -123,10 +123,14 @@ class SoakStack(SuiteStack):
             raise RuntimeError(f"the API on database {database} did not become ready")
         return f"http://{settings.api_host}:{settings.api_port}"
 
-    def stop_worker(self, role: str, sig: signal.Signals) -> dict[str, Any]:
-        """Stop ``role``'s running incarnation with ``sig`` (SIGKILL: every process of its tree at
-        once, as an OOM kill or a lost machine would) and wait for it; blocking."""
-        name = self.current[role]
+    def retire(self, role: str) -> str:
+        """``role``'s running incarnation, no longer its current one (so a dying process's RSS is
+        not sampled) until ``spawn_worker`` starts the next; call it on the event loop's thread."""
+        return self.current.pop(role)
+
+    def stop_worker(self, name: str, sig: signal.Signals) -> dict[str, Any]:
+        """Stop the incarnation ``name`` with ``sig`` (SIGKILL: every process of its tree at once,
+        as an OOM kill or a lost machine would) and wait for it; blocking."""
         child = next(c for c in self.children if c.name == name)
         tree = _tree(child.process.pid)
         started = time.monotonic()
