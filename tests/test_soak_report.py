@@ -222,8 +222,11 @@ def test_cpu_per_window_is_each_groups_average_and_others_are_the_rest() -> None
     [
         (0.5, 0.05, True),  # resolved, within the bound
         (2.5, 0.1, False),  # resolved, over it
+        (1.9, 0.5, True),  # resolved: the slope decides
+        (2.1, 0.5, False),
         (1.0, 3.0, None),  # too noisy to say either way
         (20.0, 3.0, False),  # noisy, but over the bound beyond any doubt
+        (-0.8, 1.25, True),  # noisy, but under the bound beyond doubt (-0.8 + 2.5 <= 2)
         (None, None, None),
     ],
 )

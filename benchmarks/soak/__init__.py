@@ -51,14 +51,17 @@ inference worker's marks use only the samples taken while no photo pair was in f
 * a slower leak needs a longer run (``--minutes 60`` resolves ~0.3 MB/min).
 
 A series shorter than 5 minutes after warm-up is not judged (caches still filling dominate it, so
-``--quick`` judges no memory). A longer one passes or fails against the bound where the run
-resolves it (two standard errors within the bound), fails however noisy where the slope is over
-the bound by more than two standard errors, and is otherwise reported as too noisy to judge.
+``--quick`` judges no memory). A longer one fails where the slope is over the bound by more than
+two standard errors and passes where it is under by more than that, however noisy; in between,
+the slope decides where the run resolves the bound (two standard errors within it), and the
+series is otherwise reported as too noisy to judge.
 
 **The inference worker needs ``--minutes 30``.** Its heap grows while it meets its first few
 dozen photo pairs: at the soak's ~0.2 pairs/s its low-water mark climbs from ~200 to ~250-300 MB
 over the first ~3 minutes of each incarnation, in 20-60 MB steps as glibc keeps or returns freed
 heap, so its warm-up is 180 s. In a 10-minute soak its incarnations last 200 s between the
 restarts, which leaves nothing to judge: it is reported as not judged. ``--minutes 30`` gives it
-three 10-minute incarnations, 7 minutes each after warm-up.
+three 10-minute incarnations, 7 minutes each after warm-up (a 30-minute run here: -0.8 +- 1.2
+MB/min, so under the bound beyond noise; per incarnation +5.0, -5.2 and -2.2: the heap wanders,
+it does not climb).
 """

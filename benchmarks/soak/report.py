@@ -19,9 +19,10 @@ checks the maths in CI:
   judged is the *pooled within-incarnation* slope (one line per incarnation, common slope:
   ``sum((t - mean_t_i)(y - mean_y_i)) / sum((t - mean_t_i)^2)`` over the incarnations i), so a
   restart's drop in RSS is not read as shrinkage nor its reload as growth (``pooled_slope``).
-  The verdict (``judge_slope``) compares it with the bound where the run resolves the bound (two
-  standard errors within it), fails a slope over the bound by more than two standard errors in
-  any case, and otherwise says the series was too noisy to judge.
+  The verdict (``judge_slope``): a slope over the bound by more than two standard errors fails
+  and one under it by more than that passes, however noisy; between the two, the slope decides
+  where the run resolves the bound (two standard errors within it), else the series was too
+  noisy to judge.
 * **Invariants** (``evaluate_invariants``): stock conserved per variant, reserved stock equal to
   the units of unpaid orders, one order per accepted request, one successful payment per paid
   order and none on others, every accepted webhook's order paid and every event processed, no
@@ -246,13 +247,15 @@ def low_water(series: list[RssSample], warmup_s: float, window_s: float) -> list
 
 
 def judge_slope(slope: float | None, stderr: float | None, bound: float) -> tuple[bool | None, str]:
-    """PASS/FAIL against ``bound`` where the run resolves it (two standard errors within the
-    bound), FAIL where the slope is over the bound by more than two standard errors whatever the
-    noise, else not judged (None)."""
+    """FAIL where the slope is over ``bound`` by more than two standard errors, PASS where it is
+    under by more than that, whatever the noise; between the two, the slope decides where the
+    run resolves the bound (two standard errors within it), else it is not judged (None)."""
     if slope is None or stderr is None:
         return None, "too few samples after warm-up"
     if slope - 2 * stderr > bound:
         return False, f"over the bound beyond noise ({slope} - 2 x {stderr} > {bound})"
+    if slope + 2 * stderr <= bound:
+        return True, f"under the bound beyond noise ({slope} + 2 x {stderr} <= {bound})"
     if 2 * stderr <= bound:
         return slope <= bound, f"resolved to +-{2 * stderr:.2f} MB/min"
     return None, f"too noisy to judge against {bound}: +-{2 * stderr:.2f} MB/min (two standard errors)"
