@@ -115,6 +115,10 @@ bench-compare a b:
 chaos *args:
     {{py}} -m benchmarks.chaos "$@"
 
+# Mixed shopper load (browse, fit, similar, order, pay, cancel, measure) for 10 minutes on its own stack while the workers are restarted twice (SIGTERM, then SIGKILL); errors by type, p95 drift, jobs accepted vs done, data invariants and RSS slopes; writes benchmarks/results/soak-*.{json,md}, exits non-zero on a broken invariant, an unexpected error or a leak (`--minutes N`, `--quick` ~2 min).
+soak *args:
+    {{py}} -m benchmarks.soak "$@"
+
 # Fuzz the API from its OpenAPI document for longer than CI does: random examples, FUZZ_MAX_EXAMPLES per operation (default 200), on its own test database.
 fuzz *args:
     FUZZ_RANDOM=1 FUZZ_MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-200} PYTEST_XDIST_WORKER=${PYTEST_XDIST_WORKER:-fuzz} {{py}} -m pytest -p no:cacheprovider tests/test_api_fuzz.py "$@"
