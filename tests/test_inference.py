@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,6 +96,20 @@ def test_person_segmentation_covers_a_rendered_figure() -> None:
     assert segmenter.probabilities(empty).max() < 0.5
 
 
+_CHECKED_JOINTS = ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_ankle", "right_ankle")
+
+
+def _joint_errors(
+    pose: Any, joints: Mapping[str, tuple[float, float]], height: int
+) -> list[tuple[str, float]]:
+    """Each checked joint's distance from where it was drawn, as a share of the image height."""
+    errors = []
+    for joint in _CHECKED_JOINTS:
+        found, (x, y) = pose.landmarks[joint], joints[joint]
+        errors.append((joint, float(np.hypot(found.x - x, found.y - y)) / height))
+    return errors
+
+
 def test_pose_landmarks_find_the_joints_of_a_rendered_figure() -> None:
     """Shoulders, hips and ankles within 3% of the image height of the drawn joints."""
     from devstack.demo.figures import render_figure
@@ -107,19 +123,9 @@ def test_pose_landmarks_find_the_joints_of_a_rendered_figure() -> None:
         assert crop is not None
         pose = estimator.estimate(figure.image, crop)
         assert pose.presence > 0.9
-        height = figure.image.size[1]
-        for joint in (
-            "left_shoulder",
-            "right_shoulder",
-            "left_hip",
-            "right_hip",
-            "left_ankle",
-            "right_ankle",
-        ):
-            found, (x, y) = pose.landmarks[joint], figure.joints[joint]
-            error = float(np.hypot(found.x - x, found.y - y)) / height
+        for joint, error in _joint_errors(pose, figure.joints, figure.image.size[1]):
             assert error < 0.03, (joint, error)
-            assert found.visibility > 0.9
+            assert pose.landmarks[joint].visibility > 0.9
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -144,17 +150,7 @@ def test_pose_landmarks_find_the_joints_of_a_rendered_person(seed: int) -> None:
         assert crop is not None
         pose = estimator.estimate(photo.image, crop)
         assert pose.presence > 0.9
-        height = photo.image.size[1]
-        for joint in (
-            "left_shoulder",
-            "right_shoulder",
-            "left_hip",
-            "right_hip",
-            "left_ankle",
-            "right_ankle",
-        ):
-            found, (x, y) = pose.landmarks[joint], photo.joints[joint]
-            error = float(np.hypot(found.x - x, found.y - y)) / height
+        for joint, error in _joint_errors(pose, photo.joints, photo.image.size[1]):
             assert error < 0.03, (joint, error)
 
 
