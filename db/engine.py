@@ -9,10 +9,10 @@ transaction mode requires.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import msgspec
@@ -27,6 +27,7 @@ from core.settings import Settings
 log = get_logger(__name__)
 
 ProcessRole = Literal["api", "worker", "scheduler", "cli", "test"]
+_T = TypeVar("_T")
 
 # asyncpg's own errors meaning the database (or the connection to it) is gone or going, as raised
 # by queries on ``Database.raw_reader`` connections (SQLAlchemy wraps them for its own queries).
@@ -78,31 +79,25 @@ class Database:
             await greenlet_spawn(fairy.close)
 
     async def fetch_row(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        """One row of a read-only statement (``$n`` parameters) on a ``raw_reader`` connection.
+        """One row of a read-only statement (``$n`` parameters), as :meth:`fetch` reads."""
+        return await self._read(lambda conn: conn.fetchrow(sql, *args))
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Every row of a read-only statement (``$n`` parameters) on a ``raw_reader`` connection.
         A connection the server dropped while it sat in the pool (restart, failover, idle
         timeout) fails its first statement; the read is then tried once more on a fresh
         connection, so only an outage that lasts is an error (503).
         """
-        try:
-            async with self.raw_reader() as conn:
-                return await conn.fetchrow(sql, *args)
-        except _BROKEN_CONNECTION:
-            log.info("read retried on a new connection after the old one broke")
-        async with self.raw_reader() as conn:
-            return await conn.fetchrow(sql, *args)
+        return await self._read(lambda conn: conn.fetch(sql, *args))
 
-    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        """Every row of a read-only statement (``$n`` parameters), as ``fetch_row`` reads one:
-        on a ``raw_reader`` connection, tried once more on a fresh connection when the first one
-        turns out to have been dropped by the server.
-        """
+    async def _read(self, statement: Callable[[asyncpg.Connection], Awaitable[_T]]) -> _T:
         try:
             async with self.raw_reader() as conn:
-                return await conn.fetch(sql, *args)
+                return await statement(conn)
         except _BROKEN_CONNECTION:
             log.info("read retried on a new connection after the old one broke")
         async with self.raw_reader() as conn:
-            return await conn.fetch(sql, *args)
+            return await statement(conn)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
