@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for every process; the command picks the role (see k8s/README.md):
 #   API        granian --interface asgi --factory api.app:create_app --host 0.0.0.0 --port 8000 ...
-#   worker     python -m tasks.worker --queues <inference|critical|emails|analytics>
-#   scheduler  python -m tasks.worker --scheduler
+#   worker     python -m tasks.runtime.worker --queues <inference|critical|emails|analytics>
+#   scheduler  python -m tasks.runtime.worker --scheduler
 #   migrations alchemy --config db.config.alchemy upgrade --no-prompt
 # No HEALTHCHECK: Kubernetes probes /health/live and /health/ready.
 

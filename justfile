@@ -47,11 +47,11 @@ api:
 
 # A worker for some queues ("inference,critical") or all of them.
 worker queues="all":
-    {{py}} -m tasks.worker --queues {{queues}}
+    {{py}} -m tasks.runtime.worker --queues {{queues}}
 
 # The periodic-job scheduler (run exactly one).
 scheduler:
-    {{py}} -m tasks.worker --scheduler
+    {{py}} -m tasks.runtime.worker --scheduler
 
 # Alembic through advanced-alchemy's CLI, e.g. `just db upgrade --no-prompt`, `just db make-migrations`.
 db *args:
@@ -85,7 +85,7 @@ train-body *args:
 
 # Compute embeddings for every pending product image in this process; prints images/s.
 embed-catalog *args:
-    {{py}} -m tasks.embed_catalog "$@"
+    {{py}} -m devstack.embed_catalog "$@"
 
 # A real inference worker's throughput and RSS on the current catalog's images.
 bench-inference *args:

@@ -32,24 +32,29 @@ from api.orders.controllers import CartController, OrdersController
 from api.payments.controllers import SandboxCheckoutController, WebhooksController
 from api.resources import AppResources, CategoryCache
 from api.reviews.controllers import ReviewsController
+from api.seller.controllers import VendorStoreController
+from api.seller.orders import VendorOrdersController
 from api.staff.controllers import StaffController
-from api.vendor.controllers import VendorStoreController
-from api.vendor.orders import VendorOrdersController
 from api.wishlist.controllers import WishlistController
+from core.adapters.passwords import PasswordHasher
+from core.adapters.payments import PaymentProvider, build_payment_provider
+from core.adapters.ratelimit import RateLimiter
+from core.adapters.storage import build_private_storage, build_storage
+from core.adapters.telemetry import (
+    build_tracer_provider,
+    instrument_engine,
+    litestar_plugin,
+    taskiq_middleware,
+)
+from core.adapters.tokens import TokenSigner
 from core.events import get_event_bus
 from core.jobs import Dispatcher
 from core.logging import configure_logging, get_logger
-from core.passwords import PasswordHasher
-from core.payments import PaymentProvider, build_payment_provider
-from core.ratelimit import RateLimiter
 from core.settings import Settings, get_settings
-from core.storage import build_private_storage, build_storage
-from core.telemetry import build_tracer_provider, instrument_engine, litestar_plugin, taskiq_middleware
-from core.tokens import TokenSigner
 from db.engine import Database, create_database
 from db.services.subscribers import register_all
-from tasks.dispatch import BrokerDispatcher
-from tasks.factory import build_broker, redis_url_for
+from tasks.runtime.dispatch import BrokerDispatcher
+from tasks.runtime.factory import build_broker, redis_url_for
 
 log = get_logger(__name__)
 

@@ -16,7 +16,7 @@ from litestar.connection import ASGIConnection, Request
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
-from core.tokens import InvalidToken, TokenSigner, VerifiedTokens
+from core.adapters.tokens import InvalidToken, TokenSigner, VerifiedTokens
 
 if TYPE_CHECKING:
     from litestar.handlers.base import BaseRouteHandler

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from taskiq import AsyncBroker
 
+from core.adapters.passwords import PasswordHasher
+from core.adapters.payments import PaymentProvider
+from core.adapters.ratelimit import RateLimiter
+from core.adapters.storage import MediaStorage, ObjectStorage
+from core.adapters.tokens import TokenSigner
 from core.jobs import Dispatcher
-from core.passwords import PasswordHasher
-from core.payments import PaymentProvider
-from core.ratelimit import RateLimiter
 from core.settings import Settings
-from core.storage import MediaStorage, ObjectStorage
-from core.tokens import TokenSigner
 from db.engine import Database
 from db.services.catalog.taxonomy import CategoryTree, load_category_tree
 

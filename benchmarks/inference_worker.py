@@ -1,6 +1,6 @@
 """Memory and throughput of a real inference worker (``just bench-inference``).
 
-Starts ``python -m tasks.worker --queues inference`` against DATABASE_URL / REDIS_URL, waits for
+Starts ``python -m tasks.runtime.worker --queues inference`` against DATABASE_URL / REDIS_URL, waits for
 its models to load, marks up to N product images pending, sends one embedding job per image,
 waits until all are done, and prints images/s and the worker's RSS (idle with models loaded,
 and after the run).
@@ -22,8 +22,8 @@ from core.jobs import Job
 from core.settings import get_settings
 from db.engine import create_database
 from db.models import ProductImage
-from tasks.dispatch import BrokerDispatcher
-from tasks.factory import build_broker
+from tasks.runtime.dispatch import BrokerDispatcher
+from tasks.runtime.factory import build_broker
 
 
 def worker_rss_mb(process: subprocess.Popen[bytes]) -> float:
@@ -40,7 +40,7 @@ async def main(images: int) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         worker = subprocess.Popen(  # noqa: ASYNC220  # started once, before the measurement
-            [sys.executable, "-m", "tasks.worker", "--queues", "inference"],
+            [sys.executable, "-m", "tasks.runtime.worker", "--queues", "inference"],
             env={**os.environ},
             stdout=log,
             stderr=log,

@@ -5,7 +5,7 @@
 Without ``--base-url`` it starts a stack of its own in a throwaway data directory (embedded
 PostgreSQL + pgvector and Redis on free ports, migrations, the demo accounts but no catalog),
 with JSON logs at INFO and the upload limit raised: ONE inference worker
-(``tasks.worker --queues inference``), one worker for the other queues and the API on granian
+(``tasks.runtime.worker --queues inference``), one worker for the other queues and the API on granian
 (one worker process). Everything it started is stopped at the end, also on an error or Ctrl-C.
 With ``--base-url`` it only logs in to a stack that is already running (which must allow enough
 uploads per hour: MEASUREMENT_UPLOADS_PER_HOUR).
@@ -140,8 +140,8 @@ class BenchStack(Stack):
             "PYTHONUNBUFFERED": "1",
         }
         py = sys.executable
-        self.spawn(INFERENCE_WORKER, [py, "-m", "tasks.worker", "--queues", "inference"], env, 35)
-        self.spawn("worker-other", [py, "-m", "tasks.worker", "--queues", OTHER_QUEUES], env, 35)
+        self.spawn(INFERENCE_WORKER, [py, "-m", "tasks.runtime.worker", "--queues", "inference"], env, 35)
+        self.spawn("worker-other", [py, "-m", "tasks.runtime.worker", "--queues", OTHER_QUEUES], env, 35)
         self.spawn("api", api_command(settings), env, 15)
 
     def child(self, name: str) -> Child:

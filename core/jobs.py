@@ -37,7 +37,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Dispatcher(Protocol):
-    """Sends jobs to the broker. Implemented by ``tasks.dispatch.BrokerDispatcher``."""
+    """Sends jobs to the broker. Implemented by ``tasks.runtime.dispatch.BrokerDispatcher``."""
 
     async def send(self, job: Job) -> None: ...
 

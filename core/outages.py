@@ -2,7 +2,7 @@
 
 The API answers an outage with 503 + ``Retry-After`` (``api/errors.py``); a task that fails with
 one is retried for as long as the outage lasts instead of spending its attempts
-(``tasks/retry.py``). Libraries wrap the driver's error (SQLAlchemy's ``DBAPIError``,
+(``tasks/runtime/retry.py``). Libraries wrap the driver's error (SQLAlchemy's ``DBAPIError``,
 advanced-alchemy's repository errors), so the whole ``raise ... from`` chain is read.
 """
 

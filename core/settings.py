@@ -197,7 +197,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Outbox rows younger than this are left to the after-commit flush that normally sends them.
     outbox_sweep_min_age_seconds: float = 10.0
     # Workers and the scheduler touch this file while their event loop runs (container probes;
-    # see tasks/heartbeat.py). None: no heartbeat.
+    # see tasks/runtime/heartbeat.py). None: no heartbeat.
     heartbeat_file: Path | None = None
     heartbeat_interval_seconds: float = 10.0
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from core.adapters.passwords import hash_password_sync
 from core.logging import get_logger
-from core.passwords import hash_password_sync
 from core.settings import Settings
 from db.engine import create_database
 from db.models import User

@@ -105,9 +105,9 @@ class Stack:
         }
         py = sys.executable
         for index in range(self.workers):
-            self.spawn(f"worker-{index + 1}", [py, "-m", "tasks.worker"], env, stop_timeout=35)
+            self.spawn(f"worker-{index + 1}", [py, "-m", "tasks.runtime.worker"], env, stop_timeout=35)
         if self.with_scheduler:
-            self.spawn("scheduler", [py, "-m", "tasks.worker", "--scheduler"], env, stop_timeout=10)
+            self.spawn("scheduler", [py, "-m", "tasks.runtime.worker", "--scheduler"], env, stop_timeout=10)
         self.spawn("api", api_command(settings), env, stop_timeout=15)
 
     def stop_processes(self) -> None:

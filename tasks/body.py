@@ -16,10 +16,10 @@ from uuid import UUID
 import anyio
 from taskiq import Context, TaskiqDepends
 
-import core.images  # noqa: F401  # registers the HEIC decoder the body pipeline reads phone photos with
+import core.adapters.images  # noqa: F401  # registers the HEIC decoder the body pipeline reads phone photos with
+from core.adapters.storage import ObjectNotFound
 from core.logging import get_logger
 from core.settings import get_settings
-from core.storage import ObjectNotFound
 from db.services.measurements.errors import MeasurementAbandoned
 from db.services.measurements.events import publish_status
 from db.services.measurements.housekeeping import delete_expired_photos, fail_stuck_measurements
@@ -35,8 +35,8 @@ from db.services.measurements.processing import (
 )
 from inference.body_measure import BodyMeasurer, BodyResult, MeasurementRejected
 from inference.memory import release_freed_memory
-from tasks.broker import queue_task
-from tasks.resources import Resources
+from tasks.runtime.broker import queue_task
+from tasks.runtime.resources import Resources
 
 log = get_logger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from db.services.catalog.images import process_image
-from tasks.broker import queue_task
-from tasks.resources import Resources
+from tasks.runtime.broker import queue_task
+from tasks.runtime.resources import Resources
 
 
 @queue_task("critical", "catalog.process_image")

@@ -8,13 +8,13 @@ from uuid import UUID
 
 from taskiq import Context, TaskiqDepends
 
+from core.adapters.mail import compose
 from core.logging import get_logger
-from core.mail import compose
 from db.models.one_time_code import CodePurpose
 from db.services.identity.codes import issue_code
 from db.services.identity.users import UserService
-from tasks.broker import queue_task
-from tasks.resources import Resources
+from tasks.runtime.broker import queue_task
+from tasks.runtime.resources import Resources
 
 log = get_logger(__name__)
 

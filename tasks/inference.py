@@ -10,13 +10,13 @@ from uuid import UUID
 import anyio
 import msgspec
 
+from core.adapters.storage import ObjectNotFound
 from core.logging import get_logger
-from core.photo_search import QueryEmbedding, decode_image
-from core.storage import ObjectNotFound
+from core.rules.photo_search import QueryEmbedding, decode_image
 from db.services.catalog.embeddings import fail_embedding, image_for_embedding, store_embedding
 from inference.product_embedding import UnreadableImage, preprocess
-from tasks.broker import queue_task
-from tasks.resources import Resources
+from tasks.runtime.broker import queue_task
+from tasks.runtime.resources import Resources
 
 log = get_logger(__name__)
 

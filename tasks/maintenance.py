@@ -8,8 +8,8 @@ from core.settings import get_settings
 from db.outbox import sweep_outbox
 from db.services.orders.idempotency import purge_expired
 from db.services.orders.lifecycle import expire_due
-from tasks.broker import queue_task
-from tasks.resources import Resources
+from tasks.runtime.broker import queue_task
+from tasks.runtime.resources import Resources
 
 SWEEP_OUTBOX = "critical.maintenance.sweep_outbox"
 

@@ -16,9 +16,9 @@ from uuid import UUID
 
 from sqlalchemy import func, select
 
+from core.adapters.mail import compose
 from core.logging import get_logger
-from core.mail import compose
-from core.orders import SOLD
+from core.rules.orders import SOLD
 from db.models import OrderEvent, OrderLine
 from db.services.notifications.orders import (
     OrderForMessage,
@@ -29,9 +29,9 @@ from db.services.notifications.orders import (
     order_number,
 )
 from db.services.orders.transitions import OrderNotFound
-from tasks.broker import queue_task
-from tasks.resources import Resources, TaskResources
-from tasks.retry import PermanentTaskError
+from tasks.runtime.broker import queue_task
+from tasks.runtime.resources import Resources, TaskResources
+from tasks.runtime.retry import PermanentTaskError
 
 log = get_logger(__name__)
 

@@ -11,8 +11,8 @@ from db.services.payments.processing import (
     process_event,
     refund_payment,
 )
-from tasks.broker import queue_task
-from tasks.resources import Resources
+from tasks.runtime.broker import queue_task
+from tasks.runtime.resources import Resources
 
 log = get_logger(__name__)
 

@@ -36,9 +36,9 @@ from core.settings import Settings, load_settings
 from db import migrate
 from db.engine import Database, create_database
 from devstack.services import EmbeddedPostgres, EmbeddedRedis, free_port
-from tasks.dispatch import BrokerDispatcher
-from tasks.factory import build_broker
-from tasks.queues import queue_of, stream_name
+from tasks.runtime.dispatch import BrokerDispatcher
+from tasks.runtime.factory import build_broker
+from tasks.runtime.queues import queue_of, stream_name
 from tests.support.http import serve
 from tests.support.stack import ROOT, WORKER_TEST_ENV, WorkerProcess, worker_env
 

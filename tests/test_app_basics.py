@@ -243,7 +243,7 @@ def _check_in_a_fresh_api_process(assertions: str) -> None:
 async def test_tracing_covers_http_and_sql_when_configured(make_app: Callable[..., Litestar]) -> None:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from core.telemetry import build_tracer_provider
+    from core.adapters.telemetry import build_tracer_provider
 
     exporter = InMemorySpanExporter()
     provider = build_tracer_provider(

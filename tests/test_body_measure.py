@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.measurements import MEASUREMENT_KEYS as PRODUCT_KEYS
+from core.rules.measurements import MEASUREMENT_KEYS as PRODUCT_KEYS
 from inference.body_measure import (
     BODY_EMBEDDING_DIM,
     MEASUREMENT_KEYS,

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.adapters.tokens import TokenSigner
 from core.settings import Settings
-from core.tokens import TokenSigner
 from db.models import CartItem, IdempotencyKey, Order, OrderEvent, User, Variant
 from tests.support.catalog import make_product, make_store
 from tests.support.http import problem

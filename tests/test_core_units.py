@@ -11,14 +11,14 @@ import msgspec
 import pytest
 from sqlalchemy.engine import make_url
 
+from core.adapters.mail import FileMailer, compose
 from core.events import Event, EventBus
 from core.jobs import NoActiveUnitOfWork, defer, job_buffer
-from core.mail import FileMailer, compose
 from core.settings import Secret, SettingsError, load_settings
 from db.engine import create_database, engine_options, engine_url, normalise_url
-from tasks.queues import QUEUES, UnknownQueue, parse_queues, queue_of, stream_name
-from tasks.retry import backoff_delay
-from tasks.worker import build_command
+from tasks.runtime.queues import QUEUES, UnknownQueue, parse_queues, queue_of, stream_name
+from tasks.runtime.retry import backoff_delay
+from tasks.runtime.worker import build_command
 
 
 def test_settings_read_types_lists_and_secrets() -> None:
@@ -201,7 +201,7 @@ def test_workers_serving_inference_take_few_tasks_at_once(
 ) -> None:
     monkeypatch.setenv("WORKER_MAX_ASYNC_TASKS", "32")
     monkeypatch.setenv("INFERENCE_MAX_ASYNC_TASKS", "8")
-    monkeypatch.setattr("tasks.worker.get_settings", load_settings)
+    monkeypatch.setattr("tasks.runtime.worker.get_settings", load_settings)
     args = argparse.Namespace(queues=queues, module=[], scheduler=False, processes=1, shutdown_timeout=5.0)
     command = build_command(args)
     assert command[command.index("--max-async-tasks") + 1] == expected

@@ -27,7 +27,7 @@ from core.settings import Settings
 from db.engine import Database
 from db.migrate import current_revisions, head_revisions, is_current
 from db.models import OutboxMessage, RefreshToken, User
-from tasks.dispatch import BrokerDispatcher
+from tasks.runtime.dispatch import BrokerDispatcher
 from tests.support.http import serve
 from tests.support.stack import WorkerProcess
 from tests.test_tasks_e2e import eventually
@@ -172,7 +172,7 @@ async def test_get_owned_hides_other_users_objects(session: AsyncSession) -> Non
 async def test_login_rehashes_a_password_made_with_old_parameters(client: Any, session: AsyncSession) -> None:
     from argon2 import PasswordHasher
 
-    from core.passwords import needs_rehash
+    from core.adapters.passwords import needs_rehash
     from tests.support.identity import PASSWORD, login, make_user
 
     user = await make_user(session)

@@ -16,8 +16,8 @@ import pytest
 
 from core.settings import Settings, load_settings
 from devstack.up import api_command
-from tasks.factory import build_broker
-from tasks.queues import QUEUES, stream_name
+from tasks.runtime.factory import build_broker
+from tasks.runtime.queues import QUEUES, stream_name
 from tests.support import kube
 from tests.support.stack import ROOT
 
@@ -79,7 +79,7 @@ def test_one_worker_per_queue_one_scheduler_and_the_api_runs_the_dev_stack_comma
     _, objects = rendered
     for queue in QUEUES:
         worker = container(objects, "Deployment", f"fashionistar-worker-{queue}")
-        assert worker["command"] == ["python", "-m", "tasks.worker", "--queues", queue]
+        assert worker["command"] == ["python", "-m", "tasks.runtime.worker", "--queues", queue]
     workers = [
         o for o in objects if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "worker"
     ]

@@ -10,14 +10,14 @@ import pytest
 from litestar import Litestar
 from sqlalchemy import select
 
+from core.adapters.storage import build_storage
 from core.ids import new_id
 from core.jobs import Job
 from core.settings import Settings
-from core.storage import build_storage
 from db.engine import Database
 from db.models import ProductImage
 from devstack.demo.pictures import encode, product_picture
-from tasks.dispatch import BrokerDispatcher
+from tasks.runtime.dispatch import BrokerDispatcher
 from tests.support.catalog import make_product, make_store
 from tests.support.http import serve
 from tests.support.identity import bearer, login, make_user

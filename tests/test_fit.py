@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.fit import fit_profile_key, fit_row_vector
+from core.rules.fit import fit_profile_key, fit_row_vector
 from db.models import FitProfile, Measurement, SizeChartRow, User, Vendor
 from db.services.catalog import products as product_service
 from db.services.catalog.taxonomy import garment_of_category

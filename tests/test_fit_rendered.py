@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.fit import advise
+from core.rules.fit import advise
 from db.models import Measurement
 from devstack.demo.size_tables import WOMEN_TOPS
 from inference.body_measure import load_body_measurer

@@ -1,4 +1,4 @@
-"""Fit scoring (core.fit): ranges, edges, missing dimensions, uncertain measurements, no fit."""
+"""Fit scoring (core.rules.fit): ranges, edges, missing dimensions, uncertain measurements, no fit."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from core.fit import (
+from core.rules.fit import (
     FITS,
     TOLERANCE_CM,
     advise,

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.fit import FitAdvice, SizeFit, summarise_shoppers, with_shoppers
+from core.rules.fit import FitAdvice, SizeFit, summarise_shoppers, with_shoppers
 from core.settings import Settings
 from db.models import Measurement, User, Variant
 from db.services.fit import shoppers as shoppers_service

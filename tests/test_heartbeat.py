@@ -12,13 +12,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tasks import heartbeat
+from tasks.runtime import heartbeat
 from tests.support.stack import ROOT, WorkerProcess
 
 
 def probe(path: Path, max_age: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tasks.heartbeat", "--max-age", str(max_age)],
+        [sys.executable, "-m", "tasks.runtime.heartbeat", "--max-age", str(max_age)],
         cwd=ROOT,
         env={**os.environ, "HEARTBEAT_FILE": str(path)},
         capture_output=True,

@@ -24,10 +24,10 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.images import make_thumbnail
+from core.adapters.images import make_thumbnail
 from core.settings import Settings
 from db.models import Measurement, Product, ProductImage
-from tasks.queues import stream_name
+from tasks.runtime.queues import stream_name
 from tests.support.catalog import category, image_bytes, make_product, make_store
 from tests.support.http import problem
 from tests.support.identity import bearer, login, make_user

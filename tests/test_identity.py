@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.adapters.tokens import hash_refresh_token
 from core.settings import Settings
-from core.tokens import hash_refresh_token
 from db.models import AuditEvent, OneTimeCode, OutboxMessage, RefreshToken, User
 from tests.conftest import clear_rate_limits
 from tests.support.http import problem

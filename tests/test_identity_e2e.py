@@ -20,13 +20,13 @@ from litestar import Litestar
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
+from core.adapters.mail import SmtpMailer, compose
 from core.jobs import Job
-from core.mail import SmtpMailer, compose
 from core.settings import Settings
 from db.engine import Database
 from db.models import OneTimeCode
 from devstack.services import free_port
-from tasks.dispatch import BrokerDispatcher
+from tasks.runtime.dispatch import BrokerDispatcher
 from tests.conftest import clear_rate_limits
 from tests.support.http import serve
 from tests.support.identity import PASSWORD, make_user, unique_email

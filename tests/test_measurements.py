@@ -22,10 +22,10 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.adapters.storage import ObjectNotFound, ObjectStorage, build_private_storage
 from core.jobs import job_buffer
-from core.measurements import MEASUREMENT_KEYS
+from core.rules.measurements import MEASUREMENT_KEYS
 from core.settings import Settings, SettingsError, load_settings
-from core.storage import ObjectNotFound, ObjectStorage, build_private_storage
 from db.engine import Database
 from db.models import Measurement, OutboxMessage, User
 from db.services.measurements import housekeeping, processing, uploads

@@ -18,15 +18,15 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from taskiq import AsyncBroker
 
+from core.adapters.storage import build_private_storage
 from core.jobs import Job, job_buffer
-from core.measurements import MEASUREMENT_KEYS, PLAUSIBLE_CM
+from core.rules.measurements import MEASUREMENT_KEYS, PLAUSIBLE_CM
 from core.settings import Settings
-from core.storage import build_private_storage
 from db.engine import Database
 from db.models import Measurement
 from db.services.measurements import uploads
 from db.services.measurements.events import channel
-from tasks.dispatch import BrokerDispatcher
+from tasks.runtime.dispatch import BrokerDispatcher
 from tests.conftest import run_task
 from tests.support.http import serve
 from tests.support.identity import bearer, login, make_user

@@ -313,7 +313,7 @@ def test_subscribers_need_a_unit_of_work() -> None:
 
 def test_every_deferred_task_exists_on_the_worker() -> None:
     import tasks.orders  # noqa: F401  # registers the order tasks on the broker
-    from tasks.broker import broker  # building it reads settings
+    from tasks.runtime.broker import broker  # building it reads settings
 
     names = {
         subscribers.SEND_CONFIRMATION,

@@ -26,7 +26,7 @@ from db.services.notifications.orders import order_number
 from db.services.orders.events import OrderPlaced
 from db.services.subscribers import register_all
 from db.uow import unit_of_work
-from tasks.dispatch import BrokerDispatcher
+from tasks.runtime.dispatch import BrokerDispatcher
 from tests.conftest import run_task
 from tests.support.catalog import make_product, make_store
 from tests.support.http import serve

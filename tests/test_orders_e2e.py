@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 from taskiq import AsyncBroker
 
-from core.payments import sign
-from core.payments.sandbox import charge_success_event
+from core.adapters.payments import sign
+from core.adapters.payments.sandbox import charge_success_event
 from core.settings import Settings
 from db.engine import Database
 from db.models import Order, OrderEvent, OrderLine, PaymentEvent, Variant

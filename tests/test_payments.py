@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.adapters.payments import PaymentProviderError, PaymentRequest, sign
+from core.adapters.payments.paystack import PaystackProvider
+from core.adapters.payments.sandbox import SandboxProvider, charge_success_event
 from core.jobs import job_buffer
-from core.payments import PaymentProviderError, PaymentRequest, sign
-from core.payments.paystack import PaystackProvider
-from core.payments.sandbox import SandboxProvider, charge_success_event
 from core.settings import Settings
 from db.models import Order, OrderEvent, OutboxMessage, Payment, PaymentEvent, User, Variant
 from db.services.orders.lifecycle import cancel, expire_due, staff_move

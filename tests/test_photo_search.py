@@ -18,16 +18,16 @@ from PIL import Image
 from redis.asyncio import Redis
 from taskiq import AsyncBroker
 
+from core.adapters.images import UnusableImage
 from core.errors import ServiceUnavailable
-from core.images import UnusableImage
-from core.photo_search import EMBED_QUERY_TASK, vector_of
+from core.rules.photo_search import EMBED_QUERY_TASK, vector_of
 from core.settings import Settings
 from db.engine import Database
 from db.models import Product
 from devstack.demo.pictures import encode, product_picture
 from devstack.services import free_port
-from tasks.factory import build_broker
-from tasks.queues import stream_name
+from tasks.runtime.factory import build_broker
+from tasks.runtime.queues import stream_name
 from tests.conftest import clear_rate_limits, run_task
 from tests.support.catalog import image_bytes, make_product, make_store
 from tests.support.http import problem, serve

@@ -10,8 +10,8 @@ import msgspec
 import pytest
 from moto.server import ThreadedMotoServer
 
+from core.adapters.storage import MediaStorage, ObjectNotFound, build_storage
 from core.settings import Secret, Settings
-from core.storage import MediaStorage, ObjectNotFound, build_storage
 from devstack.services import free_port
 
 pytestmark = pytest.mark.anyio

@@ -22,8 +22,8 @@ from taskiq import AsyncBroker
 from core.jobs import Job
 from core.settings import Settings
 from devstack.services import EmbeddedRedis, free_port
-from tasks.dispatch import BrokerDispatcher
-from tasks.factory import build_broker
+from tasks.runtime.dispatch import BrokerDispatcher
+from tasks.runtime.factory import build_broker
 from tests.support.stack import WorkerProcess
 from tests.test_tasks_e2e import eventually, msgspec_replace
 

@@ -21,8 +21,8 @@ from db.models import OutboxMessage
 from db.outbox import sweep_outbox
 from db.uow import unit_of_work
 from devstack.services import free_port
-from tasks.dispatch import BrokerDispatcher
-from tasks.factory import build_broker
+from tasks.runtime.dispatch import BrokerDispatcher
+from tasks.runtime.factory import build_broker
 from tests.conftest import run_task
 from tests.support.stack import WorkerProcess
 

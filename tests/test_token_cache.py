@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from core.adapters.tokens import InvalidToken, TokenSigner, VerifiedTokens
 from core.settings import Settings
-from core.tokens import InvalidToken, TokenSigner, VerifiedTokens
 
 
 class CountingSigner(TokenSigner):

@@ -15,17 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Principal, requires_user
 from api.catalog import schemas
 from api.catalog.present import category_out, product_out, similar_out, summaries_out, vendor_out
+from api.common import Cursor, Limit
 from api.dependencies import client_ip
 from api.resources import AppResources
-from core.photo_search import QueryEmbedder
+from core.rules.photo_search import QueryEmbedder
 from db.services.catalog import listing, similar, taxonomy, vendors
 from db.services.catalog.listing import ListingFilters, Sort
-from tasks.dispatch import BrokerQueryEmbedder
+from tasks.runtime.dispatch import BrokerQueryEmbedder
 
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size (1-100)")]
-Cursor = Annotated[
-    str | None, QueryParameter(max_length=300, description="`next_cursor` of the previous page")
-]
 Price = Annotated[int | None, QueryParameter(ge=0, le=10**12, description="Minor units")]
 CategoryKey = Annotated[
     str | None, QueryParameter(max_length=160, description="Id or slug; includes subcategories")

@@ -7,16 +7,13 @@ from typing import Any
 from asyncpg import Record
 
 from api.catalog import schemas
-from core.measurements import MEASUREMENT_KEYS
-from core.storage import MediaStorage
+from api.common import money
+from core.adapters.storage import MediaStorage
+from core.rules.measurements import MEASUREMENT_KEYS
 from db.models import ProductImage, SizeChartRow, Variant, Vendor
 from db.services.catalog.listing import SummaryRow
 from db.services.catalog.similar import SimilarProduct
 from db.services.catalog.taxonomy import CategoryNode
-
-
-def money(amount: int, currency: str) -> schemas.Money:
-    return schemas.Money(amount=amount, currency=currency)
 
 
 def category_out(node: CategoryNode) -> schemas.Category:
@@ -51,7 +48,7 @@ def summaries_out(rows: list[Record], storage: MediaStorage) -> list[schemas.Pro
             id=row[0],
             title=row[1],
             slug=row[2],
-            price=schemas.Money(amount=row[3], currency=row[4]),
+            price=money(row[3], row[4]),
             vendor=schemas.VendorRef(id=row[5], name=row[6]),
             category_id=row[7],
             brand=row[8],

@@ -10,7 +10,8 @@ import msgspec
 from litestar.datastructures import UploadFile
 from msgspec import Meta
 
-Currency = Annotated[str, Meta(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code")]
+from api.common import Currency, Money
+
 Amount = Annotated[int, Meta(gt=0, le=10**12, description="Integer minor units (kobo, cents)")]
 Title = Annotated[str, Meta(min_length=2, max_length=200, pattern=r"\S")]
 Description = Annotated[str, Meta(max_length=10_000)]
@@ -24,7 +25,9 @@ Range = Annotated[tuple[float, float], Meta(description="[min, max] in cm")]
 ProductStatus = Literal["draft", "active", "archived"]
 
 
-class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A price as sent by a vendor: a positive amount in minor units and its currency."""
+
     amount: Amount
     currency: Currency
 
@@ -184,7 +187,7 @@ class VendorCreate(msgspec.Struct, forbid_unknown_fields=True):
 class ProductCreate(msgspec.Struct, forbid_unknown_fields=True):
     title: Title
     category_id: UUID
-    price: Money
+    price: Price
     description: Description = ""
     brand: BrandName | None = None
     attributes: dict[str, Any] | None = None
@@ -197,7 +200,7 @@ class ProductUpdate(msgspec.Struct, forbid_unknown_fields=True):
     description: Description | msgspec.UnsetType = msgspec.UNSET
     category_id: UUID | msgspec.UnsetType = msgspec.UNSET
     brand: BrandName | msgspec.UnsetType | None = msgspec.UNSET
-    price: Money | msgspec.UnsetType = msgspec.UNSET
+    price: Price | msgspec.UnsetType = msgspec.UNSET
     attributes: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
     status: ProductStatus | msgspec.UnsetType = msgspec.UNSET
 
@@ -207,13 +210,13 @@ class VariantCreate(msgspec.Struct, forbid_unknown_fields=True):
     size: SizeLabel
     color: ColorLabel
     stock: Stock
-    price: Money | None = None
+    price: Price | None = None
 
 
 class VariantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     """``price: null`` removes the variant's own price (it sells at the product price)."""
 
-    price: Money | msgspec.UnsetType | None = msgspec.UNSET
+    price: Price | msgspec.UnsetType | None = msgspec.UNSET
     stock: Stock | msgspec.UnsetType = msgspec.UNSET
 
 

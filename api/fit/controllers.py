@@ -11,11 +11,11 @@ from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, requires_user
-from api.catalog.controllers import Cursor, Limit
 from api.catalog.present import summary_out
+from api.common import Cursor, Limit
 from api.fit import schemas
 from api.resources import AppResources
-from core import fit
+from core.rules import fit
 from db.services.fit.advice import size_advice
 from db.services.fit.search import products_that_fit
 

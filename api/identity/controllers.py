@@ -11,9 +11,9 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, requires_user
+from api.common import user_out
 from api.identity import schemas
 from api.resources import AppResources
-from db.models import User
 from db.services.identity.accounts import AccountService
 from db.services.identity.audit import AuditLog, ClientInfo
 from db.services.identity.sessions import SessionService, TokenPair
@@ -40,18 +40,6 @@ def provide_sessions(
 ) -> SessionService:
     return SessionService(
         db_session, resources.settings, resources.hasher, resources.limiter, resources.signer, client
-    )
-
-
-def user_out(user: User) -> schemas.User:
-    return schemas.User(
-        id=user.id,
-        email=user.email,
-        full_name=user.full_name,
-        role=user.role,  # type: ignore[arg-type]  # constrained by a CHECK constraint
-        is_verified=user.is_verified,
-        created_at=user.created_at,
-        phone=user.phone,
     )
 
 

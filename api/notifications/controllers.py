@@ -11,14 +11,11 @@ from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, requires_user
+from api.common import Cursor, Limit
 from api.notifications import schemas
 from db.models import Notification
 from db.services.notifications import inbox
 
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size (1-100)")]
-Cursor = Annotated[
-    str | None, QueryParameter(max_length=300, description="`next_cursor` of the previous page")
-]
 UnreadOnly = Annotated[bool, QueryParameter(description="Only the notifications not read yet")]
 
 

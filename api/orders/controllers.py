@@ -12,9 +12,9 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, requires_user
-from api.catalog.controllers import Cursor, Limit
+from api.common import Cursor, Limit, money
 from api.orders import schemas
-from api.orders.present import cart_out, money, order_out
+from api.orders.present import cart_out, order_out
 from api.resources import AppResources
 from db.services.orders import cart, lifecycle, placing, queries
 from db.services.payments.initiate import start_payment

@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from api.catalog.schemas import VendorRef
+from api.common import money
 from api.orders import schemas
-from core.storage import MediaStorage
+from core.adapters.storage import MediaStorage
 from db.models import Order, OrderLine, Payment
 from db.services.orders.cart import CartLine
-
-
-def money(amount: int, currency: str) -> schemas.Money:
-    return schemas.Money(amount=amount, currency=currency)
 
 
 def cart_out(lines: list[CartLine], currency: str, storage: MediaStorage) -> schemas.Cart:

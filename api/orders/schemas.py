@@ -9,18 +9,12 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 
-from api.catalog.schemas import Currency, VendorRef
+from api.catalog.schemas import VendorRef
+from api.common import Money
 
 Quantity = Annotated[
     int, Meta(ge=1, le=1000, description="Units (capped per line by ORDER_LINE_MAX_QUANTITY)")
 ]
-
-
-class Money(msgspec.Struct, frozen=True):
-    """An amount in integer minor units (kobo, cents); zero allowed (free shipping)."""
-
-    amount: Annotated[int, Meta(ge=0)]
-    currency: Currency
 
 
 OrderStatus = Literal["pending_payment", "paid", "fulfilled", "delivered", "cancelled", "expired", "refunded"]

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.orders import schemas
 from api.resources import AppResources
-from core.payments import sign
-from core.payments.sandbox import charge_success_event
+from core.adapters.payments import sign
+from core.adapters.payments.sandbox import charge_success_event
 from db.services.payments.webhooks import receive
 
 WEBHOOK_PATH = "/api/v1/webhooks/paystack"

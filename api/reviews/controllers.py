@@ -10,8 +10,8 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, requires_user
-from api.catalog.controllers import Cursor, Limit
 from api.catalog.schemas import Rating
+from api.common import Cursor, Limit
 from api.reviews import schemas
 from db.services.reviews import reviews
 from db.services.reviews.reviews import ReviewRow

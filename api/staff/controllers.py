@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Principal, requires_role
 from api.catalog.present import vendor_out
 from api.catalog.schemas import StoreStatus, Vendor
-from api.identity.controllers import user_out
+from api.common import user_out
 from api.identity.schemas import User
 from api.orders.present import order_out
 from api.orders.schemas import Order, StaffOrderMove

@@ -10,8 +10,8 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, requires_user
-from api.catalog.controllers import Cursor, Limit
 from api.catalog.present import summary_out
+from api.common import Cursor, Limit
 from api.resources import AppResources
 from api.wishlist import schemas
 from db.services.wishlist import wishlist

@@ -3,7 +3,7 @@
     python -m benchmarks.chaos [--quick] [--faults redis,postgres,api] [--out DIR] [--keep-data]
 
 Starts a throwaway stack (``stack.py``: embedded PostgreSQL + pgvector and Redis in a temporary
-directory, migrations, the API on granian, a ``tasks.worker`` process per queue, the scheduler)
+directory, migrations, the API on granian, a ``tasks.runtime.worker`` process per queue, the scheduler)
 and injects, one after the other, each bounded in time:
 
 1. **a worker SIGKILLed mid-task, for each queue**: work is queued while the queue's worker is

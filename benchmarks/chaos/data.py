@@ -23,9 +23,9 @@ from PIL import Image
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.passwords import hash_password_sync
+from core.adapters.passwords import hash_password_sync
+from core.adapters.tokens import TokenSigner
 from core.settings import Settings
-from core.tokens import TokenSigner
 from db.engine import Database
 from db.models import (
     Category,

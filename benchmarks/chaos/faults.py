@@ -52,12 +52,12 @@ from benchmarks.chaos.load import (
 )
 from benchmarks.chaos.stack import API as API_PROCESS
 from benchmarks.chaos.stack import ChaosStack, worker_name
+from core.adapters.payments import sign
+from core.adapters.payments.sandbox import charge_success_event
 from core.ids import new_id
-from core.payments import sign
-from core.payments.sandbox import charge_success_event
 from db.engine import create_database
 from db.models import IdempotencyKey, Order, OrderEvent, Payment, PaymentEvent, ProductImage
-from tasks.queues import stream_name
+from tasks.runtime.queues import stream_name
 
 CONSUMER_GROUP = "fashionistar"
 REDELIVERED = "redelivering a message a worker did not finish"

@@ -4,7 +4,7 @@ Everything lives in a throwaway directory (``--data-dir`` keeps it): an embedded
 pgvector (its own data directory, initialised for the run), an embedded Redis on a free port
 with its append-only file on (production keeps Redis data across a restart; without it a
 restart would lose every queued job by design), migrations, then the API on granian (one
-worker) and real ``python -m tasks.worker`` processes, one per queue so that killing one kills
+worker) and real ``python -m tasks.runtime.worker`` processes, one per queue so that killing one kills
 exactly that queue's consumer, and the scheduler (outbox sweep, unpaid-order expiry).
 
 Processes are started from the main thread only: each child gets SIGTERM when the thread that
@@ -96,7 +96,7 @@ class ChaosStack(BenchStack):
         for queue in queues:
             self.spawn_worker(queue)
         if scheduler:
-            self.spawn_process(SCHEDULER, [sys.executable, "-m", "tasks.worker", "--scheduler"], 10)
+            self.spawn_process(SCHEDULER, [sys.executable, "-m", "tasks.runtime.worker", "--scheduler"], 10)
         self.start_api()
         for queue in queues:
             self.wait_worker(queue)
@@ -166,7 +166,7 @@ class ChaosStack(BenchStack):
 
     def spawn_worker(self, queue: str) -> Child:
         return self.spawn_process(
-            worker_name(queue), [sys.executable, "-m", "tasks.worker", "--queues", queue], 35
+            worker_name(queue), [sys.executable, "-m", "tasks.runtime.worker", "--queues", queue], 35
         )
 
     def wait_worker(self, queue: str, timeout: float = 180.0) -> None:

@@ -27,7 +27,7 @@ fewer queries, 5 s loads) so the whole run takes a few minutes once its datasets
    garment kind and the same colour family or pattern; with a random-ranking baseline and an
    exact-ranking reference.
 4. **fit** (``fit_agreement.py``): 40 rendered bodies designed to wear women's or men's tops
-   sizes XS-XL, measured through the real body pipeline, advised by ``core.fit.advise``:
+   sizes XS-XL, measured through the real body pipeline, advised by ``core.rules.fit.advise``:
    exact and within-one-size agreement, and how many the pipeline refused.
 
 **The similarity dataset is partly synthetic.** Embedding 100k generated photos with the real

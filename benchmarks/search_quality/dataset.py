@@ -34,8 +34,8 @@ from benchmarks.search_quality.vectors import (
     embed_stored_photos,
     model_label,
 )
+from core.adapters.storage import build_storage
 from core.settings import Settings
-from core.storage import build_storage
 from db import migrate
 from db.config import VERSION_TABLE
 from db.engine import create_database

@@ -5,7 +5,7 @@ women sized by the women's tops chart (chest, waist, hip) and men by the men's t
 (chest, waist, shoulder breadth, arm length), sizes XS-XL in turn. Each body is photographed by
 the renderer (front + side, 720x1280) and measured by the real pipeline
 (``inference.body_measure.load_body_measurer``: segmentation, pose, calibration), then
-``core.fit.advise`` scores the chart (garment kind ``tops``). Two photo setups: ``studio`` (the
+``core.rules.fit.advise`` scores the chart (garment kind ``tops``). Two photo setups: ``studio`` (the
 fixed pose, camera and clothes of tests/test_fit_rendered.py) and ``phone`` (a random photo
 session per body, as the calibration was trained on). Reported per chart and setup: exact-size
 agreement, within-one-size agreement, no recommendation, refusals by the pipeline (with their
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from core.fit import advise
+from core.rules.fit import advise
 from devstack.demo.size_tables import MEN_TOPS, WOMEN_TOPS, Ranges
 from inference.body_measure import MeasurementRejected, load_body_measurer
 from inference.manifest import all_manifests

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 from sqlalchemy import select
 
-from core.passwords import hash_password_sync
+from core.adapters.passwords import hash_password_sync
 from core.settings import Settings
 from db.engine import create_database
 from db.models import Measurement, User

@@ -22,7 +22,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex
 
-from core.storage import MediaStorage
+from core.adapters.storage import MediaStorage
 from db.models import ProductImage
 from db.models.catalog import EMBEDDING_DIMENSIONS
 from db.services.catalog.embeddings import EMBED_IMAGE_TASK

@@ -55,8 +55,8 @@ from benchmarks.soak.report import PIPELINE_REFUSALS, Call, CpuSample, RssSample
 from benchmarks.soak.stack import WORKERS, SoakStack
 from benchmarks.suite.scenarios import ADDRESS, API
 from benchmarks.suite.stack import INFERENCE_WORKER as INFERENCE
-from core.payments import sign
-from core.payments.sandbox import charge_success_event
+from core.adapters.payments import sign
+from core.adapters.payments.sandbox import charge_success_event
 
 MIX = {
     "browse": 0.465,

@@ -90,7 +90,7 @@ class SoakStack(SuiteStack):
         """Start an incarnation of ``role`` (not waiting for it); returns its name."""
         self.generations[role] = self.generations.get(role, 0) + 1
         name = role if self.generations[role] == 1 else f"{role}.{self.generations[role]}"
-        args = [sys.executable, "-m", "tasks.worker", "--queues", WORKERS[role]]
+        args = [sys.executable, "-m", "tasks.runtime.worker", "--queues", WORKERS[role]]
         self._spawn(name, args, database, WORKER_STOP_SECONDS)
         self.current[role] = name
         return name
@@ -109,7 +109,7 @@ class SoakStack(SuiteStack):
         self.start_paystack(database)
         for role in WORKERS:
             self.spawn_worker(role, database)
-        self._spawn(SCHEDULER, [sys.executable, "-m", "tasks.worker", "--scheduler"], database, 10)
+        self._spawn(SCHEDULER, [sys.executable, "-m", "tasks.runtime.worker", "--scheduler"], database, 10)
         deadline = time.monotonic() + 240
         while not all(self.worker_ready(self.current[r]) for r in WORKERS):
             if time.monotonic() > deadline or any(c.process.poll() is not None for c in self.children):

@@ -14,7 +14,7 @@ Order history: each shopper has Poisson(``orders_per_user``) orders of 1-3 lines
 last 365 days, in closed statuses only (paid 10%, fulfilled 10%, delivered 62%, cancelled 8%,
 refunded 5%, expired 5%), so no order holds a reservation (``variants.reserved`` stays 0). Products
 follow a Zipf popularity (s = 1.1) over the listed products with a size chart, so popular products
-have enough buyers for "shoppers like me"; the size bought is the one ``core.fit.advise``
+have enough buyers for "shoppers like me"; the size bought is the one ``core.rules.fit.advise``
 recommends for the shopper's body (else a random size of the product), in the colour of a variant
 of that size. Each order has the audit events of its path (``order_events``).
 """
@@ -33,8 +33,8 @@ import asyncpg
 import numpy as np
 import uuid_utils.compat as uuid_compat
 
-from core.fit import advise
-from core.passwords import hash_password_sync
+from core.adapters.passwords import hash_password_sync
+from core.rules.fit import advise
 from db.services.catalog.taxonomy import CategoryTree
 from inference.body_measure import CALIBRATION_PATH, MEASUREMENT_KEYS, PROFILE_LEVELS
 from training.body.anthropometry import sample_body
@@ -49,7 +49,7 @@ STATUS_MIX = {
     "refunded": 0.05,
     "expired": 0.05,
 }
-# Status -> the transitions from pending_payment, with their actors (as core.orders allows them).
+# Status -> the transitions from pending_payment, with their actors (as core.rules.orders allows them).
 PATHS: dict[str, list[tuple[str, str]]] = {
     "paid": [("paid", "payment")],
     "fulfilled": [("paid", "payment"), ("fulfilled", "staff")],

@@ -22,8 +22,8 @@ from benchmarks.suite.profile import explain_plans, profile_scenario
 from benchmarks.suite.runs import Plan, closed_loop_run, open_loop_runs, prepare_pgbench, run_pgbench
 from benchmarks.suite.stack import FLOOR, INFERENCE_WORKER, SuiteStack
 from benchmarks.suite.targets import load_targets
+from core.adapters.tokens import TokenSigner
 from core.settings import Settings, load_settings
-from core.tokens import TokenSigner
 from db.engine import create_database
 from devstack.services import free_port
 
@@ -39,7 +39,7 @@ async def log_in(base_url: str, settings: Settings, url: str, count: int) -> lis
     """An Authorization header for each of the first ``count`` shoppers.
 
     The first ``HTTP_LOGINS`` log in through POST /auth/login (the real path; each costs ~0.5 s of
-    Argon2 on the API's CPU); the others get a token from the API's own signer (``core.tokens``,
+    Argon2 on the API's CPU); the others get a token from the API's own signer (``core.adapters.tokens``,
     the run's SECRET_KEY), the same token a login would return.
 
     Raises:

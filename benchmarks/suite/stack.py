@@ -83,8 +83,8 @@ class SuiteStack(SearchStack):
     def start_workers(self, database: str) -> None:
         env = self.process_env(database)
         py = sys.executable
-        self.spawn(INFERENCE_WORKER, [py, "-m", "tasks.worker", "--queues", "inference"], env, 35)
-        self.spawn(OTHER_WORKER, [py, "-m", "tasks.worker", "--queues", OTHER_QUEUES], env, 35)
+        self.spawn(INFERENCE_WORKER, [py, "-m", "tasks.runtime.worker", "--queues", "inference"], env, 35)
+        self.spawn(OTHER_WORKER, [py, "-m", "tasks.runtime.worker", "--queues", OTHER_QUEUES], env, 35)
         if not self.wait_for_log(INFERENCE_WORKER, ('"models loaded"', '"worker started"'), timeout=240):
             self.print_log_tails()
             raise RuntimeError("the inference worker did not start")

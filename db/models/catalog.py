@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.fit import FIT_VECTOR_DIMENSIONS
+from core.rules.fit import FIT_VECTOR_DIMENSIONS
 from db.models.base import Base
 
 LISTED = text("is_listed")
@@ -179,11 +179,11 @@ class FitProfile(Base):
 
     __tablename__ = "fit_profiles"
 
-    # core.fit.fit_profile_key(ranges, garment): equal rows, equal key.
+    # core.rules.fit.fit_profile_key(ranges, garment): equal rows, equal key.
     key: Mapped[str] = mapped_column(String(64), unique=True)
     garment: Mapped[str | None] = mapped_column(String(16), default=None)
     ranges: Mapped[dict[str, list[float]]] = mapped_column(JSONB)
-    # core.fit.fit_row_vector: body profile <#> fit_vector is the body's weighted distance to the
+    # core.rules.fit.fit_row_vector: body profile <#> fit_vector is the body's weighted distance to the
     # centre of the ranges.
     fit_vector: Mapped[Any] = mapped_column(Vector(FIT_VECTOR_DIMENSIONS))
 

@@ -40,7 +40,7 @@ class Measurement(Base):
     # Keys in private storage; cleared when the photos are deleted.
     front_key: Mapped[str | None] = mapped_column(String(300), default=None)
     side_key: Mapped[str | None] = mapped_column(String(300), default=None)
-    # {"chest_cm": 96.4, ...} and {"chest_cm": 0.91, ...}, the 14 keys of core.measurements.
+    # {"chest_cm": 96.4, ...} and {"chest_cm": 0.91, ...}, the 14 keys of core.rules.measurements.
     measurements: Mapped[dict[str, float] | None] = mapped_column(JSONB, default=None)
     confidence: Mapped[dict[str, float] | None] = mapped_column(JSONB, default=None)
     # Body shape (standardised proportions); neighbours by Euclidean distance ("shoppers like me").

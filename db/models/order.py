@@ -4,7 +4,7 @@ An order's lines snapshot the title, SKU, size, colour, vendor and unit price, s
 edits never change a past order. Stock is reserved when the order is placed (``variants.stock``
 moves to ``variants.reserved``) and either sold when it is paid or released when it is cancelled
 or expires. Status changes go through ``db.services.orders.transitions`` only, which checks them
-against ``core.orders`` and writes an ``order_events`` row for each.
+against ``core.rules.orders`` and writes an ``order_events`` row for each.
 """
 
 from __future__ import annotations

@@ -27,11 +27,11 @@ import uuid_utils.compat as uuid_compat
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.fit import fit_profile_key, fit_row_vector
+from core.adapters.passwords import hash_password_sync
+from core.adapters.storage import MediaStorage, build_storage
 from core.logging import configure_logging, get_logger
-from core.passwords import hash_password_sync
+from core.rules.fit import fit_profile_key, fit_row_vector
 from core.settings import Settings, get_settings
-from core.storage import MediaStorage, build_storage
 from db import migrate
 from db.engine import create_database
 from db.models import FitProfile, Product

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.adapters.passwords import hash_password_sync
 from core.ids import new_id
-from core.passwords import hash_password_sync
 from core.settings import Settings
 from db.models import User
 from db.models.one_time_code import CodePurpose

@@ -25,7 +25,7 @@ WORKER_TEST_ENV = {
 
 
 class WorkerProcess:
-    """``python -m tasks.worker`` with the test task module, as a real child process tree."""
+    """``python -m tasks.runtime.worker`` with the test task module, as a real child process tree."""
 
     def __init__(
         self, env: Mapping[str, str], log_path: Path, queues: str = "all", *, scheduler: bool = False
@@ -40,7 +40,7 @@ class WorkerProcess:
         log = self.log_path.open("ab")
         role = ["--scheduler"] if self.scheduler else ["--queues", self.queues, "--shutdown-timeout", "5"]
         self.process = subprocess.Popen(  # our own module and arguments
-            [sys.executable, "-m", "tasks.worker", *role, "--module", "tests.support.worker_tasks"],
+            [sys.executable, "-m", "tasks.runtime.worker", *role, "--module", "tests.support.worker_tasks"],
             cwd=ROOT,
             env=self.env,
             stdout=log,

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.errors import ServiceUnavailable
 from db.models import OutboxMessage
-from tasks.broker import queue_task
-from tasks.resources import Resources
+from tasks.runtime.broker import queue_task
+from tasks.runtime.resources import Resources
 
 
 @queue_task("critical", "test.ping")

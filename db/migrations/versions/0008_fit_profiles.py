@@ -18,7 +18,7 @@ import uuid_utils.compat as uuid_compat
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from core.fit import fit_profile_key, fit_row_vector
+from core.rules.fit import fit_profile_key, fit_row_vector
 
 revision: str = "0008"
 down_revision: str | None = "0007"

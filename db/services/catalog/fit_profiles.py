@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.fit import Ranges, fit_profile_key, fit_row_vector
+from core.rules.fit import Ranges, fit_profile_key, fit_row_vector
 from db.models import FitProfile
 
 

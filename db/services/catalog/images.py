@@ -8,11 +8,11 @@ import anyio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.adapters.images import inspect_image, make_thumbnail
+from core.adapters.storage import MediaStorage
 from core.ids import new_id
-from core.images import inspect_image, make_thumbnail
 from core.jobs import defer
 from core.settings import Settings
-from core.storage import MediaStorage
 from db.models import Product, ProductImage, Vendor
 from db.services.catalog.embeddings import EMBED_IMAGE_TASK
 from db.services.catalog.errors import field_error

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.ids import new_id
-from core.measurements import PLAUSIBLE_CM
+from core.rules.measurements import PLAUSIBLE_CM
 from db.models import Category, Product, SizeChartRow, Variant, Vendor
 from db.ownership import get_owned
 from db.pagination import cursor_id, encode_cursor

@@ -17,8 +17,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import ScalarSelect, Subquery
 
-from core.images import UnusableImage, inspect_image, make_thumbnail
-from core.photo_search import QueryEmbedder
+from core.adapters.images import UnusableImage, inspect_image, make_thumbnail
+from core.rules.photo_search import QueryEmbedder
 from core.settings import Settings
 from db.models import Product, ProductImage
 from db.models.catalog import EMBEDDING_DIMENSIONS

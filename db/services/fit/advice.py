@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.fit import FitAdvice, advise, with_shoppers
+from core.rules.fit import FitAdvice, advise, with_shoppers
 from db.models import Product, SizeChartRow, Vendor
 from db.services.catalog.errors import ProductNotFound
 from db.services.catalog.taxonomy import CategoryTree

@@ -7,7 +7,7 @@ standard table behind thousands of products), so ranking profiles rather than ro
 vector index small and its neighbours distinct.
 
 1. The ``PROFILE_CANDIDATES`` profiles nearest the body are scored exactly
-   (``core.fit.score_size``) and those that fit (score >= ``core.fit.FITS``) are ranked: best
+   (``core.rules.fit.score_size``) and those that fit (score >= ``core.rules.fit.FITS``) are ranked: best
    score first, then nearest to the centre of the ranges, then id. Up to ``EXACT_PROFILES``
    profiles (a catalog's distinct size rows rarely reach it) they are found by an exact scan,
    beyond it through the HNSW index over ``fit_vector`` (no filter applies at this step, so
@@ -34,7 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
-from core.fit import FITS, fit_query_vector, score_size
+from core.rules.fit import FITS, fit_query_vector, score_size
 from db.pagination import decode_cursor, encode_cursor
 from db.services.catalog.listing import SummaryRow, summary_rows
 from db.services.catalog.taxonomy import CategoryTree

@@ -3,9 +3,9 @@
 Neighbours are the ``NEIGHBOURS`` ready measurements of other shoppers nearest to the caller's
 body-shape embedding (Euclidean, HNSW ``ix_measurements_embedding_hnsw``). What they kept is
 the sizes in their orders that were paid for and not cancelled, refunded or expired
-(``core.orders.SOLD``), of this product, or when fewer than ``core.fit.SIMILAR_SHOPPERS_MIN``
+(``core.rules.orders.SOLD``), of this product, or when fewer than ``core.rules.fit.SIMILAR_SHOPPERS_MIN``
 of them bought it, of products of the same brand in the same category. Only the aggregate
-leaves this module (``core.fit.summarise_shoppers``).
+leaves this module (``core.rules.fit.summarise_shoppers``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.fit import SimilarShoppers, summarise_shoppers
-from core.orders import SOLD
+from core.rules.fit import SimilarShoppers, summarise_shoppers
+from core.rules.orders import SOLD
 
 NEIGHBOURS = 200
 

@@ -8,9 +8,9 @@ from typing import Literal
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from core.adapters.passwords import password_problems
+from core.adapters.ratelimit import subject
 from core.jobs import defer
-from core.passwords import password_problems
-from core.ratelimit import subject
 from db.models import RefreshToken, User
 from db.models.one_time_code import CodePurpose
 from db.services.identity import audit

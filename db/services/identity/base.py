@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.passwords import PasswordHasher
-from core.ratelimit import RateLimiter
+from core.adapters.passwords import PasswordHasher
+from core.adapters.ratelimit import RateLimiter
 from core.settings import Settings
 from db.services.identity.audit import AuditLog, ClientInfo
 from db.services.identity.users import UserService

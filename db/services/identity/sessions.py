@@ -9,12 +9,12 @@ from uuid import UUID
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.adapters.passwords import PasswordHasher, needs_rehash
+from core.adapters.ratelimit import RateLimiter, subject
+from core.adapters.tokens import TokenSigner, hash_refresh_token, new_refresh_token
 from core.errors import RateLimited
 from core.ids import new_id
-from core.passwords import PasswordHasher, needs_rehash
-from core.ratelimit import RateLimiter, subject
 from core.settings import Settings
-from core.tokens import TokenSigner, hash_refresh_token, new_refresh_token
 from db.models import RefreshToken, User
 from db.services.identity import audit
 from db.services.identity.audit import ClientInfo

@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.storage import ObjectStorage
+from core.adapters.storage import ObjectStorage
 from db.models import Measurement
 
 TIMEOUT_MESSAGE = "Measuring took too long. Please upload your photos again."

@@ -16,7 +16,7 @@ from uuid import UUID
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.measurements import MEASUREMENT_KEYS
+from core.rules.measurements import MEASUREMENT_KEYS
 from db.models import Measurement
 from db.models.measurement import BODY_EMBEDDING_DIMENSIONS, FINISHED
 from db.services.measurements.errors import MeasurementAbandoned

@@ -9,11 +9,11 @@ from uuid import UUID
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.adapters.images import ImageInfo, ImageTooLarge, UnsupportedImage, UnusableImage, inspect_image
+from core.adapters.storage import ObjectStorage
 from core.ids import new_id
-from core.images import ImageInfo, ImageTooLarge, UnsupportedImage, UnusableImage, inspect_image
 from core.jobs import defer
 from core.settings import Settings
-from core.storage import ObjectStorage
 from db.models import Measurement
 from db.services.measurements.errors import UnusablePhoto, field_error
 

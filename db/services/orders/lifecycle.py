@@ -1,4 +1,4 @@
-"""Cancelling, expiring and staff moves of orders (the state machine is in ``core.orders``)."""
+"""Cancelling, expiring and staff moves of orders (the state machine is in ``core.rules.orders``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.logging import get_logger
-from core.orders import Actor, can_transition
+from core.rules.orders import Actor, can_transition
 from db.models import Order
 from db.services.orders.errors import OrderNotCancellable
 from db.services.orders.transitions import load_for_update, transition

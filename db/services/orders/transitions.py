@@ -1,6 +1,6 @@
 """The one place that changes an order's status.
 
-It checks the move against the state machine (``core.orders``), moves the stock that goes with
+It checks the move against the state machine (``core.rules.orders``), moves the stock that goes with
 it, asks for the refund that goes with it, writes the audit row (``order_events``) and publishes
 :class:`OrderStatusChanged`. Callers
 must hold the order's row lock (``load_for_update``) so two moves of one order serialise.
@@ -18,7 +18,7 @@ from core.context import get_request_id
 from core.errors import NotFound
 from core.events import get_event_bus
 from core.jobs import defer
-from core.orders import FINAL, RESERVING, SOLD, Actor, check_transition
+from core.rules.orders import FINAL, RESERVING, SOLD, Actor, check_transition
 from db.models import Order, OrderEvent, OrderLine, Payment
 from db.services.orders import stock
 from db.services.orders.events import OrderStatusChanged

@@ -8,8 +8,8 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.adapters.payments import PaymentProvider, PaymentRequest
 from core.errors import Conflict
-from core.payments import PaymentProvider, PaymentRequest
 from core.settings import Settings
 from db.models import Payment, User
 from db.services.orders.transitions import load_for_update

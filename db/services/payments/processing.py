@@ -29,10 +29,10 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.adapters.payments import PaymentProvider
 from core.errors import NotFound
 from core.jobs import defer
 from core.logging import get_logger
-from core.payments import PaymentProvider
 from db.models import Order, Payment, PaymentEvent
 from db.services.orders import stock
 from db.services.orders.transitions import REFUND_TASK, line_quantities, load_for_update, transition

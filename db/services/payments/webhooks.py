@@ -15,10 +15,10 @@ import msgspec
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.adapters.payments import signature_matches
 from core.errors import DomainError, NotAuthenticated
 from core.jobs import defer
 from core.logging import get_logger
-from core.payments import signature_matches
 from db.models import PaymentEvent
 
 log = get_logger(__name__)

@@ -16,7 +16,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.orders import SOLD
+from core.rules.orders import SOLD
 from db.models import Order, OrderLine, Product, Review, User
 from db.pagination import cursor_id, encode_cursor
 from db.services.catalog.errors import ProductNotFound

@@ -1,6 +1,6 @@
 """A vendor's sales over a range of days: revenue, orders, units, best sellers, day by day.
 
-Only orders that were paid for and not taken back count (``core.orders.SOLD``), each on the UTC
+Only orders that were paid for and not taken back count (``core.rules.orders.SOLD``), each on the UTC
 day it was paid. Revenue is the sum of the vendor's own line totals, never the order's total.
 """
 
@@ -15,7 +15,7 @@ from uuid import UUID
 from sqlalchemy import BigInteger, ColumnElement, Date, Select, cast, distinct, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.orders import SOLD
+from core.rules.orders import SOLD
 from db.models import Order, OrderLine, Product, Vendor
 from db.services.vendor_sales.errors import InvalidDateRange
 

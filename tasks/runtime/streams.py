@@ -29,7 +29,7 @@ from taskiq.receiver import Receiver
 from taskiq_redis import RedisStreamBroker
 
 from core.logging import get_logger
-from tasks.queues import stream_name
+from tasks.runtime.queues import stream_name
 
 log = get_logger(__name__)
 
@@ -76,7 +76,7 @@ class ReliableStreamBroker(RedisStreamBroker):
             **kwargs,
         )
         self.streams = streams
-        # XREADGROUP blocks this long; the socket timeout must be longer (see tasks.factory).
+        # XREADGROUP blocks this long; the socket timeout must be longer (see tasks.runtime.factory).
         self.block = 1000
         self.claim_interval = claim_interval_seconds or max(0.5, redelivery_idle_seconds / 4)
         # Messages this worker is running, per stream: their idle time is reset on a timer

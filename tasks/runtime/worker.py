@@ -1,11 +1,11 @@
 """Start a worker (for some or all queues) or the scheduler.
 
-    python -m tasks.worker --queues inference            # one queue
-    python -m tasks.worker                               # every queue
-    python -m tasks.worker --scheduler                   # the periodic-job scheduler
+    python -m tasks.runtime.worker --queues inference    # one queue
+    python -m tasks.runtime.worker                       # every queue
+    python -m tasks.runtime.worker --scheduler           # the periodic-job scheduler
 
-Task modules are every module of this package that registers tasks (found by walking the
-package), plus any ``--module`` given (tests add their own).
+Task modules are every module of the ``tasks`` package outside ``tasks.runtime`` (found by
+walking the package), plus any ``--module`` given (tests add their own).
 """
 
 from __future__ import annotations
@@ -17,33 +17,20 @@ import sys
 
 import tasks
 from core.settings import get_settings
-from tasks.queues import parse_queues
-
-# Infrastructure modules of this package; every other module holds tasks.
-_INFRA = {
-    "batching",
-    "broker",
-    "dispatch",
-    "embed_catalog",
-    "factory",
-    "heartbeat",
-    "queues",
-    "resources",
-    "retry",
-    "scheduler",
-    "streams",
-    "worker",
-}
+from tasks.runtime.queues import parse_queues
 
 
 def task_modules() -> list[str]:
-    return sorted(f"tasks.{m.name}" for m in pkgutil.iter_modules(tasks.__path__) if m.name not in _INFRA)
+    """Every module of the ``tasks`` package except this machinery (``tasks.runtime``)."""
+    return sorted(
+        f"tasks.{m.name}" for m in pkgutil.iter_modules(tasks.__path__) if not m.ispkg and m.name != "runtime"
+    )
 
 
 def build_command(args: argparse.Namespace) -> list[str]:
     modules = [*task_modules(), *args.module]
     if args.scheduler:
-        return ["taskiq", "scheduler", "tasks.scheduler:scheduler", *modules, "--skip-first-run"]
+        return ["taskiq", "scheduler", "tasks.runtime.scheduler:scheduler", *modules, "--skip-first-run"]
     settings = get_settings()
     max_async = settings.worker_max_async_tasks
     if "inference" in parse_queues(args.queues):
@@ -51,11 +38,11 @@ def build_command(args: argparse.Namespace) -> list[str]:
     return [
         "taskiq",
         "worker",
-        "tasks.broker:broker",
+        "tasks.runtime.broker:broker",
         *modules,
-        # Releases a message whose processing ended unacknowledged, for redelivery (tasks.streams).
+        # Releases a message whose processing ended unacknowledged, for redelivery (tasks.runtime.streams).
         "--receiver",
-        "tasks.streams:ReleasingReceiver",
+        "tasks.runtime.streams:ReleasingReceiver",
         "--workers",
         str(args.processes),
         "--ack-type",

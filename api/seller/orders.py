@@ -11,11 +11,11 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import requires_role
-from api.catalog.controllers import Cursor, Limit
+from api.common import Cursor, Limit, Money, money
 from api.resources import AppResources
-from api.vendor import schemas
-from api.vendor.controllers import provide_store
-from core.orders import OrderStatus
+from api.seller import schemas
+from api.seller.controllers import provide_store
+from core.rules.orders import OrderStatus
 from db.models import Vendor
 from db.services.vendor_sales import orders, stats
 
@@ -44,35 +44,35 @@ def _order_out(found: orders.VendorOrder) -> schemas.VendorOrder:
                 size=line.size,
                 color=line.color,
                 quantity=line.quantity,
-                unit_price=schemas.Money(amount=line.unit_price_amount, currency=currency),
-                line_total=schemas.Money(amount=line.line_total_amount, currency=currency),
+                unit_price=money(line.unit_price_amount, currency),
+                line_total=money(line.line_total_amount, currency),
             )
             for line in found.lines
         ],
-        vendor_total=schemas.Money(amount=found.vendor_total, currency=currency),
+        vendor_total=money(found.vendor_total, currency),
         shipping_address=order.shipping_address,
     )
 
 
 def _stats_out(result: stats.SalesStats) -> schemas.SalesStats:
-    def money(amount: int) -> schemas.Money:
-        return schemas.Money(amount=amount, currency=result.currency)
+    def total(amount: int) -> Money:
+        return money(amount, result.currency)
 
     return schemas.SalesStats(
         from_=result.start,
         to=result.end,
         currency=result.currency,
-        revenue=money(result.revenue),
+        revenue=total(result.revenue),
         orders=result.orders,
         units=result.units,
         top_products=[
             schemas.ProductSales(
-                product_id=row.product_id, title=row.title, units=row.units, revenue=money(row.revenue)
+                product_id=row.product_id, title=row.title, units=row.units, revenue=total(row.revenue)
             )
             for row in result.top_products
         ],
         daily=[
-            schemas.DaySales(date=day.day, revenue=money(day.revenue), orders=day.orders, units=day.units)
+            schemas.DaySales(date=day.day, revenue=total(day.revenue), orders=day.orders, units=day.units)
             for day in result.daily
         ],
     )

@@ -15,8 +15,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from core.adapters.images import UnusableImage
 from core.errors import ServiceUnavailable
-from core.images import UnusableImage
 
 EMBED_QUERY_TASK = "inference.catalog.embed_query"
 
@@ -24,7 +24,7 @@ EMBED_QUERY_TASK = "inference.catalog.embed_query"
 # Runtime-checkable: the API injects one, and Litestar checks injected values against their type.
 @runtime_checkable
 class QueryEmbedder(Protocol):
-    """Turns a query photo into its unit vector (``tasks.dispatch.BrokerQueryEmbedder``)."""
+    """Turns a query photo into its unit vector (``tasks.runtime.dispatch.BrokerQueryEmbedder``)."""
 
     async def embed(self, image: bytes) -> list[float]:
         """Raises:

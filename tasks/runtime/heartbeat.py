@@ -5,7 +5,7 @@ loaded its models) and the scheduler touch that file every ``HEARTBEAT_INTERVAL_
 their event loop. A file that exists means start-up finished; a recent one means the loop still
 runs (a blocked or dead loop stops touching it). The probe reads its age:
 
-    python -m tasks.heartbeat --max-age 60      # exit 0 when touched in the last 60 s, else 1
+    python -m tasks.runtime.heartbeat --max-age 60      # exit 0 when touched in the last 60 s, else 1
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The worker's module-level taskiq broker, its lifecycle hooks and the task decorator.
 
-``taskiq worker tasks.broker:broker ...`` is started through ``python -m tasks.worker``, which
+``taskiq worker tasks.runtime.broker:broker ...`` is started through ``python -m tasks.runtime.worker``, which
 picks the queues (``WORKER_QUEUES``) and the task modules. Worker resources (database engine,
 Redis client, dispatcher) are built in the ``WORKER_STARTUP`` hook, never at import.
 """
@@ -15,19 +15,19 @@ import anyio
 from redis.asyncio import Redis
 from taskiq import TaskiqEvents, TaskiqState
 
+from core.adapters.mail import build_mailer
+from core.adapters.payments import build_payment_provider
+from core.adapters.storage import build_private_storage, build_storage
+from core.adapters.telemetry import build_tracer_provider, instrument_engine, taskiq_middleware
 from core.events import get_event_bus
 from core.logging import configure_logging, get_logger
-from core.mail import build_mailer
-from core.payments import build_payment_provider
 from core.settings import get_settings
-from core.storage import build_private_storage, build_storage
-from core.telemetry import build_tracer_provider, instrument_engine, taskiq_middleware
 from db.engine import create_database
 from db.services.subscribers import register_all
-from tasks import heartbeat
-from tasks.factory import build_broker, redis_url_for
-from tasks.queues import Queue, parse_queues, stream_name
-from tasks.resources import Models, TaskResources
+from tasks.runtime import heartbeat
+from tasks.runtime.factory import build_broker, redis_url_for
+from tasks.runtime.queues import Queue, parse_queues, stream_name
+from tasks.runtime.resources import Models, TaskResources
 
 log = get_logger(__name__)
 
@@ -49,7 +49,7 @@ def queue_task(queue: Queue, name: str, **labels: Any) -> Callable[[F], F]:
 
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)
 async def _startup_worker(state: TaskiqState) -> None:
-    from tasks.dispatch import BrokerDispatcher  # noqa: PLC0415  # avoid a cycle at import
+    from tasks.runtime.dispatch import BrokerDispatcher  # noqa: PLC0415  # avoid a cycle at import
 
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, process="worker")
@@ -85,7 +85,7 @@ async def _load_models(threads: int, max_batch: int) -> Models:
     from inference.manifest import all_manifests  # noqa: PLC0415
     from inference.memory import release_freed_memory  # noqa: PLC0415
     from inference.product_embedding import ProductEmbedder  # noqa: PLC0415
-    from tasks.batching import EmbeddingBatcher  # noqa: PLC0415
+    from tasks.runtime.batching import EmbeddingBatcher  # noqa: PLC0415
 
     manifests = all_manifests()
     manifest = manifests["product_embedding"]

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import msgspec
-from msgspec import Meta
 
-from core.orders import OrderStatus
-
-
-class Money(msgspec.Struct, frozen=True):
-    amount: Annotated[int, Meta(ge=0, description="Integer minor units (kobo, cents)")]
-    currency: str
+from api.common import Money
+from core.rules.orders import OrderStatus
 
 
 class VendorOrderLine(msgspec.Struct):

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from core.payments import InitializedPayment, PaymentRequest, VerifiedPayment
+from core.adapters.payments import InitializedPayment, PaymentRequest, VerifiedPayment
 
 CHECKOUT_PATH = "/api/v1/sandbox/paystack/checkout"
 

@@ -17,8 +17,8 @@ from core.context import REQUEST_ID_LABEL, get_request_id
 from core.errors import ServiceUnavailable
 from core.jobs import Job
 from core.logging import get_logger
-from core.photo_search import EMBED_QUERY_TASK, encode_image, vector_of
-from tasks.queues import queue_of, stream_name
+from core.rules.photo_search import EMBED_QUERY_TASK, encode_image, vector_of
+from tasks.runtime.queues import queue_of, stream_name
 
 log = get_logger(__name__)
 
@@ -83,7 +83,7 @@ async def call(broker: AsyncBroker, task_name: str, *args: Any, wait_seconds: fl
 
 
 class BrokerQueryEmbedder:
-    """:class:`core.photo_search.QueryEmbedder` over the broker: an inference worker answers."""
+    """:class:`core.rules.photo_search.QueryEmbedder` over the broker: an inference worker answers."""
 
     def __init__(self, broker: AsyncBroker, *, timeout: float) -> None:
         self.broker = broker

@@ -1,6 +1,6 @@
 """Building brokers: the Redis stream broker with its result backend and middlewares.
 
-Separate from ``tasks.broker`` (which creates the worker's module-level broker and its hooks) so
+Separate from ``tasks.runtime.broker`` (which creates the worker's module-level broker and its hooks) so
 the API can build a sending broker without importing any task code.
 """
 
@@ -16,9 +16,9 @@ from taskiq_redis import RedisAsyncResultBackend
 from core.context import REQUEST_ID_LABEL, reset_request_id, set_request_id
 from core.logging import get_logger
 from core.settings import Settings
-from tasks.queues import QUEUES, Queue
-from tasks.retry import BackoffRetryMiddleware
-from tasks.streams import ReliableStreamBroker
+from tasks.runtime.queues import QUEUES, Queue
+from tasks.runtime.retry import BackoffRetryMiddleware
+from tasks.runtime.streams import ReliableStreamBroker
 
 log = get_logger(__name__)
 

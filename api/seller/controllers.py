@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, requires_role
 from api.catalog import schemas
-from api.catalog.controllers import Cursor, Limit
 from api.catalog.present import image_out, product_out, size_chart_out, summary_out, variant_out
+from api.common import Cursor, Limit
 from api.resources import AppResources
 from db.models import Vendor
 from db.services.catalog import images, listing, products, vendors

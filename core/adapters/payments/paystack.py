@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import msgspec
 
+from core.adapters.payments import InitializedPayment, PaymentProviderError, PaymentRequest, VerifiedPayment
 from core.logging import get_logger
-from core.payments import InitializedPayment, PaymentProviderError, PaymentRequest, VerifiedPayment
 
 log = get_logger(__name__)
 

@@ -12,11 +12,11 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq import Context, TaskiqDepends
 
+from core.adapters.mail import Mailer
+from core.adapters.payments import PaymentProvider
+from core.adapters.storage import MediaStorage, ObjectStorage
 from core.jobs import Dispatcher
-from core.mail import Mailer
-from core.payments import PaymentProvider
 from core.settings import Settings
-from core.storage import MediaStorage, ObjectStorage
 from db.engine import Database
 from db.uow import unit_of_work
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     # Only inference workers load models; the others never import them or onnxruntime.
     from inference.body import PersonSegmenter, PoseEstimator
     from inference.body_measure import BodyMeasurer
-    from tasks.batching import EmbeddingBatcher
+    from tasks.runtime.batching import EmbeddingBatcher
 
 
 @dataclass(slots=True)

@@ -1,6 +1,6 @@
 """The scheduler process: sends periodic tasks (declared with a ``schedule`` label) on time.
 
-Run exactly one: ``python -m tasks.worker --scheduler`` (``just up`` does).
+Run exactly one: ``python -m tasks.runtime.worker --scheduler`` (``just up`` does).
 """
 
 from __future__ import annotations
@@ -8,6 +8,6 @@ from __future__ import annotations
 from taskiq import TaskiqScheduler
 from taskiq.schedule_sources import LabelScheduleSource
 
-from tasks.broker import broker
+from tasks.runtime.broker import broker
 
 scheduler = TaskiqScheduler(broker=broker, sources=[LabelScheduleSource(broker)])

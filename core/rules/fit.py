@@ -57,7 +57,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from core.measurements import MEASUREMENT_KEYS
+from core.rules.measurements import MEASUREMENT_KEYS
 
 FitStatus = Literal["tight", "good", "loose"]
 

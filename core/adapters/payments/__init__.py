@@ -83,13 +83,13 @@ def signature_matches(body: bytes, signature: str | None, secret: str) -> bool:
 def build_payment_provider(settings: Settings) -> PaymentProvider:
     """The provider ``PAYMENT_PROVIDER`` names."""
     if settings.payment_provider == "paystack":
-        from core.payments.paystack import PaystackProvider  # noqa: PLC0415  # only when configured
+        from core.adapters.payments.paystack import PaystackProvider  # noqa: PLC0415  # only when configured
 
         return PaystackProvider(
             secret_key=settings.paystack_secret_key.reveal(),
             base_url=settings.paystack_base_url,
             timeout=settings.payment_http_timeout_seconds,
         )
-    from core.payments.sandbox import SandboxProvider  # noqa: PLC0415
+    from core.adapters.payments.sandbox import SandboxProvider  # noqa: PLC0415
 
     return SandboxProvider()

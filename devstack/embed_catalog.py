@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
 import anyio
 import numpy as np
-import psutil
 from sqlalchemy import select
 
+from core.adapters.storage import ObjectNotFound, build_storage
 from core.logging import configure_logging, get_logger
 from core.settings import get_settings
-from core.storage import ObjectNotFound, build_storage
 from db.engine import create_database
 from db.models import ProductImage
 from db.services.catalog.embeddings import fail_embedding, pending_image_ids, store_embedding
@@ -86,7 +86,8 @@ async def backfill(*, batch_size: int, threads: int, limit: int | None) -> dict[
         "failed": failed,
         "seconds": round(seconds, 2),
         "images_per_second": round(done / seconds, 1) if seconds else 0.0,
-        "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+        # Peak RSS of this process (Linux reports ru_maxrss in KiB).
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     report = asyncio.run(backfill(batch_size=args.batch, threads=args.threads, limit=args.limit))
     print(
         f"embedded {report['embedded']} images ({report['failed']} failed) in {report['seconds']} s: "
-        f"{report['images_per_second']} images/s; process RSS {report['rss_mb']} MB"
+        f"{report['images_per_second']} images/s; peak RSS {report['peak_rss_mb']} MB"
     )
 
 
