@@ -20,14 +20,13 @@ import core.adapters.images  # noqa: F401  # registers the HEIC decoder the body
 from core.adapters.storage import ObjectNotFound
 from core.logging import get_logger
 from core.settings import get_settings
-from db.services.measurements.errors import MeasurementAbandoned
+from db.services.measurements.errors import InvalidReading, MeasurementAbandoned
 from db.services.measurements.events import publish_status
 from db.services.measurements.housekeeping import delete_expired_photos, fail_stuck_measurements
 from db.services.measurements.processing import (
     PHOTOS_UNAVAILABLE_MESSAGE,
     PROCESSING_ERROR_MESSAGE,
     BodyReading,
-    InvalidReading,
     check_reading,
     claim_measurement,
     store_failure,

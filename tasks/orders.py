@@ -28,7 +28,7 @@ from db.services.notifications.orders import (
     order_for_message,
     order_number,
 )
-from db.services.orders.transitions import OrderNotFound
+from db.services.orders.errors import OrderNotFound
 from tasks.runtime.broker import queue_task
 from tasks.runtime.resources import Resources, TaskResources
 from tasks.runtime.retry import PermanentTaskError

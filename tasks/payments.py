@@ -5,12 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from core.logging import get_logger
-from db.services.payments.processing import (
-    PaymentEventNotFound,
-    PaymentNotFound,
-    process_event,
-    refund_payment,
-)
+from db.services.payments.errors import PaymentEventNotFound, PaymentNotFound
+from db.services.payments.processing import process_event, refund_payment
 from tasks.runtime.broker import queue_task
 from tasks.runtime.resources import Resources
 

@@ -14,14 +14,14 @@ pytestmark = pytest.mark.anyio
 async def test_demo_photos_queue_their_embeddings(committed_db: Database, settings: Settings) -> None:
     from sqlalchemy import func, select
 
+    from core.task_names import EMBED_IMAGE
     from db.models import OutboxMessage, ProductImage
-    from db.services.catalog.embeddings import EMBED_IMAGE_TASK
 
     assert await seed_catalog(settings, products=12, pictures_for=5, only_if_empty=False) == 12
     async with committed_db.session_maker() as session:
         images = set(await session.scalars(select(ProductImage.id)))
         jobs = (
-            await session.scalars(select(OutboxMessage).where(OutboxMessage.task_name == EMBED_IMAGE_TASK))
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.task_name == EMBED_IMAGE))
         ).all()
         pending = await session.scalar(
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.dispatched_at.is_(None))

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import task_names
 from core.adapters.storage import ObjectNotFound, ObjectStorage, build_private_storage
 from core.jobs import job_buffer
 from core.rules.measurements import MEASUREMENT_KEYS
@@ -29,9 +30,9 @@ from core.settings import Settings, SettingsError, load_settings
 from db.engine import Database
 from db.models import Measurement, OutboxMessage, User
 from db.services.measurements import housekeeping, processing, uploads
-from db.services.measurements.errors import MeasurementAbandoned
+from db.services.measurements.errors import InvalidReading, MeasurementAbandoned
 from db.services.measurements.events import channel, publish_status
-from db.services.measurements.processing import BodyReading, Claim, InvalidReading
+from db.services.measurements.processing import BodyReading, Claim
 from tests.support.catalog import image_bytes
 from tests.support.http import problem, serve
 from tests.support.identity import bearer, login, make_user
@@ -112,7 +113,7 @@ async def queued_measurements(session: AsyncSession) -> int:
         await session.scalar(
             select(func.count())
             .select_from(OutboxMessage)
-            .where(OutboxMessage.task_name == uploads.MEASURE_TASK)
+            .where(OutboxMessage.task_name == task_names.MEASURE_BODY)
         )
         or 0
     )
@@ -191,7 +192,7 @@ async def test_upload_is_accepted_stored_privately_and_queued(
     assert not (settings.media_dir / row.front_key).exists()
     assert (await client.get(f"/media/{row.front_key}")).status_code == 404
     outbox = await session.scalar(
-        select(OutboxMessage).where(OutboxMessage.task_name == uploads.MEASURE_TASK)
+        select(OutboxMessage).where(OutboxMessage.task_name == task_names.MEASURE_BODY)
     )
     assert outbox is not None
     assert outbox.args == [body["id"]]

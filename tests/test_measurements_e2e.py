@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from taskiq import AsyncBroker
 
+from core import task_names
 from core.adapters.storage import build_private_storage
 from core.jobs import Job, job_buffer
 from core.rules.measurements import MEASUREMENT_KEYS, PLAUSIBLE_CM
@@ -205,7 +206,9 @@ async def test_event_stream_follows_the_worker_to_ready(
 
     async def start_the_job() -> None:
         await wait_for_listener(redis, measurement.id)
-        await BrokerDispatcher(broker).send(Job(task_name=uploads.MEASURE_TASK, args=(str(measurement.id),)))
+        await BrokerDispatcher(broker).send(
+            Job(task_name=task_names.MEASURE_BODY, args=(str(measurement.id),))
+        )
 
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:

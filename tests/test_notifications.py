@@ -22,8 +22,8 @@ from db.services.notifications.orders import (
     order_number,
 )
 from db.services.orders import subscribers
+from db.services.orders.errors import OrderNotFound
 from db.services.orders.events import OrderPlaced, OrderStatusChanged
-from db.services.orders.transitions import OrderNotFound
 from db.services.subscribers import register_all
 from tests.support.catalog import make_product, make_store
 from tests.support.http import problem
@@ -309,16 +309,3 @@ def test_subscribers_need_a_unit_of_work() -> None:
     # A change published outside a transaction would send jobs for data that may never commit.
     with pytest.raises(NoActiveUnitOfWork):
         fresh_bus().publish(OrderPlaced(order_id=uuid.uuid4(), user_id=uuid.uuid4()))
-
-
-def test_every_deferred_task_exists_on_the_worker() -> None:
-    import tasks.orders  # noqa: F401  # registers the order tasks on the broker
-    from tasks.runtime.broker import broker  # building it reads settings
-
-    names = {
-        subscribers.SEND_CONFIRMATION,
-        subscribers.SEND_STATUS_UPDATE,
-        subscribers.NOTIFY,
-        subscribers.RECORD_EVENT,
-    }
-    assert {name for name in names if broker.find_task(name) is None} == set()

@@ -23,9 +23,9 @@ from core.adapters.payments.paystack import PaystackProvider
 from core.adapters.payments.sandbox import SandboxProvider, charge_success_event
 from core.jobs import job_buffer
 from core.settings import Settings
+from core.task_names import REFUND_PAYMENT
 from db.models import Order, OrderEvent, OutboxMessage, Payment, PaymentEvent, User, Variant
 from db.services.orders.lifecycle import cancel, expire_due, staff_move
-from db.services.orders.transitions import REFUND_TASK
 from db.services.payments.processing import process_event, refund_payment
 from tests.support.catalog import make_product, make_store
 from tests.support.http import problem
@@ -375,26 +375,26 @@ async def test_leaving_a_paid_status_for_cancelled_or_refunded_refunds_once_whoe
         with job_buffer() as jobs:
             await move()
         await session.refresh(payment)
-        return [(j.task_name, j.args, j.durable) for j in jobs.jobs if j.task_name == REFUND_TASK]
+        return [(j.task_name, j.args, j.durable) for j in jobs.jobs if j.task_name == REFUND_PAYMENT]
 
     staff = await make_user(session, role="staff")
     order, payment, buyer = await paid_order()
     queued = await refunds_of(lambda: cancel(session, order.id, user_id=buyer.id), payment)
-    assert queued == [(REFUND_TASK, (str(payment.id),), True)]
+    assert queued == [(REFUND_PAYMENT, (str(payment.id),), True)]
     assert (order.status, payment.status) == ("cancelled", "refund_pending")
 
     order, payment, _ = await paid_order("delivered")
     queued = await refunds_of(
         lambda: staff_move(session, order.id, "refunded", staff_id=staff.id, reason="rma"), payment
     )
-    assert queued == [(REFUND_TASK, (str(payment.id),), True)]
+    assert queued == [(REFUND_PAYMENT, (str(payment.id),), True)]
     assert payment.status == "refund_pending"
 
     order, payment, _ = await paid_order()
     queued = await refunds_of(
         lambda: staff_move(session, order.id, "cancelled", staff_id=staff.id, reason="lost"), payment
     )
-    assert queued == [(REFUND_TASK, (str(payment.id),), True)]
+    assert queued == [(REFUND_PAYMENT, (str(payment.id),), True)]
 
     order, payment, _ = await paid_order()
     shipped = await refunds_of(
@@ -407,7 +407,7 @@ async def test_leaving_a_paid_status_for_cancelled_or_refunded_refunds_once_whoe
     buyer, unpaid, _ = await unpaid_order(session, stock=3, quantity=1)
     with job_buffer() as jobs:
         await cancel(session, unpaid.id, user_id=buyer.id)
-    assert [j for j in jobs.jobs if j.task_name == REFUND_TASK] == []
+    assert [j for j in jobs.jobs if j.task_name == REFUND_PAYMENT] == []
 
 
 # --- the Paystack adapter, against a stand-in for Paystack's HTTP API -------------------------

@@ -20,8 +20,9 @@ from taskiq import AsyncBroker
 
 from core.adapters.images import UnusableImage
 from core.errors import ServiceUnavailable
-from core.rules.photo_search import EMBED_QUERY_TASK, vector_of
+from core.rules.photo_search import vector_of
 from core.settings import Settings
+from core.task_names import EMBED_QUERY
 from db.engine import Database
 from db.models import Product
 from devstack.demo.pictures import encode, product_picture
@@ -212,17 +213,17 @@ async def test_the_query_task_answers_vectors_unreadable_images_and_expired_requ
 ) -> None:
     photo = base64.b64encode(encode(product_picture("tops", "red", "checks", 3), "WEBP")).decode()
     later = time.time() + 30
-    answer = await run_task(broker, EMBED_QUERY_TASK, photo, later)
+    answer = await run_task(broker, EMBED_QUERY, photo, later)
     vector = np.asarray(answer["vector"])
     assert vector.shape == (1280,)
     assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3
 
     garbage = base64.b64encode(b"\xff\xd8\xff\xe0 this JPEG was cut short").decode()
-    unreadable = await run_task(broker, EMBED_QUERY_TASK, garbage, later)
+    unreadable = await run_task(broker, EMBED_QUERY, garbage, later)
     assert unreadable["error"] == "unreadable_image"
     assert "vector" not in unreadable
-    assert (await run_task(broker, EMBED_QUERY_TASK, "%%% not base64", later))["error"] == "unreadable_image"
-    assert await run_task(broker, EMBED_QUERY_TASK, photo, time.time() - 1) == {"error": "expired"}
+    assert (await run_task(broker, EMBED_QUERY, "%%% not base64", later))["error"] == "unreadable_image"
+    assert await run_task(broker, EMBED_QUERY, photo, time.time() - 1) == {"error": "expired"}
 
 
 async def test_searches_by_photo_are_rate_limited_per_address(

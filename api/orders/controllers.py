@@ -114,7 +114,6 @@ class OrdersController(Controller):
             if data.items is not None
             else None,
             shipping_address=msgspec.to_builtins(data.shipping_address),
-            present=lambda placed: msgspec.to_builtins(order_out(placed.order, placed.lines)),
         )
         if isinstance(outcome, placing.Replayed):
             return Response(
@@ -122,7 +121,9 @@ class OrdersController(Controller):
                 status_code=200,
                 headers={"Idempotent-Replayed": "true"},
             )
-        return Response(order_out(outcome.order, outcome.lines), status_code=201)
+        order = order_out(outcome.order, outcome.lines)
+        placing.remember_response(db_session, outcome, msgspec.to_builtins(order))
+        return Response(order, status_code=201)
 
     @get("/", summary="Your orders, newest first")
     async def list_orders(

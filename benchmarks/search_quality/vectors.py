@@ -23,9 +23,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex
 
 from core.adapters.storage import MediaStorage
+from core.task_names import EMBED_IMAGE
 from db.models import ProductImage
 from db.models.catalog import EMBEDDING_DIMENSIONS
-from db.services.catalog.embeddings import EMBED_IMAGE_TASK
 from db.services.catalog.taxonomy import CategoryTree
 from inference.manifest import Manifest
 from inference.product_embedding import ProductEmbedder, preprocess
@@ -79,7 +79,7 @@ async def embed_stored_photos(
         model,
     )
     await conn.execute("DROP TABLE bench_embeddings")
-    await conn.execute("DELETE FROM outbox_messages WHERE task_name = $1", EMBED_IMAGE_TASK)
+    await conn.execute("DELETE FROM outbox_messages WHERE task_name = $1", EMBED_IMAGE)
     return len(ids)
 
 

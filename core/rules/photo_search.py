@@ -18,8 +18,6 @@ import msgspec
 from core.adapters.images import UnusableImage
 from core.errors import ServiceUnavailable
 
-EMBED_QUERY_TASK = "inference.catalog.embed_query"
-
 
 # Runtime-checkable: the API injects one, and Litestar checks injected values against their type.
 @runtime_checkable

@@ -32,10 +32,10 @@ from core.adapters.storage import MediaStorage, build_storage
 from core.logging import configure_logging, get_logger
 from core.rules.fit import fit_profile_key, fit_row_vector
 from core.settings import Settings, get_settings
+from core.task_names import EMBED_IMAGE
 from db import migrate
 from db.engine import create_database
 from db.models import FitProfile, Product
-from db.services.catalog.embeddings import EMBED_IMAGE_TASK
 from db.services.catalog.listing_refresh import refresh_listing
 from db.services.catalog.taxonomy import CategoryNode, load_category_tree
 from db.services.catalog.text import slugify
@@ -346,7 +346,7 @@ async def _write_pictures(storage: MediaStorage, rows: Rows) -> None:
                 rows.images.append((image_id, product_id, 0, f"{folder}/original.jpg", "image/jpeg",
                                     pictures.SIZE, pictures.SIZE, len(original), "ready", json.dumps(keys),
                                     "pending", None, now, now))  # fmt: skip
-                rows.jobs.append((uuid_compat.uuid7(), uuid_compat.uuid7(), EMBED_IMAGE_TASK,
+                rows.jobs.append((uuid_compat.uuid7(), uuid_compat.uuid7(), EMBED_IMAGE,
                                   json.dumps([str(image_id)]), "{}", "{}", 0, now, now))  # fmt: skip
 
 

@@ -17,7 +17,8 @@ from core.context import REQUEST_ID_LABEL, get_request_id
 from core.errors import ServiceUnavailable
 from core.jobs import Job
 from core.logging import get_logger
-from core.rules.photo_search import EMBED_QUERY_TASK, encode_image, vector_of
+from core.rules.photo_search import encode_image, vector_of
+from core.task_names import EMBED_QUERY
 from tasks.runtime.queues import queue_of, stream_name
 
 log = get_logger(__name__)
@@ -93,6 +94,6 @@ class BrokerQueryEmbedder:
         # The worker skips a query whose deadline has passed: its asker has given up by then.
         deadline = time.time() + self.timeout
         answer = await call(
-            self.broker, EMBED_QUERY_TASK, encode_image(image), deadline, wait_seconds=self.timeout
+            self.broker, EMBED_QUERY, encode_image(image), deadline, wait_seconds=self.timeout
         )
         return vector_of(answer)

@@ -9,8 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ProductImage
 
-EMBED_IMAGE_TASK = "inference.catalog.embed_image"
-
 
 async def image_for_embedding(session: AsyncSession, image_id: UUID) -> ProductImage | None:
     """The image row, locked, when it still needs an embedding (None: missing or already done)."""

@@ -13,12 +13,11 @@ from core.adapters.storage import MediaStorage
 from core.ids import new_id
 from core.jobs import defer
 from core.settings import Settings
+from core.task_names import EMBED_IMAGE, PROCESS_IMAGE
 from db.models import Product, ProductImage, Vendor
-from db.services.catalog.embeddings import EMBED_IMAGE_TASK
 from db.services.catalog.errors import field_error
 from db.services.catalog.products import own_product
 
-PROCESS_IMAGE_TASK = "critical.catalog.process_image"
 MAX_IMAGES_PER_PRODUCT = 12
 THUMBNAILS = {"small": 320, "medium": 800}
 
@@ -67,8 +66,8 @@ async def upload_image(
     )
     session.add(image)
     await session.flush()
-    defer(PROCESS_IMAGE_TASK, str(image.id), durable=True)
-    defer(EMBED_IMAGE_TASK, str(image.id), durable=True)
+    defer(PROCESS_IMAGE, str(image.id), durable=True)
+    defer(EMBED_IMAGE, str(image.id), durable=True)
     return image
 
 

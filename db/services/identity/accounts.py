@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from core.adapters.passwords import password_problems
 from core.adapters.ratelimit import subject
 from core.jobs import defer
+from core.task_names import SEND_CODE
 from db.models import RefreshToken, User
 from db.models.one_time_code import CodePurpose
 from db.services.identity import audit
@@ -18,8 +19,6 @@ from db.services.identity.base import IdentityService
 from db.services.identity.codes import consume_code
 from db.services.identity.errors import EmailAlreadyRegistered, WeakPassword
 from db.services.identity.users import normalise_email
-
-SEND_CODE_TASK = "emails.identity.send_code"
 
 
 class AccountService(IdentityService):
@@ -58,7 +57,7 @@ class AccountService(IdentityService):
         except IntegrityError:  # registered concurrently between the check and the insert
             raise EmailAlreadyRegistered("An account with this email already exists.") from None
         self.audit.record(audit.REGISTERED, user_id=user.id, role=role)
-        defer(SEND_CODE_TASK, email, "verify_email", durable=True)
+        defer(SEND_CODE, email, "verify_email", durable=True)
         return user
 
     async def request_code(self, email: str, purpose: CodePurpose) -> None:
@@ -83,7 +82,7 @@ class AccountService(IdentityService):
             limit=self.settings.otp_max_sends_per_email,
             window=self.settings.otp_window_seconds,
         )
-        defer(SEND_CODE_TASK, email, purpose, durable=True)
+        defer(SEND_CODE, email, purpose, durable=True)
 
     async def _limit_verifications(self, email: str) -> None:
         await self.limiter.hit(

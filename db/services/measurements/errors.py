@@ -44,3 +44,7 @@ class MeasurementAbandoned(DomainError):
     title = "Measurement abandoned"
     code = "measurement_abandoned"
     preserve_changes = True
+
+
+class InvalidReading(ValueError):
+    """A reading that does not have the shape the product promises (a pipeline bug)."""

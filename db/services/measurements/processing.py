@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.rules.measurements import MEASUREMENT_KEYS
 from db.models import Measurement
 from db.models.measurement import BODY_EMBEDDING_DIMENSIONS, FINISHED
-from db.services.measurements.errors import MeasurementAbandoned
+from db.services.measurements.errors import InvalidReading, MeasurementAbandoned
 
 # A measurement whose photos crashed or stalled this many workers is failed instead of retried.
 MAX_CLAIMS = 5
@@ -46,10 +46,6 @@ class BodyReading(msgspec.Struct, frozen=True, kw_only=True):
     model_name: str
     model_version: str
     timings_ms: dict[str, float]
-
-
-class InvalidReading(ValueError):
-    """A reading that does not have the shape the product promises (a pipeline bug)."""
 
 
 def _now(now: datetime | None) -> datetime:

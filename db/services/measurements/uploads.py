@@ -14,10 +14,10 @@ from core.adapters.storage import ObjectStorage
 from core.ids import new_id
 from core.jobs import defer
 from core.settings import Settings
+from core.task_names import MEASURE_BODY
 from db.models import Measurement
 from db.services.measurements.errors import UnusablePhoto, field_error
 
-MEASURE_TASK = "inference.body.measure"
 HEIGHT_RANGE_CM = (100.0, 230.0)
 WEIGHT_RANGE_KG = (30.0, 300.0)
 PHOTO_FIELDS = ("front", "side")
@@ -113,5 +113,5 @@ async def create_measurement(
             for key in stored:
                 await storage.delete(key)
         raise
-    defer(MEASURE_TASK, str(measurement.id), durable=True)
+    defer(MEASURE_BODY, str(measurement.id), durable=True)
     return measurement

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.ids import new_id
 from db.models import Notification, Order, OrderLine, User
 from db.services.notifications.errors import UnknownNotificationKind
-from db.services.orders.transitions import OrderNotFound
+from db.services.orders.errors import OrderNotFound
 
 # Order status -> the kind of notice the shopper gets. "fulfilled" is "shipped" to shoppers.
 STATUS_KINDS: dict[str, str] = {

@@ -51,3 +51,8 @@ class IdempotencyKeyReused(InvalidInput):
 class OrderNotCancellable(Conflict):
     code = "order_not_cancellable"
     title = "This order can no longer be cancelled"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+    title = "Order not found"

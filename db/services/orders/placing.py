@@ -6,7 +6,6 @@ its audit row, its idempotency key and its ``OrderPlaced`` jobs all commit, or n
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +28,18 @@ from db.services.orders.transitions import record
 class PlacedOrder:
     order: Order
     lines: list[OrderLine]
+    # Set by place_order_once: the Idempotency-Key this order holds until commit.
+    claim: KeyClaim | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """The ``Idempotency-Key`` an order was placed under, for storing the answer given."""
+
+    user_id: UUID
+    key: str
+    body_hash: str
+    ttl: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +178,11 @@ async def place_order_once(
     body: Any,
     items: list[tuple[UUID, int]] | None,
     shipping_address: dict[str, Any],
-    present: Callable[[PlacedOrder], dict[str, Any]],
 ) -> PlacedOrder | Replayed:
-    """:func:`place_order` guarded by an ``Idempotency-Key``; ``present`` makes the stored response.
+    """:func:`place_order` guarded by an ``Idempotency-Key``.
+
+    A new order comes back with its key claimed for this transaction; the caller stores the answer
+    it gives with :func:`remember_response` (the key row commits with the order).
 
     Raises:
         IdempotencyKeyInUse (409), IdempotencyKeyReused (422), and what :func:`place_order` raises.
@@ -179,14 +192,34 @@ async def place_order_once(
     if stored is not None:
         return Replayed(status_code=stored.status_code, body=stored.body)
     placed = await place_order(session, settings, user_id, items=items, shipping_address=shipping_address)
+    return PlacedOrder(
+        order=placed.order,
+        lines=placed.lines,
+        claim=KeyClaim(
+            user_id=user_id,
+            key=key,
+            body_hash=body_hash,
+            ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
+        ),
+    )
+
+
+def remember_response(session: AsyncSession, placed: PlacedOrder, body: dict[str, Any]) -> None:
+    """Store ``body`` as the answer to replay for the key ``placed`` was made under (status 201).
+
+    Raises:
+        ValueError: ``placed`` was not made by :func:`place_order_once`.
+    """
+    if placed.claim is None:
+        raise ValueError("this order was not placed under an Idempotency-Key")
+    claim = placed.claim
     idempotency.remember(
         session,
-        user_id,
-        key,
-        body_hash,
+        claim.user_id,
+        claim.key,
+        claim.body_hash,
         placed.order.id,
         status_code=201,
-        body=present(placed),
-        ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
+        body=body,
+        ttl=claim.ttl,
     )
-    return placed

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Order, OrderLine, Payment
 from db.pagination import Page, keyset_page
-from db.services.orders.transitions import OrderNotFound
+from db.services.orders.errors import OrderNotFound
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from core.events import EventBus
 from core.jobs import defer
+from core.task_names import (
+    NOTIFY_ORDER_UPDATE,
+    RECORD_ORDER_EVENT,
+    SEND_ORDER_CONFIRMATION,
+    SEND_ORDER_STATUS_UPDATE,
+)
 from db.services.notifications.orders import ORDER_PLACED, STATUS_KINDS
 from db.services.orders.events import OrderPlaced, OrderStatusChanged
-
-SEND_CONFIRMATION = "emails.orders.send_confirmation"
-SEND_STATUS_UPDATE = "emails.orders.send_status_update"
-NOTIFY = "emails.notifications.order_update"
-RECORD_EVENT = "analytics.orders.record_event"
 
 # Status changes worth an email; the others are told in the app only ("payment received",
 # "your order has shipped").
@@ -25,19 +26,19 @@ EMAILED_STATUSES = frozenset({"paid", "fulfilled"})
 
 def on_order_placed(event: OrderPlaced) -> None:
     order_id = str(event.order_id)
-    defer(SEND_CONFIRMATION, order_id, durable=True)
-    defer(NOTIFY, order_id, ORDER_PLACED, durable=True)
-    defer(RECORD_EVENT, order_id, "order_placed", durable=True)
+    defer(SEND_ORDER_CONFIRMATION, order_id, durable=True)
+    defer(NOTIFY_ORDER_UPDATE, order_id, ORDER_PLACED, durable=True)
+    defer(RECORD_ORDER_EVENT, order_id, "order_placed", durable=True)
 
 
 def on_order_status_changed(event: OrderStatusChanged) -> None:
     order_id = str(event.order_id)
     kind = STATUS_KINDS.get(event.to_status)
     if kind is not None:
-        defer(NOTIFY, order_id, kind, durable=True)
+        defer(NOTIFY_ORDER_UPDATE, order_id, kind, durable=True)
     if event.to_status in EMAILED_STATUSES:
-        defer(SEND_STATUS_UPDATE, order_id, event.to_status, durable=True)
-    defer(RECORD_EVENT, order_id, f"order_{event.to_status}", durable=True)
+        defer(SEND_ORDER_STATUS_UPDATE, order_id, event.to_status, durable=True)
+    defer(RECORD_ORDER_EVENT, order_id, f"order_{event.to_status}", durable=True)
 
 
 def register(bus: EventBus) -> None:

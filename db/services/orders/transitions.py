@@ -15,20 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import get_request_id
-from core.errors import NotFound
 from core.events import get_event_bus
 from core.jobs import defer
 from core.rules.orders import FINAL, RESERVING, SOLD, Actor, check_transition
+from core.task_names import REFUND_PAYMENT
 from db.models import Order, OrderEvent, OrderLine, Payment
 from db.services.orders import stock
+from db.services.orders.errors import OrderNotFound
 from db.services.orders.events import OrderStatusChanged
-
-REFUND_TASK = "critical.payments.refund"
-
-
-class OrderNotFound(NotFound):
-    code = "order_not_found"
-    title = "Order not found"
 
 
 async def load_for_update(session: AsyncSession, order_id: UUID, *, user_id: UUID | None = None) -> Order:
@@ -135,5 +129,5 @@ async def request_refunds(session: AsyncSession, order_id: UUID) -> int:
     ).all()
     for payment in payments:
         payment.status = "refund_pending"
-        defer(REFUND_TASK, str(payment.id), durable=True)
+        defer(REFUND_PAYMENT, str(payment.id), durable=True)
     return len(payments)

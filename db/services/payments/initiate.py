@@ -9,15 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.payments import PaymentProvider, PaymentRequest
-from core.errors import Conflict
 from core.settings import Settings
 from db.models import Payment, User
 from db.services.orders.transitions import load_for_update
-
-
-class OrderNotPayable(Conflict):
-    code = "order_not_payable"
-    title = "This order cannot be paid"
+from db.services.payments.errors import OrderNotPayable
 
 
 async def start_payment(

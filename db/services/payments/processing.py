@@ -30,22 +30,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.payments import PaymentProvider
-from core.errors import NotFound
 from core.jobs import defer
 from core.logging import get_logger
+from core.task_names import REFUND_PAYMENT
 from db.models import Order, Payment, PaymentEvent
 from db.services.orders import stock
-from db.services.orders.transitions import REFUND_TASK, line_quantities, load_for_update, transition
+from db.services.orders.transitions import line_quantities, load_for_update, transition
+from db.services.payments.errors import PaymentEventNotFound, PaymentNotFound
 
 log = get_logger(__name__)
-
-
-class PaymentEventNotFound(NotFound):
-    code = "payment_event_not_found"
-
-
-class PaymentNotFound(NotFound):
-    code = "payment_not_found"
 
 
 def _charge(payload: dict[str, Any]) -> tuple[int | None, str | None]:
@@ -57,7 +50,7 @@ def _charge(payload: dict[str, Any]) -> tuple[int | None, str | None]:
 
 def _refund(payment: Payment) -> None:
     payment.status = "refund_pending"
-    defer(REFUND_TASK, str(payment.id), durable=True)
+    defer(REFUND_PAYMENT, str(payment.id), durable=True)
 
 
 async def process_event(session: AsyncSession, provider: PaymentProvider, event_id: UUID) -> str:

@@ -16,14 +16,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.payments import signature_matches
-from core.errors import DomainError, NotAuthenticated
+from core.errors import NotAuthenticated
 from core.jobs import defer
 from core.logging import get_logger
+from core.task_names import PROCESS_PAYMENT_EVENT
 from db.models import PaymentEvent
+from db.services.payments.errors import MalformedWebhook
 
 log = get_logger(__name__)
 
-PROCESS_TASK = "critical.payments.process_event"
 # Events that can change an order; others are stored (for the record) but need no processing.
 HANDLED_EVENTS = frozenset({"charge.success"})
 
@@ -31,12 +32,6 @@ HANDLED_EVENTS = frozenset({"charge.success"})
 class BadSignature(NotAuthenticated):
     code = "bad_webhook_signature"
     title = "Webhook signature missing or wrong"
-
-
-class MalformedWebhook(DomainError):
-    status_code = 400
-    code = "malformed_webhook"
-    title = "Webhook body is not a payment event"
 
 
 class _Data(msgspec.Struct):
@@ -83,6 +78,6 @@ async def receive(
     if event_type not in HANDLED_EVENTS:
         log.info("webhook stored, not handled", provider=provider, reference=reference, event_type=event_type)
         return "stored"
-    defer(PROCESS_TASK, str(event_id), durable=True)
+    defer(PROCESS_PAYMENT_EVENT, str(event_id), durable=True)
     log.info("webhook queued", provider=provider, reference=reference, event_type=event_type)
     return "queued"
