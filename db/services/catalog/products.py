@@ -23,11 +23,11 @@ from db.services.catalog.errors import (
     VariantNotFound,
     field_error,
 )
-from db.services.catalog.fit_profiles import fit_profile_ids
 from db.services.catalog.listing import ListingPage, SummaryRow, summary_select
 from db.services.catalog.listing_refresh import refresh_listing
 from db.services.catalog.taxonomy import find_or_create_brand, garment_of_category
 from db.services.catalog.text import normalise_color, normalise_size, slugify
+from db.services.fit.chart_profiles import fit_profile_ids
 
 MAX_AMOUNT = 10**12  # minor units; far above any garment
 MAX_SIZE_CHART_ROWS = 40
