@@ -132,6 +132,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Where the provider sends the shopper back after paying (the web shop's order page).
     payment_callback_url: str | None = None
     payment_http_timeout_seconds: float = 10.0
+    # A payment attempt still waiting for its webhook this long after it started is verified with
+    # the provider by the reconciliation job (every PAYMENT_RECONCILE_INTERVAL_SECONDS), and
+    # settled exactly as the webhook would have; attempts older than the max age are left alone.
+    payment_reconcile_after_seconds: int = 900
+    payment_reconcile_max_age_hours: int = 48
+    payment_reconcile_interval_seconds: int = 300
+
+    # --- Shipping, fulfilment and returns ---------------------------------------------------
+    # The platform's default method, for stores that have not set up a shipping profile: its
+    # price per shipment and per extra item (minor units), free above a vendor subtotal (0:
+    # never), estimated days, and the countries it serves (empty: every country).
+    shipping_default_price: int = 250_000
+    shipping_default_per_extra_item: int = 50_000
+    shipping_default_free_above: int = 0
+    shipping_default_min_days: int = 3
+    shipping_default_max_days: int = 7
+    shipping_default_countries: list[str] = msgspec.field(default_factory=list)
+    # Most methods one store's shipping profile may hold.
+    shipping_max_methods: int = 20
+    # Days after delivery during which a shopper may ask to return items, unless the store set
+    # its own window.
+    return_window_days: int = 14
 
     # --- Catalog and media ---------------------------------------------------------------
     # The marketplace's currency (ISO 4217); prices are integers in its minor unit (kobo).

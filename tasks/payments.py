@@ -6,7 +6,7 @@ from uuid import UUID
 
 from core.logging import get_logger
 from db.services.payments.errors import PaymentEventNotFound, PaymentNotFound
-from db.services.payments.processing import process_event, refund_payment
+from db.services.payments.processing import process_event, refund_next
 from tasks.runtime.broker import queue_task
 from tasks.runtime.resources import Resources
 
@@ -27,10 +27,17 @@ async def process_payment_event(event_id: str, resources: Resources) -> str:
 
 @queue_task("critical", "payments.refund")
 async def refund(payment_id: str, resources: Resources) -> str:
-    """Refund a payment marked ``refund_pending``; a failure at the provider is retried."""
+    """Send the payment's pending refunds to the provider, each in its own transaction (a refund
+    the provider confirmed is recorded before the next is asked); a provider failure is retried."""
+    sent = 0
     try:
-        async with resources.uow() as session:
-            return await refund_payment(session, resources.payments, UUID(payment_id))
+        while True:
+            async with resources.uow() as session:
+                outcome = await refund_next(session, resources.payments, UUID(payment_id))
+            if outcome != "refunded":
+                break
+            sent += 1
     except PaymentNotFound:
         log.warning("payment to refund gone", payment_id=payment_id)
         return "payment_not_found"
+    return "refunded" if sent else "nothing_pending"

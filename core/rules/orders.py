@@ -2,14 +2,21 @@
 
 ::
 
-    pending_payment -> paid -> fulfilled -> delivered
-          |             |          |           |
-          |             +----------+-----------+--> refunded   (staff)
-          +--> cancelled (buyer; also from paid, before fulfilment: the payment is refunded)
+    pending_payment -> paid -> partially_shipped -> shipped -> delivered
+          |             |  \\______________________/^         ^   |
+          |             |   (derived from the fulfilments) ---+   |
+          |             +--> cancelled (buyer before anything shipped; a vendor or staff when
+          |             |     every fulfilment is cancelled: the payment is refunded)
+          |             +------------+--------------+------------+--> refunded (staff; system
+          |                                                         once everything was refunded)
+          +--> cancelled (buyer, staff)
           +--> expired   (system: the reservation timed out unpaid)
 
-Every status change goes through :func:`check_transition` (called by
-``db.services.orders.transitions``, the only code that writes ``orders.status``).
+Once paid, an order's status follows its fulfilments (:func:`core.rules.fulfilment.derive_order_status`):
+``partially_shipped`` while some vendors have shipped and others not, ``shipped`` when every
+live fulfilment has, ``delivered`` when every one has arrived. Every status change goes through
+:func:`check_transition` (called by ``db.services.orders.transitions``, the only code that writes
+``orders.status``).
 """
 
 from __future__ import annotations
@@ -18,16 +25,27 @@ from typing import Literal, get_args
 
 from core.errors import Conflict
 
-OrderStatus = Literal["pending_payment", "paid", "fulfilled", "delivered", "cancelled", "expired", "refunded"]
+OrderStatus = Literal[
+    "pending_payment",
+    "paid",
+    "partially_shipped",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "expired",
+    "refunded",
+]
 ORDER_STATUSES: tuple[OrderStatus, ...] = get_args(OrderStatus)
 Actor = Literal["buyer", "vendor", "staff", "payment", "system"]
 
 # Statuses whose stock is still held in ``variants.reserved``.
 RESERVING: frozenset[OrderStatus] = frozenset({"pending_payment"})
 # Paid for, so they count as sales (vendor stats, verified-buyer reviews, "shoppers like me").
-SOLD: frozenset[OrderStatus] = frozenset({"paid", "fulfilled", "delivered"})
+SOLD: frozenset[OrderStatus] = frozenset({"paid", "partially_shipped", "shipped", "delivered"})
 # Nothing can happen to these any more.
 FINAL: frozenset[OrderStatus] = frozenset({"cancelled", "expired", "refunded"})
+
+_FULFILMENT_ACTORS: frozenset[Actor] = frozenset({"vendor", "staff", "system"})
 
 # (from, to) -> the actors allowed to make that move.
 TRANSITIONS: dict[tuple[OrderStatus, OrderStatus], frozenset[Actor]] = {
@@ -37,12 +55,20 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderStatus], frozenset[Actor]] = {
     # A payment that arrives for an order that expired moments earlier, while its stock can
     # still be taken again (see db.services.payments.processing).
     ("expired", "paid"): frozenset({"payment"}),
-    ("paid", "cancelled"): frozenset({"buyer", "staff"}),
-    ("paid", "fulfilled"): frozenset({"vendor", "staff"}),
-    ("paid", "refunded"): frozenset({"staff"}),
-    ("fulfilled", "delivered"): frozenset({"staff"}),
-    ("fulfilled", "refunded"): frozenset({"staff"}),
-    ("delivered", "refunded"): frozenset({"staff"}),
+    # Every fulfilment cancelled by its vendor (or staff) cancels the order.
+    ("paid", "cancelled"): frozenset({"buyer", "vendor", "staff"}),
+    # Moves that follow the fulfilments.
+    ("paid", "partially_shipped"): _FULFILMENT_ACTORS,
+    ("paid", "shipped"): _FULFILMENT_ACTORS,
+    ("partially_shipped", "shipped"): _FULFILMENT_ACTORS,
+    ("partially_shipped", "delivered"): _FULFILMENT_ACTORS,
+    ("shipped", "delivered"): _FULFILMENT_ACTORS,
+    # Staff refund a whole order; the system closes one whose payment was refunded in full
+    # (cancelled lines and returns added up to everything).
+    ("paid", "refunded"): frozenset({"staff", "system"}),
+    ("partially_shipped", "refunded"): frozenset({"staff", "system"}),
+    ("shipped", "refunded"): frozenset({"staff", "system"}),
+    ("delivered", "refunded"): frozenset({"staff", "system"}),
 }
 
 
@@ -59,4 +85,6 @@ def can_transition(current: str, target: str, actor: Actor) -> bool:
 def check_transition(current: str, target: str, actor: Actor) -> None:
     """Raises :class:`InvalidTransition` (409) unless ``actor`` may move ``current`` to ``target``."""
     if not can_transition(current, target, actor):
-        raise InvalidTransition(f"An order that is {current.replace('_', ' ')} cannot become {target}.")
+        raise InvalidTransition(
+            f"An order that is {current.replace('_', ' ')} cannot become {target.replace('_', ' ')}."
+        )

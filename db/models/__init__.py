@@ -13,25 +13,31 @@ from db.models.catalog import (
     Variant,
     Vendor,
 )
+from db.models.fulfilment import FULFILMENT_STATUSES, Fulfilment
 from db.models.measurement import Measurement
 from db.models.notification import Notification
 from db.models.one_time_code import OneTimeCode
 from db.models.order import IdempotencyKey, Order, OrderEvent, OrderLine
 from db.models.outbox import OutboxMessage
-from db.models.payment import Payment, PaymentEvent
+from db.models.payment import Payment, PaymentEvent, Refund
 from db.models.refresh_token import RefreshToken
+from db.models.returns import Return, ReturnLine
 from db.models.review import Review
+from db.models.shipping import SHIPPING_KINDS, ShippingMethod
 from db.models.user import ROLES, Role, User
 from db.models.wishlist import WishlistItem
 
 __all__ = [
+    "FULFILMENT_STATUSES",
     "ROLES",
+    "SHIPPING_KINDS",
     "AuditEvent",
     "Base",
     "Brand",
     "CartItem",
     "Category",
     "FitProfile",
+    "Fulfilment",
     "IdempotencyKey",
     "Measurement",
     "Notification",
@@ -45,8 +51,12 @@ __all__ = [
     "Product",
     "ProductImage",
     "RefreshToken",
+    "Refund",
+    "Return",
+    "ReturnLine",
     "Review",
     "Role",
+    "ShippingMethod",
     "SizeChartRow",
     "User",
     "Variant",

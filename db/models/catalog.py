@@ -42,8 +42,15 @@ class Vendor(Base):
     slug: Mapped[str] = mapped_column(String(140), unique=True)
     description: Mapped[str | None] = mapped_column(Text, default=None)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    # Days after delivery a shopper may return items; None: the platform's RETURN_WINDOW_DAYS.
+    return_window_days: Mapped[int | None] = mapped_column(Integer, default=None)
 
-    __table_args__ = (CheckConstraint("status IN ('active', 'suspended')", name="status_known"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'suspended')", name="status_known"),
+        CheckConstraint(
+            "return_window_days IS NULL OR return_window_days BETWEEN 0 AND 365", name="return_window"
+        ),
+    )
 
 
 class Category(Base):
@@ -77,6 +84,8 @@ class Product(Base):
     currency: Mapped[str] = mapped_column(String(3))
     price_amount: Mapped[int] = mapped_column(BigInteger)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Final-sale items cannot be returned.
+    final_sale: Mapped[bool] = mapped_column(Boolean, default=False)
     # Denormalised for the listing.
     min_price: Mapped[int] = mapped_column(BigInteger)
     in_stock: Mapped[bool] = mapped_column(Boolean, default=False)

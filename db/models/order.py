@@ -15,6 +15,7 @@ from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -30,8 +31,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
 
-_SOLD = "'paid', 'fulfilled', 'delivered'"
-_STATUSES = "'pending_payment', 'paid', 'fulfilled', 'delivered', 'cancelled', 'expired', 'refunded'"
+_SOLD = "'paid', 'partially_shipped', 'shipped', 'delivered'"
+_STATUSES = (
+    "'pending_payment', 'paid', 'partially_shipped', 'shipped', 'delivered', "
+    "'cancelled', 'expired', 'refunded'"
+)
 
 
 class Order(Base):
@@ -42,6 +46,8 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_amount: Mapped[int] = mapped_column(BigInteger)
     shipping_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Vouchers' discount on the whole order (allocated over the lines in order_lines.discount_amount).
+    discount_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     total_amount: Mapped[int] = mapped_column(BigInteger)
     item_count: Mapped[int] = mapped_column(Integer)
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -52,8 +58,15 @@ class Order(Base):
 
     __table_args__ = (
         CheckConstraint(f"status IN ({_STATUSES})", name="status_known"),
-        CheckConstraint("subtotal_amount >= 0 AND shipping_amount >= 0", name="amounts_not_negative"),
-        CheckConstraint("total_amount = subtotal_amount + shipping_amount", name="total_adds_up"),
+        CheckConstraint(
+            "subtotal_amount >= 0 AND shipping_amount >= 0 AND discount_amount >= 0",
+            name="amounts_not_negative",
+        ),
+        CheckConstraint(
+            "total_amount = subtotal_amount + shipping_amount - discount_amount", name="total_adds_up"
+        ),
+        # Staff console: every order, newest first.
+        Index("ix_orders_status", "status", "id"),
         # A shopper's orders, newest first.
         Index("ix_orders_user", "user_id", "id"),
         # The expiry job only looks at unpaid orders, oldest deadline first.
@@ -70,6 +83,7 @@ class OrderLine(Base):
     variant_id: Mapped[UUID] = mapped_column(ForeignKey("variants.id", ondelete="RESTRICT"))
     product_id: Mapped[UUID] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
     vendor_id: Mapped[UUID] = mapped_column(ForeignKey("vendors.id", ondelete="RESTRICT"))
+    fulfilment_id: Mapped[UUID] = mapped_column(ForeignKey("fulfilments.id", ondelete="RESTRICT"))
     # Snapshots taken when the order was placed.
     title: Mapped[str] = mapped_column(String(200))
     vendor_name: Mapped[str] = mapped_column(String(120))
@@ -79,11 +93,27 @@ class OrderLine(Base):
     unit_price_amount: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int] = mapped_column(Integer)
     line_total_amount: Mapped[int] = mapped_column(BigInteger)
+    # The line's share of the order's discount (refunds and commission use the discounted amount).
+    discount_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Final-sale items cannot be returned (a snapshot of the product's flag).
+    final_sale: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Units the vendor cancelled before shipping, and units returned and received back.
+    cancelled_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    returned_quantity: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         UniqueConstraint("order_id", "variant_id", name="uq_order_lines_order_variant"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("line_total_amount = unit_price_amount * quantity", name="line_total_adds_up"),
+        CheckConstraint(
+            "cancelled_quantity >= 0 AND returned_quantity >= 0 "
+            "AND cancelled_quantity + returned_quantity <= quantity",
+            name="cancelled_and_returned_within_quantity",
+        ),
+        CheckConstraint(
+            "discount_amount >= 0 AND discount_amount <= line_total_amount", name="discount_within_line"
+        ),
+        Index("ix_order_lines_fulfilment", "fulfilment_id"),
         Index("ix_order_lines_order", "order_id"),
         # A vendor's orders (their own lines), newest order first.
         Index("ix_order_lines_vendor_order", "vendor_id", "order_id"),
@@ -93,11 +123,15 @@ class OrderLine(Base):
 
 
 class OrderEvent(Base):
-    """Audit log of an order's status changes: one row per transition, never updated."""
+    """Audit log of an order's status changes and of its fulfilments' moves (``fulfilment_id``
+    set; the statuses are then the fulfilment's): one row per move, never updated."""
 
     __tablename__ = "order_events"
 
     order_id: Mapped[UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    fulfilment_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("fulfilments.id", ondelete="CASCADE"), default=None
+    )
     from_status: Mapped[str | None] = mapped_column(String(20), default=None)
     to_status: Mapped[str] = mapped_column(String(20))
     # "buyer", "vendor", "staff", "payment", "system"

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,10 +41,48 @@ class Payment(Base):
     authorization_url: Mapped[str] = mapped_column(Text)
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     flag_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # What has been asked back of this payment so far (refunds pending or done); never more than
+    # was captured, which the database enforces.
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (
         CheckConstraint(f"status IN ({_PAYMENT_STATUSES})", name="status_known"),
+        CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount", name="refunds_within_amount"),
+        # Reconciliation: attempts still waiting for their webhook, oldest first.
+        Index("ix_payments_initialized", "created_at", postgresql_where=text("status = 'initialized'")),
         Index("ix_payments_order", "order_id", "id"),
+    )
+
+
+_REFUND_STATUSES = "'pending', 'succeeded'"
+
+
+class Refund(Base):
+    """Money given back from one payment: a whole order, a cancelled fulfilment or lines of it, a
+    received return, or a payment the order could no longer take. Sent to the provider by the
+    ``critical.payments.refund`` job."""
+
+    __tablename__ = "refunds"
+
+    payment_id: Mapped[UUID] = mapped_column(ForeignKey("payments.id", ondelete="RESTRICT"))
+    order_id: Mapped[UUID] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"))
+    fulfilment_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("fulfilments.id", ondelete="SET NULL"), default=None
+    )
+    return_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("returns.id", ondelete="SET NULL"), default=None
+    )
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_REFUND_STATUSES})", name="status_known"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_refunds_payment", "payment_id", "id"),
+        Index("ix_refunds_order", "order_id", "id"),
     )
 
 

@@ -1,7 +1,8 @@
 """Placing an order: price the lines from the catalog, reserve their stock, snapshot them.
 
-Everything happens in the request's transaction: either the order, its lines, its reservations,
-its audit row, its idempotency key and its ``OrderPlaced`` jobs all commit, or nothing does.
+Everything happens in the request's transaction: either the order, its fulfilments (one per
+vendor, with the shipping chosen), its lines, its reservations, its audit row, its idempotency
+key and its ``OrderPlaced`` jobs all commit, or nothing does.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import InvalidInput
 from core.events import get_event_bus
 from core.settings import Settings
-from db.models import Order, OrderLine, Product, Variant, Vendor
+from db.models import Fulfilment, Order, OrderLine, Product, Variant, Vendor
 from db.services.orders import cart, idempotency, stock
 from db.services.orders.errors import EmptyOrder, NotForSale, OutOfStock
 from db.services.orders.events import OrderPlaced
 from db.services.orders.transitions import record
+from db.services.shipping import quotes
 
 
 @dataclass(frozen=True, slots=True)
 class PlacedOrder:
     order: Order
     lines: list[OrderLine]
+    fulfilments: list[Fulfilment]
     # Set by place_order_once: the Idempotency-Key this order holds until commit.
     claim: KeyClaim | None = None
 
@@ -78,6 +81,10 @@ def snapshot_line(variant: Variant, product: Product, vendor: Vendor, quantity: 
         unit_price_amount=unit,
         quantity=quantity,
         line_total_amount=unit * quantity,
+        discount_amount=0,
+        final_sale=product.final_sale,
+        cancelled_quantity=0,
+        returned_quantity=0,
     )
 
 
@@ -102,24 +109,14 @@ def _check_limits(settings: Settings, wanted: list[tuple[UUID, int]], from_cart:
         raise InvalidInput("Some items are not acceptable.", errors=errors)
 
 
-async def place_order(
-    session: AsyncSession,
-    settings: Settings,
-    user_id: UUID,
-    *,
-    items: list[tuple[UUID, int]] | None,
-    shipping_address: dict[str, Any],
-) -> PlacedOrder:
-    """Create an order of ``items`` (or of the cart when None) with its stock reserved.
+async def _priced_lines(
+    session: AsyncSession, settings: Settings, wanted: list[tuple[UUID, int]], from_cart: bool
+) -> list[OrderLine]:
+    """Order lines snapshotted from the catalog, in the order asked.
 
     Raises:
-        EmptyOrder: no items and an empty cart (422).
-        NotForSale: an item does not exist, is not listed or is priced in another currency (422,
-            naming ``items[i].variant_id``).
-        OutOfStock: some item has less stock than asked (409; nothing is reserved).
+        NotForSale: an item does not exist, is not listed or is priced in another currency (422).
     """
-    wanted, from_cart = await _wanted_lines(session, user_id, items)
-    _check_limits(settings, wanted, from_cart)
     ids = [variant_id for variant_id, _ in wanted]
     rows = await session.execute(
         select(Variant, Product, Vendor)
@@ -137,36 +134,110 @@ async def place_order(
     ]
     if problems:
         raise NotForSale("Some items are not for sale.", errors=problems)
+    return [snapshot_line(*found[variant_id], quantity) for variant_id, quantity in wanted]
 
+
+def vendor_parts(lines: list[OrderLine]) -> list[quotes.VendorPart]:
+    """The order's lines grouped by vendor, in the order their first line appears."""
+    parts: dict[UUID, quotes.VendorPart] = {}
+    for line in lines:
+        part = parts.get(line.vendor_id)
+        parts[line.vendor_id] = quotes.VendorPart(
+            vendor_id=line.vendor_id,
+            vendor_name=line.vendor_name,
+            units=(part.units if part else 0) + line.quantity,
+            subtotal=(part.subtotal if part else 0) + line.line_total_amount,
+        )
+    return list(parts.values())
+
+
+async def add_fulfilments(
+    session: AsyncSession,
+    settings: Settings,
+    order: Order,
+    lines: list[OrderLine],
+    chosen: dict[UUID, quotes.Chosen],
+) -> list[Fulfilment]:
+    """One fulfilment per vendor of ``order`` (already flushed), its lines attached to it."""
+    windows = dict(
+        (
+            await session.execute(
+                select(Vendor.id, Vendor.return_window_days).where(Vendor.id.in_(list(chosen)))
+            )
+        ).tuples()
+    )
+    fulfilments = {
+        vendor_id: Fulfilment(
+            order_id=order.id,
+            vendor_id=vendor_id,
+            status="pending",
+            currency=order.currency,
+            shipping_method=choice.snapshot(),
+            shipping_amount=choice.amount,
+            return_window_days=windows.get(vendor_id) or settings.return_window_days,
+        )
+        for vendor_id, choice in chosen.items()
+    }
+    session.add_all(fulfilments.values())
+    await session.flush()
+    for line in lines:
+        line.order_id = order.id
+        line.fulfilment_id = fulfilments[line.vendor_id].id
+    session.add_all(lines)
+    return list(fulfilments.values())
+
+
+async def place_order(
+    session: AsyncSession,
+    settings: Settings,
+    user_id: UUID,
+    *,
+    items: list[tuple[UUID, int]] | None,
+    shipping_address: dict[str, Any],
+    shipping: list[tuple[UUID, UUID]] | None = None,
+) -> PlacedOrder:
+    """Create an order of ``items`` (or of the cart when None) with its stock reserved, split into
+    one fulfilment per vendor shipped with the method chosen in ``shipping`` (``(vendor_id,
+    method_id)`` pairs), else that vendor's cheapest for the address.
+
+    Raises:
+        EmptyOrder: no items and an empty cart (422).
+        NotForSale: an item does not exist, is not listed or is priced in another currency (422,
+            naming ``items[i].variant_id``).
+        InvalidShippingChoice, ShippingUnavailable: see :func:`quotes.choose` (422).
+        OutOfStock: some item has less stock than asked (409; nothing is reserved).
+    """
+    wanted, from_cart = await _wanted_lines(session, user_id, items)
+    _check_limits(settings, wanted, from_cart)
+    snapshots = await _priced_lines(session, settings, wanted, from_cart)
+    address = quotes.Address(country=str(shipping_address["country"]), state=shipping_address.get("state"))
+    chosen = await quotes.choose(session, settings, vendor_parts(snapshots), address, shipping)
     short = await stock.reserve(session, dict(wanted))
     if short is not None:
         raise OutOfStock(short)
-
-    now = datetime.now(UTC)
-    snapshots = [snapshot_line(*found[variant_id], quantity) for variant_id, quantity in wanted]
     subtotal = sum(line.line_total_amount for line in snapshots)
+    shipping_total = sum(choice.amount for choice in chosen.values())
     order = Order(
         user_id=user_id,
         status="pending_payment",
         currency=settings.currency,
         subtotal_amount=subtotal,
-        shipping_amount=0,
-        total_amount=subtotal,
+        shipping_amount=shipping_total,
+        discount_amount=0,
+        total_amount=subtotal + shipping_total,
         item_count=sum(line.quantity for line in snapshots),
         shipping_address=shipping_address,
-        expires_at=now + timedelta(minutes=settings.order_reservation_minutes),
+        expires_at=datetime.now(UTC) + timedelta(minutes=settings.order_reservation_minutes),
     )
     session.add(order)
     await session.flush()
-    for line in snapshots:
-        line.order_id = order.id
-    session.add_all(snapshots)
+    fulfilments = await add_fulfilments(session, settings, order, snapshots, chosen)
     record(session, order, None, "buyer", actor_id=user_id)
     if from_cart:
-        await cart.clear(session, user_id, ids)
+        await cart.clear(session, user_id, [variant_id for variant_id, _ in wanted])
     await session.flush()
     get_event_bus().publish(OrderPlaced(order_id=order.id, user_id=user_id))
-    return PlacedOrder(order=order, lines=snapshots)
+    return PlacedOrder(order=order, lines=snapshots, fulfilments=fulfilments)
 
 
 async def place_order_once(
@@ -178,6 +249,7 @@ async def place_order_once(
     body: Any,
     items: list[tuple[UUID, int]] | None,
     shipping_address: dict[str, Any],
+    shipping: list[tuple[UUID, UUID]] | None = None,
 ) -> PlacedOrder | Replayed:
     """:func:`place_order` guarded by an ``Idempotency-Key``.
 
@@ -191,10 +263,13 @@ async def place_order_once(
     stored = await idempotency.claim(session, user_id, key, body_hash)
     if stored is not None:
         return Replayed(status_code=stored.status_code, body=stored.body)
-    placed = await place_order(session, settings, user_id, items=items, shipping_address=shipping_address)
+    placed = await place_order(
+        session, settings, user_id, items=items, shipping_address=shipping_address, shipping=shipping
+    )
     return PlacedOrder(
         order=placed.order,
         lines=placed.lines,
+        fulfilments=placed.fulfilments,
         claim=KeyClaim(
             user_id=user_id,
             key=key,

@@ -1,9 +1,10 @@
 """The one place that changes an order's status.
 
 It checks the move against the state machine (``core.rules.orders``), moves the stock that goes with
-it, asks for the refund that goes with it, writes the audit row (``order_events``) and publishes
-:class:`OrderStatusChanged`. Callers
-must hold the order's row lock (``load_for_update``) so two moves of one order serialise.
+it, closes or reopens the fulfilments that go with it, asks for the refund that goes with it,
+writes the audit row (``order_events``) and publishes :class:`OrderStatusChanged`. Once paid, an
+order follows its fulfilments (:func:`follow_fulfilments`). Callers must hold the order's row lock
+(``load_for_update``) so two moves of one order serialise; fulfilment moves take it too.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import get_request_id
 from core.events import get_event_bus
-from core.jobs import defer
+from core.rules.fulfilment import CANCELLABLE, derive_order_status
 from core.rules.orders import FINAL, RESERVING, SOLD, Actor, check_transition
-from core.task_names import REFUND_PAYMENT
-from db.models import Order, OrderEvent, OrderLine, Payment
+from db.models import Fulfilment, Order, OrderEvent, OrderLine
 from db.services.orders import stock
 from db.services.orders.errors import OrderNotFound
 from db.services.orders.events import OrderStatusChanged
+from db.services.payments.refunds import refund_order_remaining
 
 
 async def load_for_update(session: AsyncSession, order_id: UUID, *, user_id: UUID | None = None) -> Order:
@@ -55,19 +56,77 @@ def record(
     *,
     actor_id: UUID | None = None,
     reason: str | None = None,
+    fulfilment: Fulfilment | None = None,
 ) -> None:
-    """Write the audit row of a status change (or of the order's creation, ``from_status`` None)."""
+    """Write the audit row of a status change (or of the order's creation, ``from_status`` None);
+    with ``fulfilment``, of that fulfilment's move (its statuses)."""
     session.add(
         OrderEvent(
             order_id=order.id,
+            fulfilment_id=fulfilment.id if fulfilment is not None else None,
             from_status=from_status,
-            to_status=order.status,
+            to_status=fulfilment.status if fulfilment is not None else order.status,
             actor=actor,
             actor_id=actor_id,
             reason=reason,
             request_id=get_request_id(),
         )
     )
+
+
+async def _fulfilments(session: AsyncSession, order_id: UUID) -> list[Fulfilment]:
+    return list(
+        (
+            await session.scalars(
+                select(Fulfilment)
+                .where(Fulfilment.order_id == order_id)
+                .order_by(Fulfilment.id)
+                .with_for_update()
+            )
+        ).all()
+    )
+
+
+async def _unshipped_quantities(session: AsyncSession, fulfilments: list[Fulfilment]) -> dict[UUID, int]:
+    """Units of the fulfilments still with their vendors, less those already cancelled."""
+    ids = [f.id for f in fulfilments if f.status in CANCELLABLE]
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(OrderLine.variant_id, OrderLine.quantity - OrderLine.cancelled_quantity).where(
+            OrderLine.fulfilment_id.in_(ids)
+        )
+    )
+    return {variant_id: units for variant_id, units in rows.tuples() if units > 0}
+
+
+async def _move_stock(session: AsyncSession, order: Order, current: str, target: str) -> None:
+    """The stock that goes with ``current -> target``, and the fulfilments it closes or reopens."""
+    if current in RESERVING or (current == "expired" and target == "paid"):
+        quantities = await line_quantities(session, order.id)
+        if target in SOLD:
+            await stock.sell(session, quantities)
+        else:
+            await stock.release(session, quantities)
+    elif current in SOLD and target in FINAL:
+        # What has not left the vendors goes back on sale; shipped goods come back by returns.
+        await stock.restock(
+            session, await _unshipped_quantities(session, await _fulfilments(session, order.id))
+        )
+    if target in FINAL:
+        for fulfilment in await _fulfilments(session, order.id):
+            if fulfilment.status in CANCELLABLE:
+                close_fulfilment(session, fulfilment, reason=f"order {target}")
+    elif current == "expired" and target == "paid":
+        for fulfilment in await _fulfilments(session, order.id):
+            fulfilment.status, fulfilment.cancelled_at, fulfilment.cancel_reason = "pending", None, None
+
+
+def close_fulfilment(session: AsyncSession, fulfilment: Fulfilment, *, reason: str) -> None:
+    """Mark a fulfilment that never left its vendor cancelled (its stock is moved by the caller)."""
+    fulfilment.status = "cancelled"
+    fulfilment.cancelled_at = datetime.now(UTC)
+    fulfilment.cancel_reason = reason
 
 
 async def transition(
@@ -82,12 +141,13 @@ async def transition(
     """Move ``order`` (row-locked by the caller) to ``target`` with its stock movement.
 
     Stock: leaving ``pending_payment`` for ``paid`` sells the reserved units; for ``cancelled``
-    or ``expired`` it releases them. Leaving ``paid`` for ``cancelled`` or ``refunded`` (nothing
-    shipped yet) puts the units back on sale. ``expired -> paid`` must have taken the stock again
-    first (:func:`stock.reserve`); this sells it.
+    or ``expired`` it releases them. Leaving a paid status for ``cancelled`` or ``refunded`` puts
+    the units that have not shipped back on sale and cancels their fulfilments. ``expired ->
+    paid`` must have taken the stock again first (:func:`stock.reserve`); this sells it and
+    reopens the fulfilments.
 
-    Money: leaving a paid status (paid, fulfilled, delivered) for ``cancelled`` or ``refunded``
-    marks the order's successful payments for refund and queues the refunds (durable, after
+    Money: leaving a paid status (paid, partially shipped, shipped, delivered) for ``cancelled``
+    or ``refunded`` gives back whatever the order's payments still hold (queued durably, after
     commit), whoever moved it.
 
     Raises:
@@ -95,14 +155,7 @@ async def transition(
     """
     current = order.status
     check_transition(current, target, actor)
-    quantities = await line_quantities(session, order.id)
-    if current in RESERVING or (current == "expired" and target == "paid"):
-        if target in SOLD:
-            await stock.sell(session, quantities)
-        else:
-            await stock.release(session, quantities)
-    elif current == "paid" and target in FINAL:
-        await stock.restock(session, quantities)
+    await _move_stock(session, order, current, target)
     now = datetime.now(UTC)
     order.status = target
     if target == "paid":
@@ -110,7 +163,7 @@ async def transition(
     if target in FINAL:
         order.closed_at = now
     if current in SOLD and target in ("cancelled", "refunded"):
-        await request_refunds(session, order.id)
+        await refund_order_remaining(session, order.id, reason or f"order {target}")
     record(session, order, current, actor, actor_id=actor_id, reason=reason)
     await session.flush()
     get_event_bus().publish(
@@ -118,16 +171,23 @@ async def transition(
     )
 
 
+async def follow_fulfilments(
+    session: AsyncSession,
+    order: Order,
+    actor: Actor,
+    *,
+    actor_id: UUID | None = None,
+    reason: str | None = None,
+) -> None:
+    """Give a paid order (row-locked) the status its fulfilments add up to, when that changed."""
+    if order.status not in SOLD:
+        return
+    statuses = (await session.scalars(select(Fulfilment.status).where(Fulfilment.order_id == order.id))).all()
+    target = derive_order_status(statuses)
+    if target != order.status:
+        await transition(session, order, target, actor, actor_id=actor_id, reason=reason)
+
+
 async def request_refunds(session: AsyncSession, order_id: UUID) -> int:
-    """Mark the order's successful payments for refund and queue the refunds (after commit)."""
-    payments = (
-        await session.scalars(
-            select(Payment)
-            .where(Payment.order_id == order_id, Payment.status == "succeeded")
-            .with_for_update()
-        )
-    ).all()
-    for payment in payments:
-        payment.status = "refund_pending"
-        defer(REFUND_PAYMENT, str(payment.id), durable=True)
-    return len(payments)
+    """Give back everything the order's payments still hold (queued after commit)."""
+    return await refund_order_remaining(session, order_id, "order refunded")

@@ -30,13 +30,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.payments import PaymentProvider
-from core.jobs import defer
 from core.logging import get_logger
-from core.task_names import REFUND_PAYMENT
 from db.models import Order, Payment, PaymentEvent
 from db.services.orders import stock
 from db.services.orders.transitions import line_quantities, load_for_update, transition
-from db.services.payments.errors import PaymentEventNotFound, PaymentNotFound
+from db.services.payments.errors import PaymentEventNotFound
+from db.services.payments.refunds import RefundFor, next_pending, refund_payment_amount, send_refund
 
 log = get_logger(__name__)
 
@@ -48,9 +47,15 @@ def _charge(payload: dict[str, Any]) -> tuple[int | None, str | None]:
     return (amount if isinstance(amount, int) else None, currency if isinstance(currency, str) else None)
 
 
-def _refund(payment: Payment) -> None:
-    payment.status = "refund_pending"
-    defer(REFUND_PAYMENT, str(payment.id), durable=True)
+def _refund(session: AsyncSession, payment: Payment, order: Order) -> None:
+    """The charge cannot go to its order: give all of it back."""
+    payment.status = "succeeded"  # captured at the provider; refunding it in full follows at once
+    refund_payment_amount(
+        session,
+        payment,
+        payment.amount,
+        RefundFor(reason=f"order was {order.status} when the payment arrived"),
+    )
 
 
 async def process_event(session: AsyncSession, provider: PaymentProvider, event_id: UUID) -> str:
@@ -119,23 +124,20 @@ async def _settle(session: AsyncSession, payment: Payment, order: Order) -> str:
             )
             return "paid_after_expiry"
         await savepoint.rollback()
-    _refund(payment)
+    _refund(session, payment, order)
     log.warning("payment refunded: order not payable", reference=payment.reference, status=order.status)
     return f"refunded_{order.status}"
 
 
-async def refund_payment(session: AsyncSession, provider: PaymentProvider, payment_id: UUID) -> str:
-    """Refund a payment marked ``refund_pending`` through its provider (idempotent).
+async def refund_next(session: AsyncSession, provider: PaymentProvider, payment_id: UUID) -> str:
+    """Send the payment's oldest pending refund to its provider (idempotent: a refund already sent
+    is no longer pending). Returns ``refunded`` when one was sent, ``nothing_pending`` otherwise.
 
     Raises:
         PaymentNotFound; PaymentProviderError (the job is retried).
     """
-    payment = await session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
-    if payment is None:
-        raise PaymentNotFound()
-    if payment.status != "refund_pending":
-        return f"already_{payment.status}"
-    await provider.refund(payment.reference, payment.amount)
-    payment.status = "refunded"
-    log.info("payment refunded", reference=payment.reference, amount=payment.amount)
+    payment, refund = await next_pending(session, payment_id)
+    if refund is None:
+        return "nothing_pending"
+    await send_refund(session, provider, payment, refund)
     return "refunded"

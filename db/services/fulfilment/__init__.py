@@ -1,0 +1,1 @@
+"""Each vendor's part of an order: listing, packing, shipping, delivering and cancelling it."""

@@ -1,0 +1,1 @@
+"""Vendors' shipping profiles and the shipping quotes and choices of carts and orders."""
