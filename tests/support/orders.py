@@ -13,21 +13,28 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.jobs import job_buffer
+from core.settings import get_settings
 from db.models import Order, Product, User, Variant, Vendor
+from db.services.fulfilment import moves
+from db.services.fulfilment.moves import Acting
+from db.services.fulfilment.queries import of_order
 from db.services.orders import stock
-from db.services.orders.placing import snapshot_line
+from db.services.orders.placing import add_fulfilments, snapshot_line, vendor_parts
 from db.services.orders.transitions import record, transition
+from db.services.shipping import quotes
 
-# How each status is reached from pending_payment, and by whom.
+# How each status is reached from pending_payment, and by whom ("ship" and "deliver" move every
+# fulfilment of the order through the fulfilment services, which move the order).
 _PATHS: dict[str, list[tuple[str, Any]]] = {
     "pending_payment": [],
     "paid": [("paid", "payment")],
-    "fulfilled": [("paid", "payment"), ("fulfilled", "staff")],
-    "delivered": [("paid", "payment"), ("fulfilled", "staff"), ("delivered", "staff")],
+    "shipped": [("paid", "payment"), ("ship", None)],
+    "delivered": [("paid", "payment"), ("ship", None), ("deliver", None)],
     "cancelled": [("cancelled", "buyer")],
     "expired": [("expired", "system")],
     "refunded": [("paid", "payment"), ("refunded", "staff")],
 }
+ADDRESS = {"full_name": "Ada Buyer", "line1": "1 Marina", "city": "Lagos", "country": "NG", "state": "Lagos"}
 
 
 async def make_order(
@@ -55,24 +62,29 @@ async def make_order(
         snapshots.append(snapshot_line(variant, product, vendor, quantity))
     subtotal = sum(line.line_total_amount for line in snapshots)
     now = created_at or datetime.now(UTC)
+    settings = get_settings()
+    address = {**ADDRESS, "full_name": buyer.full_name}
+    chosen = await quotes.choose(
+        session, settings, vendor_parts(snapshots), quotes.Address(country="NG", state="Lagos"), None
+    )
+    shipping = sum(choice.amount for choice in chosen.values())
     order = Order(
         user_id=buyer.id,
         status="pending_payment",
         currency=currency,
         subtotal_amount=subtotal,
-        shipping_amount=0,
-        total_amount=subtotal,
+        shipping_amount=shipping,
+        discount_amount=0,
+        total_amount=subtotal + shipping,
         item_count=sum(line.quantity for line in snapshots),
-        shipping_address={"name": buyer.full_name, "line1": "1 Marina", "city": "Lagos", "country": "NG"},
+        shipping_address=address,
         expires_at=now + timedelta(minutes=30),
     )
     if created_at is not None:
         order.created_at = created_at
     session.add(order)
     await session.flush()
-    for line in snapshots:
-        line.order_id = order.id
-    session.add_all(snapshots)
+    await add_fulfilments(session, settings, order, snapshots, chosen)
     short = await stock.reserve(session, {line.variant_id: line.quantity for line in snapshots})
     assert short is None, f"not enough stock for {short}"
     record(session, order, None, "buyer", actor_id=buyer.id)
@@ -80,9 +92,27 @@ async def make_order(
     # The jobs that event subscribers defer are dropped: tests of those jobs send them themselves.
     with job_buffer():
         for target, actor in _PATHS[status]:
-            await transition(session, order, target, actor)
+            if target in ("ship", "deliver"):
+                await _move_fulfilments(session, order, target)
+            else:
+                await transition(session, order, target, actor)
     await session.commit()
     return order
+
+
+async def _move_fulfilments(session: AsyncSession, order: Order, move: str) -> None:
+    staff = Acting(actor="staff", user_id=order.user_id, vendor_id=None)
+    for fulfilment in await of_order(session, order.id):
+        if move == "ship":
+            await moves.ship(
+                session,
+                fulfilment.id,
+                staff,
+                moves.Tracking("GIG Logistics", f"GIG-{fulfilment.id.hex[:10]}"),
+            )
+        else:
+            await moves.deliver(session, fulfilment.id, staff)
+    await session.refresh(order)
 
 
 async def variants_of(session: AsyncSession, product: Product) -> list[Variant]:
