@@ -19,7 +19,6 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -585,14 +584,3 @@ def load_body_measurer(
         pose or PoseEstimator(manifests["pose_landmarks"], intra_op_threads=intra_op_threads),
         Calibration.load(calibration),
     )
-
-
-def fit_linear(x: Sequence[Sequence[float]], y: Sequence[float], ridge: float = 1e-3) -> np.ndarray:
-    """Least squares with a small ridge (intercept first, not penalised)."""
-    a = np.column_stack([np.ones(len(x)), np.asarray(x, dtype=np.float64)])
-    penalty = ridge * np.eye(a.shape[1])
-    penalty[0, 0] = 0.0
-    coefficients: np.ndarray = np.linalg.solve(
-        a.T @ a + penalty * len(y), a.T @ np.asarray(y, dtype=np.float64)
-    )
-    return coefficients

@@ -32,9 +32,9 @@ from inference.body_measure import (
     Calibration,
     MeasurementRejected,
     apply_calibration,
-    fit_linear,
     raw_features,
 )
+from training.body.fitting import fit_linear
 
 VERSION = "1.1.0"
 SIZE = (540, 960)
