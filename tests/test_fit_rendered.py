@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.fit import advise
 from db.models import Measurement
 from devstack.demo.size_tables import WOMEN_TOPS
-from inference.body_measure import load_body_measurer
+from inference.body_measure.measurer import load_body_measurer
 from inference.manifest import all_manifests
 from tests.support.catalog import make_product, make_store
 from tests.support.identity import bearer, login, make_user

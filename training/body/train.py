@@ -23,17 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from inference.body_measure import (
+from inference.body_measure.calibration import (
     CALIBRATION_PATH,
     MEASUREMENT_KEYS,
     PROFILE_LEVELS,
-    TORSO_LEVELS,
-    BodyMeasurer,
     Calibration,
-    MeasurementRejected,
     apply_calibration,
-    raw_features,
 )
+from inference.body_measure.errors import MeasurementRejected
+from inference.body_measure.geometry import TORSO_LEVELS, raw_features
+from inference.body_measure.measurer import BodyMeasurer
 from training.body.fitting import fit_linear
 
 VERSION = "1.1.0"
@@ -250,7 +249,7 @@ def _model_card(summary: dict[str, Any]) -> str:
 **What it does.** Turns what the segmentation and pose models see in a front and a side photo
 (silhouette widths and depths at landmark-defined levels, landmark lengths, all scaled by the
 height the shopper gives) into the 14 body measurements, each with a confidence, and a
-body-shape embedding. Code: `inference/body_measure.py`; this file's numbers: `calibration.json`.
+body-shape embedding. Code: `inference/body_measure/`; this file's numbers: `calibration.json`.
 
 **How it was fitted — synthetic data only.** `just train-body` renders bodies from
 `training/body/` (stacked cross-sections driven by the 14 measurements, drawn with correlations
