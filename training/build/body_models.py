@@ -1,8 +1,8 @@
 """Builds inference/models/{person_segmentation,pose_landmarks} from the TFLite models in the mediapipe wheel.
 
-Run by `just models` in the throwaway venv .data/build-body (inference/build/requirements-body.txt):
+Run by `just models` in the throwaway venv .data/build-body (training/build/requirements-body.txt):
 
-    .data/build-body/bin/python inference/build/body_models.py
+    .data/build-body/bin/python training/build/body_models.py
 
 Both models are converted with tf2onnx (opset 17); tensors and nodes are then renamed canonically
 (graph inputs and outputs keep their names), so a rebuild writes the same bytes.
