@@ -16,7 +16,8 @@ from inference.body_measure.errors import MeasurementRejected
 from inference.body_measure.measurer import BodyMeasurer, BodyResult, load_body_measurer
 from inference.manifest import all_manifests
 from training.body.anthropometry import Body, sample_body
-from training.body.render import Camera, Look, Pose, render_pair
+from training.body.render import render_pair
+from training.body.scene import Camera, Look, Pose
 
 GIRTHS = (
     "ankle_cm",

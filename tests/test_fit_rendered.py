@@ -20,7 +20,8 @@ from tests.support.catalog import make_product, make_store
 from tests.support.identity import bearer, login, make_user
 from tests.test_fit import chart
 from training.body.anthropometry import Body
-from training.body.render import Camera, Look, Pose, render_pair
+from training.body.render import render_pair
+from training.body.scene import Camera, Look, Pose
 from training.body.sizing import body_for
 
 API = "/api/v1"
