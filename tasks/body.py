@@ -32,7 +32,8 @@ from db.services.measurements.processing import (
     store_failure,
     store_reading,
 )
-from inference.body_measure import BodyMeasurer, BodyResult, MeasurementRejected
+from inference.body_measure.errors import MeasurementRejected
+from inference.body_measure.measurer import BodyMeasurer, BodyResult
 from inference.memory import release_freed_memory
 from tasks.runtime.broker import queue_task
 from tasks.runtime.resources import Resources
