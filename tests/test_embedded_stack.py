@@ -1,4 +1,4 @@
-"""The embedded development servers: PostgreSQL 18 with pg_stat_statements loaded, a Redis
+"""The embedded development servers: PostgreSQL 18 with pgvector and pg_stat_statements, a Redis
 7-compatible server, and data directories they cannot open."""
 
 from __future__ import annotations
@@ -8,14 +8,54 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import text
 
+from db.engine import Database
 from devstack.services import DataDirectoryError, EmbeddedPostgres, EmbeddedRedis, free_port
+from tests.conftest import Services
 
 pytestmark = pytest.mark.anyio
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".")[:2])
+
+
+async def test_embedded_postgres_is_18_with_pgvector_and_statement_statistics(
+    services: Services, database: Database
+) -> None:
+    if services.pg is None:
+        pytest.skip("DATABASE_URL names another server")
+    async with database.engine.connect() as conn:
+        server = int(await conn.scalar(text("SHOW server_version_num")))
+        vector = await conn.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
+        preloaded = await conn.scalar(text("SHOW shared_preload_libraries"))
+        statements = await conn.scalar(
+            text("SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'")
+        )
+        await conn.execute(text("SELECT 42 AS fashionistar_probe"))
+        seen = await conn.scalar(
+            text("SELECT sum(calls) FROM pg_stat_statements WHERE query LIKE '%fashionistar_probe%'")
+        )
+    assert server >= 180000
+    assert version_tuple(vector) >= (0, 8)
+    assert "pg_stat_statements" in preloaded.split(",")
+    assert statements is not None
+    assert seen >= 1
+
+
+async def test_pg_stat_statements_is_created_where_the_server_allows(database: Database) -> None:
+    async with database.engine.connect() as conn:
+        available = await conn.scalar(
+            text("SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_stat_statements'")
+        )
+        superuser = await conn.scalar(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"))
+        installed = await conn.scalar(
+            text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")
+        )
+    if not (available and superuser):
+        pytest.skip("the server has no pg_stat_statements, or the test role may not create it")
+    assert installed == 1
 
 
 def test_a_data_directory_of_an_older_postgresql_is_refused_with_the_one_time_step(tmp_path: Path) -> None:
