@@ -1,5 +1,5 @@
 """The embedded development servers: PostgreSQL 18 with pgvector and pg_stat_statements, a Redis
-7-compatible server, and data directories they cannot open."""
+7-compatible server, data directories they cannot open, and ``just versions``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from core.settings import Settings
 from db.engine import Database
 from devstack.services import DataDirectoryError, EmbeddedPostgres, EmbeddedRedis, free_port
+from devstack.versions import bundled_postgres_lines, collect
 from tests.conftest import Services
 
 pytestmark = pytest.mark.anyio
@@ -119,3 +121,18 @@ async def test_embedded_redis_is_7_compatible_and_keeps_its_data_across_a_restar
         await client.aclose()
     finally:
         server.stop()
+
+
+async def test_versions_names_each_server_and_extension(settings: Settings) -> None:
+    lines = {line.what: line for line in await collect(settings)}
+    assert set(lines) == {"PostgreSQL", "vector", "pg_stat_statements", "Redis"}
+    assert lines["PostgreSQL"].where == "DATABASE_URL"
+    assert lines["vector"].where == "installed"
+    assert lines["Redis"].version != "?"
+
+
+def test_versions_of_an_embedded_server_that_is_not_running(tmp_path: Path) -> None:
+    lines = {line.what: line for line in bundled_postgres_lines(EmbeddedPostgres(tmp_path / "pg"))}
+    assert lines["PostgreSQL"].version.startswith("18.")
+    assert version_tuple(lines["vector"].version) >= (0, 8)
+    assert lines["pg_stat_statements"].where == "shipped"
