@@ -14,6 +14,10 @@ default:
 up *args:
     {{py}} -m devstack.up "$@"
 
+# PostgreSQL, pgvector, pg_stat_statements and Redis versions of the running stack (or what the embedded packages bring).
+versions:
+    {{py}} -m devstack.versions
+
 # The test suite against real PostgreSQL, Redis and taskiq workers (pytest arguments pass through).
 test *args:
     {{py}} -m pytest "$@"

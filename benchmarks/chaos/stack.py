@@ -127,10 +127,8 @@ class ChaosStack(BenchStack):
         self.postgres.stop()
 
     def start_postgres(self) -> None:
-        from pgserver.postgres_server import get_server  # noqa: PLC0415  # optional dependency
-
-        # pgserver keeps one handle per data directory; it starts the server again (same socket).
-        get_server(self.postgres.pgdata, cleanup_mode=None).ensure_postgres_running()
+        """The same server again, on the same socket."""
+        self.postgres.start()
 
     def postmaster_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError, IndexError):
