@@ -30,14 +30,9 @@ from core.logging import configure_logging, get_logger
 from core.settings import Settings, get_settings
 from db import migrate
 from devstack.demo.catalog import seed_catalog
+from devstack.embedded_redis import EmbeddedRedis
 from devstack.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, seed_demo_data
-from devstack.services import (
-    DataDirectoryError,
-    EmbeddedPostgres,
-    EmbeddedRedis,
-    die_with_parent,
-    port_is_free,
-)
+from devstack.services import DataDirectoryError, EmbeddedPostgres, die_with_parent, port_is_free
 
 log = get_logger("devstack")
 

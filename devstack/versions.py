@@ -18,13 +18,8 @@ from sqlalchemy import text
 
 from core.settings import Settings, get_settings
 from db.engine import create_database
-from devstack.services import (
-    EmbeddedPostgres,
-    EmbeddedRedis,
-    postgres_bin_dir,
-    postgres_version,
-    redis_server_binary,
-)
+from devstack.embedded_redis import EmbeddedRedis, redis_server_binary
+from devstack.services import EmbeddedPostgres, postgres_bin_dir, postgres_version
 from devstack.up import DEV_DATABASE, replace_settings
 
 EXTENSIONS = ("vector", "pg_stat_statements")

@@ -35,7 +35,8 @@ from api.app import create_app
 from core.settings import Settings, load_settings
 from db import migrate
 from db.engine import Database, create_database
-from devstack.services import EmbeddedPostgres, EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.services import EmbeddedPostgres, free_port
 from tasks.runtime.dispatch import BrokerDispatcher
 from tasks.runtime.factory import build_broker
 from tasks.runtime.queues import queue_of, stream_name

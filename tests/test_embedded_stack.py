@@ -12,7 +12,8 @@ from sqlalchemy import text
 
 from core.settings import Settings
 from db.engine import Database
-from devstack.services import DataDirectoryError, EmbeddedPostgres, EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.services import DataDirectoryError, EmbeddedPostgres, free_port
 from devstack.versions import bundled_postgres_lines, collect
 from tests.conftest import Services
 

@@ -35,7 +35,8 @@ from benchmarks.measurement_flow import BenchStack, bench_environment
 from core.logging import get_logger
 from core.settings import Settings, load_settings
 from db import migrate
-from devstack.services import EmbeddedPostgres, EmbeddedRedis, die_with_parent
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.services import EmbeddedPostgres, die_with_parent
 from devstack.up import Child, api_command
 
 log = get_logger("benchmarks.chaos")

@@ -102,6 +102,34 @@ def _check_limits(settings: Settings, wanted: list[tuple[UUID, int]], from_cart:
         raise InvalidInput("Some items are not acceptable.", errors=errors)
 
 
+async def _priced_lines(
+    session: AsyncSession, settings: Settings, wanted: list[tuple[UUID, int]], from_cart: bool
+) -> list[OrderLine]:
+    """Order lines snapshotted from the catalog, in the order asked.
+
+    Raises:
+        NotForSale: an item does not exist, is not listed or is priced in another currency (422).
+    """
+    ids = [variant_id for variant_id, _ in wanted]
+    rows = await session.execute(
+        select(Variant, Product, Vendor)
+        .join(Product, Product.id == Variant.product_id)
+        .join(Vendor, Vendor.id == Product.vendor_id)
+        .where(Variant.id.in_(ids))
+    )
+    found = {variant.id: (variant, product, vendor) for variant, product, vendor in rows.tuples()}
+    problems = [
+        {"field": f"items[{index}].variant_id" if not from_cart else "items", "message": "not for sale"}
+        for index, variant_id in enumerate(ids)
+        if variant_id not in found
+        or not found[variant_id][1].is_listed
+        or found[variant_id][1].currency != settings.currency
+    ]
+    if problems:
+        raise NotForSale("Some items are not for sale.", errors=problems)
+    return [snapshot_line(*found[variant_id], quantity) for variant_id, quantity in wanted]
+
+
 async def place_order(
     session: AsyncSession,
     settings: Settings,
@@ -121,29 +149,12 @@ async def place_order(
     wanted, from_cart = await _wanted_lines(session, user_id, items)
     _check_limits(settings, wanted, from_cart)
     ids = [variant_id for variant_id, _ in wanted]
-    rows = await session.execute(
-        select(Variant, Product, Vendor)
-        .join(Product, Product.id == Variant.product_id)
-        .join(Vendor, Vendor.id == Product.vendor_id)
-        .where(Variant.id.in_(ids))
-    )
-    found = {variant.id: (variant, product, vendor) for variant, product, vendor in rows.tuples()}
-    problems = [
-        {"field": f"items[{index}].variant_id" if not from_cart else "items", "message": "not for sale"}
-        for index, variant_id in enumerate(ids)
-        if variant_id not in found
-        or not found[variant_id][1].is_listed
-        or found[variant_id][1].currency != settings.currency
-    ]
-    if problems:
-        raise NotForSale("Some items are not for sale.", errors=problems)
-
+    snapshots = await _priced_lines(session, settings, wanted, from_cart)
     short = await stock.reserve(session, dict(wanted))
     if short is not None:
         raise OutOfStock(short)
 
     now = datetime.now(UTC)
-    snapshots = [snapshot_line(*found[variant_id], quantity) for variant_id, quantity in wanted]
     subtotal = sum(line.line_total_amount for line in snapshots)
     order = Order(
         user_id=user_id,
