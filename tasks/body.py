@@ -27,15 +27,17 @@ from db.services.measurements.processing import (
     PHOTOS_UNAVAILABLE_MESSAGE,
     PROCESSING_ERROR_MESSAGE,
     BodyReading,
+    Claim,
     check_reading,
     claim_measurement,
     store_failure,
     store_reading,
 )
-from inference.body_measure import BodyMeasurer, BodyResult, MeasurementRejected
+from inference.body_measure.errors import MeasurementRejected
+from inference.body_measure.measurer import BodyMeasurer, BodyResult
 from inference.memory import release_freed_memory
 from tasks.runtime.broker import queue_task
-from tasks.runtime.resources import Resources
+from tasks.runtime.resources import Models, Resources
 
 log = get_logger(__name__)
 
@@ -77,6 +79,42 @@ def _last_attempt(context: Context, max_attempts: int) -> bool:
     return int(labels.get("attempt", 1)) >= int(labels.get("max_attempts", max_attempts))
 
 
+async def _take_reading(
+    resources: Resources, models: Models, claim: Claim, context: Context, measurement_id: str
+) -> BodyReading | Failure:
+    """The body reading of the claimed photos, or the failure to store in its place.
+
+    Raises:
+        Exception: an unexpected error before the last attempt, for the task to be retried.
+    """
+    try:
+        try:
+            front = await resources.private_storage.get(claim.front_key)
+            side = await resources.private_storage.get(claim.side_key)
+        except ObjectNotFound:
+            raise Failure("photos_unavailable", PHOTOS_UNAVAILABLE_MESSAGE) from None
+        try:
+            result = await anyio.to_thread.run_sync(
+                _measure, models.body, front, side, claim.height_cm, limiter=models.body_limiter
+            )
+        except MeasurementRejected as exc:
+            raise Failure(exc.code, exc.message) from None
+        finally:
+            del front, side
+        return _reading(result)
+    except Failure as exc:
+        return exc
+    except InvalidReading:
+        # The pipeline broke its own contract; running it again gives the same answer.
+        log.exception("body pipeline returned a malformed reading", measurement_id=measurement_id)
+        return Failure("processing_error", PROCESSING_ERROR_MESSAGE)
+    except Exception:
+        if not _last_attempt(context, resources.settings.task_max_attempts):
+            raise
+        log.exception("body measurement failed on its last attempt", measurement_id=measurement_id)
+        return Failure("processing_error", PROCESSING_ERROR_MESSAGE)
+
+
 @queue_task("inference", "body.measure")
 async def measure_body(
     measurement_id: str, resources: Resources, context: Annotated[Context, TaskiqDepends()]
@@ -100,45 +138,17 @@ async def measure_body(
         return "nothing_to_do"
     await publish_status(resources.redis, key, "processing")
 
-    reading: BodyReading | None = None
-    failure: Failure | None = None
-    try:
-        try:
-            front = await resources.private_storage.get(claim.front_key)
-            side = await resources.private_storage.get(claim.side_key)
-        except ObjectNotFound:
-            raise Failure("photos_unavailable", PHOTOS_UNAVAILABLE_MESSAGE) from None
-        try:
-            result = await anyio.to_thread.run_sync(
-                _measure, models.body, front, side, claim.height_cm, limiter=models.body_limiter
-            )
-        except MeasurementRejected as exc:
-            raise Failure(exc.code, exc.message) from None
-        finally:
-            del front, side
-        reading = _reading(result)
-    except Failure as exc:
-        failure = exc
-    except InvalidReading:
-        # The pipeline broke its own contract; running it again gives the same answer.
-        log.exception("body pipeline returned a malformed reading", measurement_id=measurement_id)
-        failure = Failure("processing_error", PROCESSING_ERROR_MESSAGE)
-    except Exception:
-        if not _last_attempt(context, resources.settings.task_max_attempts):
-            raise
-        log.exception("body measurement failed on its last attempt", measurement_id=measurement_id)
-        failure = Failure("processing_error", PROCESSING_ERROR_MESSAGE)
+    outcome = await _take_reading(resources, models, claim, context, measurement_id)
 
     async with resources.uow() as session:
-        if reading is not None:
-            stored = await store_reading(session, claim, reading)
+        if isinstance(outcome, BodyReading):
+            stored = await store_reading(session, claim, outcome)
         else:
-            assert failure is not None
             stored = await store_failure(
                 session,
                 claim,
-                failure.code,
-                failure.message,
+                outcome.code,
+                outcome.message,
                 model_name=models.body.name,
                 model_version=models.body.version,
             )
@@ -150,7 +160,7 @@ async def measure_body(
         measurement_id=measurement_id,
         status=stored.status,
         error_code=stored.error_code,
-        timings_ms=reading.timings_ms if reading else None,
+        timings_ms=outcome.timings_ms if isinstance(outcome, BodyReading) else None,
     )
     return stored.status
 

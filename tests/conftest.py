@@ -1,6 +1,6 @@
 """Test harness: real PostgreSQL + pgvector, real Redis, real taskiq workers.
 
-Without ``DATABASE_URL`` / ``REDIS_URL`` the session starts an embedded PostgreSQL 16 (data under
+Without ``DATABASE_URL`` / ``REDIS_URL`` the session starts an embedded PostgreSQL 18 (data under
 ``.data/test/pg``, a fresh database per run) and a throw-away Redis on a free port. With them
 set, those servers are used and MUST be disposable: the database is migrated and written to,
 the Redis database is flushed.
@@ -35,7 +35,8 @@ from api.app import create_app
 from core.settings import Settings, load_settings
 from db import migrate
 from db.engine import Database, create_database
-from devstack.services import EmbeddedPostgres, EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.services import EmbeddedPostgres, free_port
 from tasks.runtime.dispatch import BrokerDispatcher
 from tasks.runtime.factory import build_broker
 from tasks.runtime.queues import queue_of, stream_name
@@ -69,7 +70,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     if not database_url:
         pgdata = ROOT / ".data" / "test" / "pg"
         started_pg = not (pgdata / "postmaster.pid").exists()
-        pg = EmbeddedPostgres(pgdata)
+        # Only throwaway databases live here: one made by an older PostgreSQL is started afresh.
+        pg = EmbeddedPostgres(pgdata, disposable=True)
         pg.start()
         name = f"fashionistar_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
         pg.drop_database(name)

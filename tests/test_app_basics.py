@@ -19,7 +19,8 @@ from redis.asyncio import Redis
 
 from core.logging import configure_logging
 from core.settings import Settings, load_settings
-from devstack.services import EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.services import free_port
 from tests.support.http import serve
 from tests.support.stack import ROOT
 

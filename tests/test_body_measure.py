@@ -11,17 +11,13 @@ import pytest
 from PIL import Image
 
 from core.rules.measurements import MEASUREMENT_KEYS as PRODUCT_KEYS
-from inference.body_measure import (
-    BODY_EMBEDDING_DIM,
-    MEASUREMENT_KEYS,
-    BodyMeasurer,
-    BodyResult,
-    MeasurementRejected,
-    load_body_measurer,
-)
+from inference.body_measure.calibration import BODY_EMBEDDING_DIM, MEASUREMENT_KEYS
+from inference.body_measure.errors import MeasurementRejected
+from inference.body_measure.measurer import BodyMeasurer, BodyResult, load_body_measurer
 from inference.manifest import all_manifests
 from training.body.anthropometry import Body, sample_body
-from training.body.render import Camera, Look, Pose, render_pair
+from training.body.render import render_pair
+from training.body.scene import Camera, Look, Pose
 
 GIRTHS = (
     "ankle_cm",

@@ -106,10 +106,10 @@ def test_the_dockerignore_check_catches_excluded_models() -> None:
 
 
 def test_dockerignore_matching() -> None:
-    patterns = ["**/__pycache__", ".data", "inference/build", "docs", "!docs/keep.md"]
+    patterns = ["**/__pycache__", ".data", "training/build", "docs", "!docs/keep.md"]
     assert dockerfile.dockerignore_excludes(patterns, "api/__pycache__/app.cpython-311.pyc")
     assert dockerfile.dockerignore_excludes(patterns, "__pycache__/x.pyc")
     assert dockerfile.dockerignore_excludes(patterns, ".data/pg/PG_VERSION")
-    assert dockerfile.dockerignore_excludes(patterns, "inference/build/body_models.py")
+    assert dockerfile.dockerignore_excludes(patterns, "training/build/body_models.py")
     assert not dockerfile.dockerignore_excludes(patterns, "inference/body.py")
     assert not dockerfile.dockerignore_excludes(patterns, "docs/keep.md")

@@ -14,13 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.rules.fit import advise
 from db.models import Measurement
 from devstack.demo.size_tables import WOMEN_TOPS
-from inference.body_measure import load_body_measurer
+from inference.body_measure.measurer import load_body_measurer
 from inference.manifest import all_manifests
 from tests.support.catalog import make_product, make_store
 from tests.support.identity import bearer, login, make_user
 from tests.test_fit import chart
 from training.body.anthropometry import Body
-from training.body.render import Camera, Look, Pose, render_pair
+from training.body.render import render_pair
+from training.body.scene import Camera, Look, Pose
 from training.body.sizing import body_for
 
 API = "/api/v1"

@@ -134,7 +134,8 @@ def test_pose_landmarks_find_the_joints_of_a_rendered_person(seed: int) -> None:
     hips and ankles within 3% of the image height in both views."""
     from inference.body import PersonSegmenter, PoseEstimator, body_crop
     from training.body.anthropometry import sample_body
-    from training.body.render import Camera, Look, Pose, render_pair
+    from training.body.render import render_pair
+    from training.body.scene import Camera, Look, Pose
 
     manifests = all_manifests()
     segmenter = PersonSegmenter(manifests["person_segmentation"])

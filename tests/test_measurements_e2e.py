@@ -50,7 +50,8 @@ class PhotoPair:
 @functools.cache
 def _render(seed: int) -> Any:
     from training.body.anthropometry import sample_body
-    from training.body.render import Camera, Look, Pose, render_pair
+    from training.body.render import render_pair
+    from training.body.scene import Camera, Look, Pose
 
     rng = np.random.default_rng(seed)
     return render_pair(sample_body(rng), rng, setup=(Pose(), Camera(fill=0.75), Look()))

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from api.app import create_app
 from core.settings import Settings
 from db.engine import Database, create_database, engine_options
-from devstack.services import EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.services import free_port
 from tests.conftest import Services
 from tests.support import pgbouncer
 from tests.support.catalog import make_product, make_store

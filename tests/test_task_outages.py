@@ -21,7 +21,8 @@ from taskiq import AsyncBroker
 
 from core.jobs import Job
 from core.settings import Settings
-from devstack.services import EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.services import free_port
 from tasks.runtime.dispatch import BrokerDispatcher
 from tasks.runtime.factory import build_broker
 from tests.support.stack import WorkerProcess

@@ -1,1 +1,1 @@
-"""Offline tooling that produces shipped artefacts (the body-measurement calibration)."""
+"""Offline tooling that produces shipped artefacts (the body-measurement calibration, the ONNX models)."""

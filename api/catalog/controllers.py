@@ -20,7 +20,8 @@ from api.dependencies import client_ip
 from api.resources import AppResources
 from core.rules.photo_search import QueryEmbedder
 from db.services.catalog import listing, similar, taxonomy, vendors
-from db.services.catalog.listing import ListingFilters, Sort
+from db.services.catalog.listing import ListingFilters
+from db.services.catalog.listing_sql import Sort
 from tasks.runtime.dispatch import BrokerQueryEmbedder
 
 Price = Annotated[int | None, QueryParameter(ge=0, le=10**12, description="Minor units")]

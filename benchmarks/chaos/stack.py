@@ -35,7 +35,8 @@ from benchmarks.measurement_flow import BenchStack, bench_environment
 from core.logging import get_logger
 from core.settings import Settings, load_settings
 from db import migrate
-from devstack.services import EmbeddedPostgres, EmbeddedRedis, die_with_parent
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.services import EmbeddedPostgres, die_with_parent
 from devstack.up import Child, api_command
 
 log = get_logger("benchmarks.chaos")
@@ -127,10 +128,8 @@ class ChaosStack(BenchStack):
         self.postgres.stop()
 
     def start_postgres(self) -> None:
-        from pgserver.postgres_server import get_server  # noqa: PLC0415  # optional dependency
-
-        # pgserver keeps one handle per data directory; it starts the server again (same socket).
-        get_server(self.postgres.pgdata, cleanup_mode=None).ensure_postgres_running()
+        """The same server again, on the same socket."""
+        self.postgres.start()
 
     def postmaster_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError, IndexError):

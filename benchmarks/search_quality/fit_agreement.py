@@ -25,10 +25,12 @@ import numpy as np
 
 from core.rules.fit import advise
 from devstack.demo.size_tables import MEN_TOPS, WOMEN_TOPS, Ranges
-from inference.body_measure import MeasurementRejected, load_body_measurer
+from inference.body_measure.errors import MeasurementRejected
+from inference.body_measure.measurer import load_body_measurer
 from inference.manifest import all_manifests
 from training.body.anthropometry import Body
-from training.body.render import Camera, Look, Pose, render_pair
+from training.body.render import render_pair
+from training.body.scene import Camera, Look, Pose
 from training.body.sizing import body_for
 
 SIZES = ("XS", "S", "M", "L", "XL")

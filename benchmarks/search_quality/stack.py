@@ -29,7 +29,8 @@ from sqlalchemy.engine import make_url
 from benchmarks.measurement_flow import BenchStack
 from core.logging import get_logger
 from core.settings import Settings, load_settings
-from devstack.services import EmbeddedPostgres, EmbeddedRedis, free_port
+from devstack.embedded_redis import EmbeddedRedis
+from devstack.services import EmbeddedPostgres, free_port
 from devstack.up import api_command
 
 log = get_logger("benchmarks.search_quality")

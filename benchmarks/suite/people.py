@@ -36,7 +36,7 @@ import uuid_utils.compat as uuid_compat
 from core.adapters.passwords import hash_password_sync
 from core.rules.fit import advise
 from db.services.catalog.taxonomy import CategoryTree
-from inference.body_measure import CALIBRATION_PATH, MEASUREMENT_KEYS, PROFILE_LEVELS
+from inference.body_measure.calibration import CALIBRATION_PATH, MEASUREMENT_KEYS, PROFILE_LEVELS
 from training.body.anthropometry import sample_body
 
 SHOPPER_PASSWORD = "bench-suite-shopper-2026"  # noqa: S105  # benchmark-only accounts on a throwaway copy

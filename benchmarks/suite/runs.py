@@ -25,7 +25,6 @@ from benchmarks.suite.stack import SuiteStack
 from benchmarks.suite.wrk import run_wrk
 from db.services.catalog.listing import _DETAIL
 
-PGBENCH = "/usr/bin/pgbench"
 OVERLOAD = 1.1
 OVERLOAD_SECONDS = 3.0
 
@@ -146,7 +145,7 @@ def run_pgbench(
         path = out.name
     command = [
         *stack.taskset(stack.rest_cpus),
-        PGBENCH,
+        stack.postgres.binary("pgbench"),
         "-n",
         "-M",
         "prepared",

@@ -81,7 +81,7 @@ async def _startup_worker(state: TaskiqState) -> None:
 async def _load_models(threads: int, max_batch: int) -> Models:
     # Imported here: only workers serving the inference queue pay for numpy models and onnxruntime.
     from inference.body import PersonSegmenter, PoseEstimator  # noqa: PLC0415
-    from inference.body_measure import load_body_measurer  # noqa: PLC0415
+    from inference.body_measure.measurer import load_body_measurer  # noqa: PLC0415
     from inference.manifest import all_manifests  # noqa: PLC0415
     from inference.memory import release_freed_memory  # noqa: PLC0415
     from inference.product_embedding import ProductEmbedder  # noqa: PLC0415

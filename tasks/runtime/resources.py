@@ -23,7 +23,7 @@ from db.uow import unit_of_work
 if TYPE_CHECKING:
     # Only inference workers load models; the others never import them or onnxruntime.
     from inference.body import PersonSegmenter, PoseEstimator
-    from inference.body_measure import BodyMeasurer
+    from inference.body_measure.measurer import BodyMeasurer
     from tasks.runtime.batching import EmbeddingBatcher
 
 

@@ -23,18 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from inference.body_measure import (
+from inference.body_measure.calibration import (
     CALIBRATION_PATH,
     MEASUREMENT_KEYS,
     PROFILE_LEVELS,
-    TORSO_LEVELS,
-    BodyMeasurer,
     Calibration,
-    MeasurementRejected,
     apply_calibration,
-    fit_linear,
-    raw_features,
 )
+from inference.body_measure.errors import MeasurementRejected
+from inference.body_measure.geometry import TORSO_LEVELS, raw_features
+from inference.body_measure.measurer import BodyMeasurer
+from training.body.fitting import fit_linear
 
 VERSION = "1.1.0"
 SIZE = (540, 960)
@@ -112,7 +111,7 @@ def _run(
     return list(pool.imap(_sample, [(seed, i, task, scale) for i in indices], chunksize=4))
 
 
-def main(argv: list[str] | None = None) -> None:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--scale", type=int, default=150, help="bodies for the pixel-scale fit")
@@ -123,7 +122,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--card-only", action="store_true", help="rewrite MODEL_CARD.md from calibration.json"
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _arguments(argv)
     if args.card_only:
         summary = json.loads((args.out / "calibration.json").read_text())["evaluation"]
         (args.out / "MODEL_CARD.md").write_text(_model_card(summary))
@@ -137,17 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(args.workers, initializer=_init_worker) as pool:
         scale_rows = [r for r in _run(pool, args.seed, ranges["scale"], "scale", None) if "failure" not in r]
-        # where the floor under the body and the top of the head are, relative to the silhouette
-        scale: dict[str, dict[str, list[float]]] = {}
-        for view in ("front", "side"):
-            data = np.array([r[view] for r in scale_rows])
-            scale[view] = {
-                target: [
-                    round(float(c), 6)
-                    for c in fit_linear(data[:, :2].tolist(), data[:, column].tolist(), 1e-6)
-                ]
-                for target, column in (("floor", 2), ("stature", 3))
-            }
+        scale = _fit_scale(scale_rows)
         print(f"scale fitted on {len(scale_rows)} bodies: {scale}", flush=True)
         train = _run(pool, args.seed, ranges["train"], "features", scale)
         test = _run(pool, args.seed, ranges["test"], "features", scale)
@@ -176,6 +169,20 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "MODEL_CARD.md").write_text(_model_card(summary))
     print(_table(summary))
     print(f"trained on {len(train_ok)} bodies, evaluated on {len(test_ok)}, in {elapsed:.0f} s")
+
+
+def _fit_scale(scale_rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """Where the floor under the body and the top of the head are, relative to the silhouette."""
+    scale: dict[str, dict[str, list[float]]] = {}
+    for view in ("front", "side"):
+        data = np.array([r[view] for r in scale_rows])
+        scale[view] = {
+            target: [
+                round(float(c), 6) for c in fit_linear(data[:, :2].tolist(), data[:, column].tolist(), 1e-6)
+            ]
+            for target, column in (("floor", 2), ("stature", 3))
+        }
+    return scale
 
 
 def _fit(train_ok: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -250,7 +257,7 @@ def _model_card(summary: dict[str, Any]) -> str:
 **What it does.** Turns what the segmentation and pose models see in a front and a side photo
 (silhouette widths and depths at landmark-defined levels, landmark lengths, all scaled by the
 height the shopper gives) into the 14 body measurements, each with a confidence, and a
-body-shape embedding. Code: `inference/body_measure.py`; this file's numbers: `calibration.json`.
+body-shape embedding. Code: `inference/body_measure/`; this file's numbers: `calibration.json`.
 
 **How it was fitted — synthetic data only.** `just train-body` renders bodies from
 `training/body/` (stacked cross-sections driven by the 14 measurements, drawn with correlations

@@ -1,12 +1,10 @@
-"""The public catalog: filtered, sorted, keyset-paginated listing with full-text search, and
-product detail in a single query."""
+"""The public catalog: filtered, sorted, keyset-paginated listing with full-text search (its SELECT
+per shape of request is ``listing_sql``), and product detail in a single query."""
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from asyncpg import Record
@@ -19,11 +17,9 @@ from db.engine import Database
 from db.models import Brand, Product, Vendor
 from db.pagination import decode_cursor, encode_cursor
 from db.services.catalog.errors import ProductNotFound
+from db.services.catalog.listing_sql import Sort, listing_sql, search_terms
 from db.services.catalog.taxonomy import CategoryTree, brand_by_key
 from db.services.catalog.text import normalise_color, normalise_size, slugify
-
-Sort = Literal["relevance", "newest", "price_asc", "price_desc"]
-_WORD = re.compile(r"[0-9A-Za-z\u00C0-\u024F]+")
 
 
 @dataclass(frozen=True)
@@ -59,35 +55,6 @@ class SummaryRow:
 class ListingPage:
     items: list[SummaryRow]
     next_cursor: str | None
-
-
-def _search_terms(q: str) -> tuple[str, list[str]] | None:
-    """What was typed, for the listing's tsquery (``_TSQUERY``): the kind of query and its values.
-    The last word is matched as a prefix while the user is still typing it (no trailing space or
-    quote). None when there is nothing searchable."""
-    stripped = q.strip()
-    if not _WORD.search(stripped):
-        return None
-    if q.endswith((" ", '"')):
-        return "words", [stripped]
-    last = _WORD.findall(stripped)[-1]
-    head = stripped[: stripped.rfind(last)].rstrip()
-    if head.endswith("-") or len(last) < 2:  # a negated last word, or a single letter
-        return "words", [stripped]
-    prefix = last.lower() + ":*"
-    if not _WORD.search(head):
-        return "prefix", [stripped, prefix]
-    return "words_prefix", [stripped, prefix, head]
-
-
-# The tsquery of a search, by the kind ``_search_terms`` gives, on parameters $1..$3: what was
-# typed, as typed, or: everything before the last word and the last word as a prefix.
-_TSQUERY = {
-    "words": "websearch_to_tsquery('english'::regconfig, $1)",
-    "prefix": "(websearch_to_tsquery('english'::regconfig, $1) || to_tsquery('simple'::regconfig, $2))",
-    "words_prefix": "(websearch_to_tsquery('english'::regconfig, $1) || "
-    "(websearch_to_tsquery('english'::regconfig, $3) && to_tsquery('simple'::regconfig, $2)))",
-}
 
 
 def summary_select() -> Select[Any]:
@@ -166,45 +133,8 @@ async def filter_conditions(
 
 
 # --- the listing page --------------------------------------------------------------------------
-# The public listing is the catalog's busiest page after the product page. Its SELECT is written
-# out once per shape of request (which filters, which sort, after a cursor or not), only the values
-# are bound, and it runs on the driver's connection (Database.fetch), its rows going straight into
-# the response: no statement objects built and compiled, no session and no result objects per
-# request (just bench-request-cost). ``filter_conditions`` states the same filters for the other
-# searches (similar items, search by photo); the tests hold both to the same products.
-
-# The WHERE condition of each filter and of each sort's keyset, on parameters ``{}`` numbered in
-# the order their values are bound; ``{rank}`` is the search rank.
-_CONDITIONS: dict[str, str] = {
-    "category": "p.category_id = {}",
-    "categories": "p.category_id = ANY({}::uuid[])",
-    "brand_id": "p.brand_id = {}",
-    "brand_slug": "p.brand_id = (SELECT br.id FROM brands br WHERE br.slug = {})",  # none: NULL, no match
-    "vendor": "p.vendor_id = {}",
-    "min_price": "p.min_price >= {}",
-    "max_price": "p.min_price <= {}",
-    "size": "p.sizes @> ARRAY[{}]::varchar[]",
-    "color": "p.colors @> ARRAY[{}]::varchar[]",
-    "in_stock": "p.in_stock IS true",
-    "out_of_stock": "p.in_stock IS false",
-}
-_AFTER: dict[Sort, str] = {
-    "newest": "p.id < {}",
-    "price_asc": "(p.min_price, p.id) > ({}::bigint, {}::uuid)",
-    "price_desc": "(p.min_price, p.id) < ({}::bigint, {}::uuid)",
-    "relevance": "({rank} < {}::float8 OR ({rank} = {}::float8 AND p.id < {}))",
-}
-_ORDER: dict[Sort, str] = {
-    "newest": "p.id DESC",
-    "price_asc": "p.min_price, p.id",
-    "price_desc": "p.min_price DESC, p.id DESC",
-    "relevance": "rank DESC, p.id DESC",
-}
-# SummaryRow's columns, in its order.
-_SUMMARY_SQL = (
-    "SELECT p.id, p.title, p.slug, p.min_price, p.currency, p.vendor_id, ve.name AS vendor_name, "
-    "p.category_id, b.name AS brand, p.thumbnail_key, p.in_stock"
-)
+# Its SELECT is written once per shape of request (``listing_sql``, which says why); here the
+# values are bound, in the order that text numbers its parameters, and the page is cut.
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,36 +155,6 @@ class SummaryPage:
     next_cursor: str | None
 
 
-@functools.lru_cache(maxsize=512)
-def _listing_sql(search: str | None, conditions: tuple[str, ...], sort: Sort, after: bool) -> str:
-    """The SELECT of one shape of listing request. Its parameters, in order: the search's
-    (``_search_terms``), each condition's, the keyset's, the row limit."""
-    tsquery = _TSQUERY[search] if search else None
-    rank = f"ts_rank_cd(p.search_vector, {tsquery}, 32)" if tsquery else ""
-    bound = max((int(n) for n in re.findall(r"\$(\d+)", tsquery or "")), default=0)
-
-    def numbered(template: str) -> str:
-        nonlocal bound
-        slots = []
-        for _ in range(template.count("{}")):
-            bound += 1
-            slots.append(f"${bound}")
-        return template.format(*slots, rank=rank)
-
-    # The bare column (not "IS TRUE") so the planner matches the partial indexes' predicate.
-    where = ["p.is_listed", *(numbered(_CONDITIONS[name]) for name in conditions)]
-    if tsquery:
-        where.append(f"p.search_vector @@ {tsquery}")
-    if after:
-        where.append(numbered(_AFTER[sort]))
-    return (
-        f"{_SUMMARY_SQL}{f', {rank} AS rank' if rank else ''}\n"
-        "FROM products p JOIN vendors ve ON ve.id = p.vendor_id LEFT JOIN brands b ON b.id = p.brand_id\n"
-        f"WHERE {' AND '.join(where)}\n"
-        f"ORDER BY {_ORDER[sort]} LIMIT {numbered('{}')}"
-    )
-
-
 def listing_query(
     tree: CategoryTree, filters: ListingFilters, *, limit: int, cursor: str | None
 ) -> ListingQuery | None:
@@ -265,7 +165,7 @@ def listing_query(
         InvalidInput: an unknown category, min_price > max_price, or a cursor that does not
             belong to this sort (422).
     """
-    terms = _search_terms(filters.q) if filters.q else None
+    terms = search_terms(filters.q) if filters.q else None
     search = terms[0] if terms else None
     args: list[Any] = list(terms[1]) if terms else []
     names = _filter_values(tree, filters, args)
@@ -284,11 +184,12 @@ def listing_query(
         else:
             args += [int(after[0]), UUID(after[1])]
     args.append(limit + 1)
-    return ListingQuery(_listing_sql(search, tuple(names), sort, bool(cursor)), args, sort)
+    return ListingQuery(listing_sql(search, tuple(names), sort, bool(cursor)), args, sort)
 
 
 def _filter_values(tree: CategoryTree, filters: ListingFilters, args: list[Any]) -> list[str]:
-    """The ``_CONDITIONS`` of the filters, their values appended to ``args`` in the same order.
+    """The condition names (``listing_sql``) of the filters, their values appended to ``args`` in
+    the same order.
 
     Raises:
         InvalidInput: an unknown category, or min_price > max_price (422).

@@ -136,12 +136,45 @@ async def products_that_fit(
     garments = None if category_ids is None else {tree.garment_of(c) for c in category_ids}
     ranked = await _ranked_profiles(session, body, garments)
 
-    start, after_id = 0, _NO_PRODUCT
-    if cursor:
-        cursor_key, after_id = _decode(cursor)
-        start = next((i for i, r in enumerate(ranked) if r.key >= cursor_key), len(ranked))
-        if start < len(ranked) and ranked[start].key != cursor_key:
-            after_id = _NO_PRODUCT  # the cursor's profile is gone: continue with the next one
+    start, after_id = _resume(ranked, cursor) if cursor else (0, _NO_PRODUCT)
+    found = await _fitting_products(session, ranked, start, after_id, category_ids, limit)
+
+    page = found[:limit]
+    summaries = {row.id: row for row in await summary_rows(session, [pid for _, pid, _ in page])}
+    items = [FitMatch(summaries[pid], size, r.score) for r, pid, size in page if pid in summaries]
+    next_cursor = None
+    if len(found) > limit:
+        last, last_id, _ = page[-1]
+        next_cursor = encode_cursor(
+            ["fit", last.score, last.centre_distance, str(last.profile_id), str(last_id)]
+        )
+    return FitPage(items=items, next_cursor=next_cursor, measurement_id=body.measurement_id)
+
+
+def _resume(ranked: list[_Ranked], cursor: str) -> tuple[int, UUID]:
+    """Where a page after ``cursor`` starts: the index of its profile in ``ranked`` and the product
+    id to continue after.
+
+    Raises:
+        InvalidInput: a cursor from another query (422).
+    """
+    cursor_key, after_id = _decode(cursor)
+    start = next((i for i, r in enumerate(ranked) if r.key >= cursor_key), len(ranked))
+    if start < len(ranked) and ranked[start].key != cursor_key:
+        after_id = _NO_PRODUCT  # the cursor's profile is gone: continue with the next one
+    return start, after_id
+
+
+async def _fitting_products(
+    session: AsyncSession,
+    ranked: list[_Ranked],
+    start: int,
+    after_id: UUID,
+    category_ids: list[UUID] | None,
+    limit: int,
+) -> list[tuple[_Ranked, UUID, str]]:
+    """Up to ``limit + 1`` (profile, product id, size) in page order, from ``ranked[start]`` on,
+    ``WALK`` profiles per round trip; one more than the page tells that another page follows."""
     sql = text(
         _PRODUCTS.format(
             categories=_PER_CATEGORY if category_ids is not None else "",
@@ -168,17 +201,7 @@ async def products_that_fit(
                 seen.add(row.product_id)
                 found.append((walk[row.ord - 1], row.product_id, row.size))
         start, after_id = start + len(walk), _NO_PRODUCT
-
-    page = found[:limit]
-    summaries = {row.id: row for row in await summary_rows(session, [pid for _, pid, _ in page])}
-    items = [FitMatch(summaries[pid], size, r.score) for r, pid, size in page if pid in summaries]
-    next_cursor = None
-    if len(found) > limit:
-        last, last_id, _ = page[-1]
-        next_cursor = encode_cursor(
-            ["fit", last.score, last.centre_distance, str(last.profile_id), str(last_id)]
-        )
-    return FitPage(items=items, next_cursor=next_cursor, measurement_id=body.measurement_id)
+    return found
 
 
 async def _walk_products(session: AsyncSession, sql: Any, params: dict[str, Any]) -> list[Any]:

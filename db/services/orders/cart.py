@@ -43,23 +43,24 @@ class CartLine:
 
 async def cart_lines(session: AsyncSession, user_id: UUID) -> list[CartLine]:
     """The caller's cart, oldest line first, priced from the catalog."""
+    # Labelled with CartLine's field names, so each row builds one directly.
     rows = await session.execute(
         select(
-            CartItem.id,
-            CartItem.variant_id,
-            CartItem.quantity,
-            Variant.sku,
-            Variant.size,
-            Variant.color,
-            Variant.stock,
-            func.coalesce(Variant.price_amount, Product.price_amount),
-            Product.id,
-            Product.title,
-            Product.thumbnail_key,
-            Product.currency,
-            Product.is_listed,
-            Vendor.id,
-            Vendor.name,
+            CartItem.id.label("id"),
+            CartItem.variant_id.label("variant_id"),
+            Product.id.label("product_id"),
+            Product.title.label("title"),
+            Variant.sku.label("sku"),
+            Variant.size.label("size"),
+            Variant.color.label("color"),
+            Product.thumbnail_key.label("thumbnail_key"),
+            Vendor.id.label("vendor_id"),
+            Vendor.name.label("vendor_name"),
+            CartItem.quantity.label("quantity"),
+            func.coalesce(Variant.price_amount, Product.price_amount).label("unit_price"),
+            Product.currency.label("currency"),
+            Variant.stock.label("stock"),
+            Product.is_listed.label("listed"),
         )
         .join(Variant, Variant.id == CartItem.variant_id)
         .join(Product, Product.id == Variant.product_id)
@@ -67,42 +68,7 @@ async def cart_lines(session: AsyncSession, user_id: UUID) -> list[CartLine]:
         .where(CartItem.user_id == user_id)
         .order_by(CartItem.id)
     )
-    return [
-        CartLine(
-            id=item_id,
-            variant_id=variant_id,
-            quantity=quantity,
-            sku=sku,
-            size=size,
-            color=color,
-            stock=stock,
-            unit_price=price,
-            product_id=product_id,
-            title=title,
-            thumbnail_key=thumbnail_key,
-            currency=currency,
-            listed=listed,
-            vendor_id=vendor_id,
-            vendor_name=vendor_name,
-        )
-        for (
-            item_id,
-            variant_id,
-            quantity,
-            sku,
-            size,
-            color,
-            stock,
-            price,
-            product_id,
-            title,
-            thumbnail_key,
-            currency,
-            listed,
-            vendor_id,
-            vendor_name,
-        ) in rows.tuples()
-    ]
+    return [CartLine(**row._asdict()) for row in rows]
 
 
 def _too_many(settings: Settings) -> CartLimitExceeded:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.payments import PaymentProvider, PaymentRequest
 from core.settings import Settings
-from db.models import Payment, User
+from db.models import Order, Payment, User
 from db.services.orders.transitions import load_for_update
 from db.services.payments.errors import OrderNotPayable
 
@@ -36,20 +36,8 @@ async def start_payment(
         PaymentProviderError: the provider is unreachable or refused (503 + Retry-After).
     """
     order = await load_for_update(session, order_id, user_id=user_id)
-    if order.status != "pending_payment":
-        raise OrderNotPayable(
-            f"The order is {order.status.replace('_', ' ')}; only unpaid orders can be paid."
-        )
-    if order.expires_at <= datetime.now(UTC):
-        raise OrderNotPayable("The order's reservation has run out; please place the order again.")
-    open_payment = await session.scalar(
-        select(Payment)
-        .where(
-            Payment.order_id == order.id, Payment.status == "initialized", Payment.provider == provider.name
-        )
-        .order_by(Payment.id.desc())
-        .limit(1)
-    )
+    _ensure_payable(order)
+    open_payment = await _latest_open_payment(session, order, provider)
     if open_payment is not None and open_payment.amount == order.total_amount:
         return open_payment
     attempt = int(await session.scalar(select(func.count()).where(Payment.order_id == order.id)) or 0) + 1
@@ -77,3 +65,31 @@ async def start_payment(
     session.add(payment)
     await session.flush()
     return payment
+
+
+def _ensure_payable(order: Order) -> None:
+    """Refuse an order that cannot be paid now.
+
+    Raises:
+        OrderNotPayable: the order is not awaiting payment or its reservation ran out (409).
+    """
+    if order.status != "pending_payment":
+        raise OrderNotPayable(
+            f"The order is {order.status.replace('_', ' ')}; only unpaid orders can be paid."
+        )
+    if order.expires_at <= datetime.now(UTC):
+        raise OrderNotPayable("The order's reservation has run out; please place the order again.")
+
+
+async def _latest_open_payment(
+    session: AsyncSession, order: Order, provider: PaymentProvider
+) -> Payment | None:
+    """The order's newest payment at this provider that is still waiting for the shopper."""
+    return await session.scalar(
+        select(Payment)
+        .where(
+            Payment.order_id == order.id, Payment.status == "initialized", Payment.provider == provider.name
+        )
+        .order_by(Payment.id.desc())
+        .limit(1)
+    )

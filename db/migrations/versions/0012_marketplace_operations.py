@@ -1,7 +1,7 @@
 """marketplace operations: shipping profiles, fulfilments per vendor, refunds, returns
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07 16:49:00.853076
 
 Orders gain ``discount_amount`` and the statuses ``partially_shipped`` and ``shipped`` (the old
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,78 @@
+"""Raw features to measurements: the shipped calibration, its linear models and the body-shape
+embedding."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from inference.manifest import MODELS_DIR
+
+MEASUREMENT_KEYS: Final[tuple[str, ...]] = (
+    "ankle_cm", "arm_length_cm", "bicep_cm", "calf_cm", "chest_cm", "forearm_cm", "height_cm", "hip_cm",
+    "leg_length_cm", "shoulder_breadth_cm", "shoulder_to_crotch_cm", "thigh_cm", "waist_cm", "wrist_cm",
+)  # fmt: skip
+# front widths and side depths sampled at this many torso/leg levels (the embedding's profile)
+PROFILE_LEVELS: Final = 9
+BODY_EMBEDDING_DIM: Final = len(MEASUREMENT_KEYS) + 2 * PROFILE_LEVELS
+CALIBRATION_PATH: Final = MODELS_DIR / "body_calibration" / "calibration.json"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Raw features → measurements: one linear model per measurement, fitted on rendered bodies."""
+
+    version: str
+    scale: dict[str, dict[str, list[float]]]  # per view: floor and stature, linear in (1, heel, ankle ratio)
+    models: dict[str, dict[str, Any]]  # key -> {"features": [...], "coefficients": [...], "p90": x, ...}
+    population: dict[str, list[float]]  # embedding feature -> [mean, sd]
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_PATH) -> Calibration:
+        data = json.loads(path.read_text())
+        return cls(
+            version=data["version"], scale=data["scale"], models=data["models"],
+            population=data["population"], raw=data,
+        )  # fmt: skip
+
+    @classmethod
+    def identity(cls) -> Calibration:
+        """No correction: raw features as they are (used while fitting a calibration)."""
+        return cls(version="uncalibrated", scale={}, models={}, population={})
+
+
+def apply_calibration(
+    features: dict[str, float], cal: Calibration
+) -> tuple[dict[str, float], dict[str, float]]:
+    values: dict[str, float] = {"height_cm": features["height"]}
+    confidence: dict[str, float] = {"height_cm": 1.0}
+    for key, spec in cal.models.items():
+        x = np.array([1.0] + [features[name] for name in spec["features"]])
+        values[key] = round(float(x @ np.array(spec["coefficients"])), 1)
+        inside = all(
+            lo <= features[name] <= hi
+            for name, (lo, hi) in zip(spec["features"], spec["ranges"], strict=True)
+        )
+        relative = spec["p90"] / max(abs(values[key]), 1.0)
+        confidence[key] = round(float(np.clip(1 - 4 * relative, 0.05, 0.99) * (1.0 if inside else 0.6)), 2)
+    return values, confidence
+
+
+def embedding(values: dict[str, float], features: dict[str, float], cal: Calibration) -> np.ndarray:
+    """Standardised measurements and width/depth profile: similar bodies are close in Euclidean
+    distance (each component is a z-score, divided by sqrt(dim) so typical norms are about 1)."""
+    names = [*MEASUREMENT_KEYS, *(f"profile_w{i}" for i in range(PROFILE_LEVELS)),
+             *(f"profile_d{i}" for i in range(PROFILE_LEVELS))]  # fmt: skip
+    source = {**features, **values}
+    vector = []
+    for name in names:
+        mean, sd = cal.population.get(name, [0.0, 1.0])
+        vector.append((source[name] - mean) / (sd or 1.0))
+    out = np.clip(np.array(vector, dtype=np.float32), -6, 6) / math.sqrt(len(names))
+    return out.astype(np.float32)
