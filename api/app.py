@@ -23,6 +23,7 @@ from api.catalog.controllers import CatalogController, VendorsController
 from api.dependencies import provide_client_info, provide_db_session, provide_read_session, provide_resources
 from api.errors import exception_handlers
 from api.fit.controllers import FitController
+from api.fulfilment.controllers import StaffFulfilmentsController, VendorFulfilmentsController
 from api.health.controllers import HealthController
 from api.identity.controllers import AuthController, MeController
 from api.measurements.controllers import MeasurementsController
@@ -35,6 +36,7 @@ from api.resources import AppResources, CategoryCache
 from api.reviews.controllers import ReviewsController
 from api.seller.controllers import VendorStoreController
 from api.seller.orders import VendorOrdersController
+from api.shipping.controllers import CartShippingController, ShippingProfileController
 from api.staff.controllers import StaffController
 from api.wishlist.controllers import WishlistController
 from core.adapters.passwords import PasswordHasher
@@ -151,8 +153,12 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
             VendorsController,
             VendorStoreController,
             VendorOrdersController,
+            ShippingProfileController,
+            VendorFulfilmentsController,
+            StaffFulfilmentsController,
             FitController,
             CartController,
+            CartShippingController,
             OrdersController,
             WebhooksController,
             *([SandboxCheckoutController] if settings.payment_provider == "sandbox" else []),

@@ -114,6 +114,9 @@ class OrdersController(Controller):
             if data.items is not None
             else None,
             shipping_address=msgspec.to_builtins(data.shipping_address),
+            shipping=[(c.vendor_id, c.method_id) for c in data.shipping]
+            if data.shipping is not None
+            else None,
         )
         if isinstance(outcome, placing.Replayed):
             return Response(
@@ -121,7 +124,7 @@ class OrdersController(Controller):
                 status_code=200,
                 headers={"Idempotent-Replayed": "true"},
             )
-        order = order_out(outcome.order, outcome.lines)
+        order = order_out(outcome.order, outcome.lines, outcome.fulfilments)
         placing.remember_response(db_session, outcome, msgspec.to_builtins(order))
         return Response(order, status_code=201)
 
@@ -138,7 +141,8 @@ class OrdersController(Controller):
             db_session, principal.user_id, limit=limit, cursor=cursor, status=status
         )
         return schemas.OrderList(
-            items=[order_out(view.order, view.lines) for view in page.items], next_cursor=page.next_cursor
+            items=[order_out(view.order, view.lines, view.fulfilments) for view in page.items],
+            next_cursor=page.next_cursor,
         )
 
     @get("/{order_id:uuid}", summary="One of your orders, with its payments")
@@ -149,7 +153,7 @@ class OrdersController(Controller):
         principal: NamedDependency[Principal],
     ) -> schemas.Order:
         view = await queries.own_order(db_session, principal.user_id, order_id)
-        return order_out(view.order, view.lines, view.payments)
+        return order_out(view.order, view.lines, view.fulfilments, view.payments)
 
     @post(
         "/{order_id:uuid}/cancel",
@@ -164,7 +168,7 @@ class OrdersController(Controller):
     ) -> schemas.Order:
         await lifecycle.cancel(db_session, order_id, user_id=principal.user_id)
         view = await queries.own_order(db_session, principal.user_id, order_id)
-        return order_out(view.order, view.lines, view.payments)
+        return order_out(view.order, view.lines, view.fulfilments, view.payments)
 
     @post("/{order_id:uuid}/payments", status_code=201, summary="Start paying an order")
     async def pay(

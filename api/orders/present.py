@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 from api.catalog.schemas import VendorRef
 from api.common import money
+from api.fulfilment.present import fulfilment_out
 from api.orders import schemas
 from core.adapters.storage import MediaStorage
-from db.models import Order, OrderLine, Payment
+from db.models import Fulfilment, Order, OrderLine, Payment
 from db.services.orders.cart import CartLine
 
 
@@ -40,6 +41,7 @@ def cart_out(lines: list[CartLine], currency: str, storage: MediaStorage) -> sch
 def line_out(line: OrderLine, currency: str) -> schemas.OrderLine:
     return schemas.OrderLine(
         id=line.id,
+        fulfilment_id=line.fulfilment_id,
         variant_id=line.variant_id,
         product_id=line.product_id,
         vendor=VendorRef(id=line.vendor_id, name=line.vendor_name),
@@ -50,11 +52,17 @@ def line_out(line: OrderLine, currency: str) -> schemas.OrderLine:
         quantity=line.quantity,
         unit_price=money(line.unit_price_amount, currency),
         line_total=money(line.line_total_amount, currency),
+        cancelled_quantity=line.cancelled_quantity,
+        returned_quantity=line.returned_quantity,
+        final_sale=line.final_sale,
     )
 
 
 def order_out(
-    order: Order, lines: Sequence[OrderLine], payments: Sequence[Payment] | None = None
+    order: Order,
+    lines: Sequence[OrderLine],
+    fulfilments: Sequence[Fulfilment],
+    payments: Sequence[Payment] | None = None,
 ) -> schemas.Order:
     currency = order.currency
     return schemas.Order(
@@ -64,7 +72,10 @@ def order_out(
         item_count=order.item_count,
         subtotal=money(order.subtotal_amount, currency),
         shipping=money(order.shipping_amount, currency),
+        shipping_total=money(order.shipping_amount, currency),
+        discount_total=money(order.discount_amount, currency),
         total=money(order.total_amount, currency),
+        fulfilments=[fulfilment_out(f, lines) for f in fulfilments],
         shipping_address=order.shipping_address,
         expires_at=order.expires_at,
         paid_at=order.paid_at,

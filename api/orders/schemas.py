@@ -11,13 +11,16 @@ from msgspec import Meta
 
 from api.catalog.schemas import VendorRef
 from api.common import Money
+from api.fulfilment.schemas import Fulfilment
 
 Quantity = Annotated[
     int, Meta(ge=1, le=1000, description="Units (capped per line by ORDER_LINE_MAX_QUANTITY)")
 ]
 
 
-OrderStatus = Literal["pending_payment", "paid", "fulfilled", "delivered", "cancelled", "expired", "refunded"]
+OrderStatus = Literal[
+    "pending_payment", "paid", "partially_shipped", "shipped", "delivered", "cancelled", "expired", "refunded"
+]
 Line = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
 Optional = Annotated[str, Meta(max_length=200)]
 
@@ -70,14 +73,23 @@ class OrderItemIn(msgspec.Struct, forbid_unknown_fields=True):
     quantity: Quantity
 
 
+class ShippingChoice(msgspec.Struct, forbid_unknown_fields=True):
+    vendor_id: UUID
+    method_id: UUID
+
+
 class OrderCreate(msgspec.Struct, forbid_unknown_fields=True):
     shipping_address: ShippingAddress
     # Omitted: the cart's items (the cart is emptied of them once the order is placed).
     items: Annotated[list[OrderItemIn], Meta(min_length=1, max_length=100)] | None = None
+    # The method per vendor (GET /cart/shipping-options lists them); a vendor left out ships
+    # with its cheapest method for the address.
+    shipping: Annotated[list[ShippingChoice], Meta(max_length=100)] | None = None
 
 
 class OrderLine(msgspec.Struct):
     id: UUID
+    fulfilment_id: UUID
     variant_id: UUID
     product_id: UUID
     vendor: VendorRef
@@ -88,6 +100,9 @@ class OrderLine(msgspec.Struct):
     quantity: int
     unit_price: Money
     line_total: Money
+    cancelled_quantity: int
+    returned_quantity: int
+    final_sale: bool
 
 
 class PaymentSummary(msgspec.Struct):
@@ -104,8 +119,13 @@ class Order(msgspec.Struct):
     lines: list[OrderLine]
     item_count: int
     subtotal: Money
+    # shipping_total (v1.1); `shipping` is the same amount, kept for v1.0 clients.
     shipping: Money
+    shipping_total: Money
+    discount_total: Money
     total: Money
+    # One per vendor: its lines, shipping method and price, status and tracking.
+    fulfilments: list[Fulfilment]
     shipping_address: dict[str, str | None]
     # Until when the stock is held for an unpaid order.
     expires_at: datetime
@@ -127,7 +147,8 @@ class PaymentStarted(msgspec.Struct):
 
 
 class StaffOrderMove(msgspec.Struct, forbid_unknown_fields=True):
-    status: Literal["fulfilled", "delivered", "refunded", "cancelled"]
+    # Shipping and delivery move per fulfilment (POST /staff/fulfilments/{id}/...).
+    status: Literal["refunded", "cancelled"]
     reason: Annotated[str, Meta(max_length=500)] | None = None
 
 

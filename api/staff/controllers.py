@@ -81,10 +81,11 @@ class StaffController(Controller):
     @post(
         "/orders/{order_id:uuid}/status",
         status_code=200,
-        summary="Move an order: fulfilled (shipped), delivered, refunded or cancelled",
+        summary="Refund or cancel an order",
         description="Checked against the order state machine (409 when not allowed); audit-logged. "
-        "Refunding or cancelling a paid order refunds its payment; cancelling or refunding before "
-        "fulfilment puts the stock back on sale.",
+        "Refunding or cancelling a paid order gives back what its payments still hold; what has "
+        "not shipped goes back on sale and its fulfilments are cancelled. Shipping and delivery "
+        "move per fulfilment (`/staff/fulfilments/{id}/...`).",
     )
     async def move_order(
         self,
@@ -97,7 +98,7 @@ class StaffController(Controller):
             db_session, order_id, data.status, staff_id=principal.user_id, reason=data.reason
         )
         view = await queries.order_view(db_session, order)
-        return order_out(view.order, view.lines, view.payments)
+        return order_out(view.order, view.lines, view.fulfilments, view.payments)
 
     @get("/audit-events", summary="The security audit log, newest first")
     async def audit_events(
