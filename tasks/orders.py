@@ -45,16 +45,12 @@ STATUS_MAILS: dict[str, tuple[str, str]] = {
         "Payment received for your Fashionistar order $number",
         "We received your payment of $total. Your order is being prepared.",
     ),
-    "fulfilled": (
-        "Your Fashionistar order $number has shipped",
-        "Good news: your order has shipped and is on its way to you.",
-    ),
 }
 # Address fields in the order people write them; any others follow.
 _ADDRESS_ORDER = ("full_name", "name", "line1", "line2", "city", "state", "postal_code", "country")
 
 
-def _lines_text(lines: list[OrderLine], currency: str) -> str:
+def lines_text(lines: list[OrderLine], currency: str) -> str:
     return "\n".join(
         f"{line.title} — size {line.size}, {line.color}, qty {line.quantity}: "
         f"{format_money(line.line_total_amount, currency)}"
@@ -62,7 +58,7 @@ def _lines_text(lines: list[OrderLine], currency: str) -> str:
     )
 
 
-def _address_text(address: dict[str, Any]) -> str:
+def address_text(address: dict[str, Any]) -> str:
     keys = [k for k in _ADDRESS_ORDER if k in address] + sorted(
         k for k in address if k not in _ADDRESS_ORDER and k != "phone"
     )
@@ -85,7 +81,7 @@ def _confirmation_values(found: OrderForMessage) -> dict[str, str]:
         "subtotal": format_money(order.subtotal_amount, order.currency),
         "shipping": format_money(order.shipping_amount, order.currency),
         "next_step": _next_step(found),
-        "address": _address_text(order.shipping_address),
+        "address": address_text(order.shipping_address),
     }
 
 
@@ -111,7 +107,7 @@ async def _send_order_mail(
                 "number": number,
                 "total": total,
                 "items": items_text(order.item_count),
-                "lines": _lines_text(found.lines, order.currency),
+                "lines": lines_text(found.lines, order.currency),
             }
             if status is None:
                 values |= _confirmation_values(found)
@@ -152,7 +148,7 @@ async def send_confirmation(order_id: str, resources: Resources) -> str:
 
 @queue_task("emails", "orders.send_status_update")
 async def send_status_update(order_id: str, status: str, resources: Resources) -> str:
-    """Email the buyer that their order is paid ("payment received") or has shipped (fulfilled).
+    """Email the buyer that their order is paid ("payment received"); shipments are mailed per vendor.
 
     Raises:
         PermanentTaskError: ``status`` has no mail (not retried).

@@ -25,8 +25,11 @@ from core.jobs import job_buffer
 from core.settings import Settings
 from core.task_names import REFUND_PAYMENT
 from db.models import Order, OrderEvent, OutboxMessage, Payment, PaymentEvent, User, Variant
+from db.services.fulfilment import moves
+from db.services.fulfilment.moves import Acting
+from db.services.fulfilment.queries import of_order
 from db.services.orders.lifecycle import cancel, expire_due, staff_move
-from db.services.payments.processing import process_event, refund_payment
+from db.services.payments.processing import process_event, refund_next
 from tests.support.catalog import make_product, make_store
 from tests.support.http import problem
 from tests.support.identity import make_user
@@ -287,8 +290,12 @@ async def test_a_payment_after_expiry_is_refunded_when_the_stock_is_gone(
     assert [(job.task_name, job.args, job.durable) for job in jobs.jobs if "refund" in job.task_name] == [
         ("critical.payments.refund", (str(payment.id),), True)
     ]
-    assert await refund_payment(session, SandboxProvider(), payment.id) == "refunded"
-    assert await refund_payment(session, SandboxProvider(), payment.id) == "already_refunded"
+    with job_buffer() as notices:
+        assert await refund_next(session, SandboxProvider(), payment.id) == "refunded"
+        assert await refund_next(session, SandboxProvider(), payment.id) == "nothing_pending"
+    assert [job.task_name for job in notices.jobs] == ["emails.notifications.refund_sent"]
+    await session.refresh(payment)
+    assert (payment.status, payment.refunded_amount) == ("refunded", payment.amount)
 
 
 async def test_expiry_releases_stock_exactly_once(session: AsyncSession) -> None:
@@ -314,38 +321,52 @@ async def test_expiry_releases_stock_exactly_once(session: AsyncSession) -> None
 async def test_staff_move_orders_through_the_state_machine(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    staff = auth(settings, await make_user(session, role="staff"))
-    buyer, order, variant = await unpaid_order(session)
+    staff_user = await make_user(session, role="staff")
+    staff = auth(settings, staff_user)
+    buyer, order, _ = await unpaid_order(session)
     url = f"{API}/staff/orders/{order.id}/status"
-    problem(await client.post(url, json={"status": "fulfilled"}, headers=staff), 409)
-    await session.execute(update(Order).where(Order.id == order.id).values(status="paid"))
-    await session.execute(update(Variant).where(Variant.id == variant.id).values(reserved=0))
-    shipped = await client.post(url, json={"status": "fulfilled", "reason": "DHL 123"}, headers=staff)
-    assert shipped.status_code == 200
-    assert shipped.json()["status"] == "fulfilled"
+    problem(await client.post(url, json={"status": "refunded"}, headers=staff), 409)
+    # Shipping moves per fulfilment now; the order's own status follows.
+    problem(await client.post(url, json={"status": "fulfilled"}, headers=staff), 422)
+    _, _, variant = await unpaid_order(session, stock=3, quantity=1)
+    paid = await make_order(session, buyer, [(variant, 1)], status="paid")
+    url = f"{API}/staff/orders/{paid.id}/status"
+    fulfilment = (await of_order(session, paid.id))[0]
+    shipped = await client.post(
+        f"{API}/staff/fulfilments/{fulfilment.id}/ship",
+        json={"carrier": "DHL", "tracking_number": "DHL 123"},
+        headers=staff,
+    )
+    assert shipped.status_code == 200, shipped.text
+    assert shipped.json()["order_status"] == "shipped"
     # Shipped orders can no longer be cancelled by their buyer.
-    problem(await client.post(f"{API}/orders/{order.id}/cancel", headers=auth(settings, buyer)), 409)
-    assert (await client.post(url, json={"status": "delivered"}, headers=staff)).json()[
-        "status"
-    ] == "delivered"
-    problem(await client.post(url, json={"status": "fulfilled"}, headers=staff), 409)
+    problem(await client.post(f"{API}/orders/{paid.id}/cancel", headers=auth(settings, buyer)), 409)
+    delivered = await client.post(f"{API}/staff/fulfilments/{fulfilment.id}/deliver", headers=staff)
+    assert delivered.json()["order_status"] == "delivered"
     problem(await client.post(url, json={"status": "paid"}, headers=staff), 422)
     problem(await client.post(url, json={"status": "refunded"}, headers=auth(settings, buyer)), 403)
+    refunded = await client.post(url, json={"status": "refunded", "reason": "lost in transit"}, headers=staff)
+    assert refunded.json()["status"] == "refunded"
+    problem(await client.post(url, json={"status": "cancelled"}, headers=staff), 409)
     problem(
         await client.post(
-            f"{API}/staff/orders/{uuid.uuid4()}/status", json={"status": "delivered"}, headers=staff
+            f"{API}/staff/orders/{uuid.uuid4()}/status", json={"status": "refunded"}, headers=staff
         ),
         404,
     )
     audit = (
         await session.scalars(
-            select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+            select(OrderEvent).where(OrderEvent.order_id == paid.id).order_by(OrderEvent.id)
         )
     ).all()
-    assert [(a.to_status, a.actor, a.reason) for a in audit][-2:] == [
-        ("fulfilled", "staff", "DHL 123"),
-        ("delivered", "staff", None),
+    assert [(a.to_status, a.actor, a.fulfilment_id is not None) for a in audit][-5:] == [
+        ("shipped", "staff", True),
+        ("shipped", "staff", False),
+        ("delivered", "staff", True),
+        ("delivered", "staff", False),
+        ("refunded", "staff", False),
     ]
+    assert audit[-1].reason == "lost in transit"
 
 
 async def test_leaving_a_paid_status_for_cancelled_or_refunded_refunds_once_whoever_moves_it(
@@ -358,6 +379,7 @@ async def test_leaving_a_paid_status_for_cancelled_or_refunded_refunds_once_whoe
     async def paid_order(final: str = "paid") -> tuple[Order, Payment, User]:
         buyer, order, _ = await unpaid_order(session, stock=3, quantity=1)
         order.status = final
+        order.paid_at = datetime.now(UTC)
         payment = Payment(
             order_id=order.id,
             provider="sandbox",
@@ -397,8 +419,10 @@ async def test_leaving_a_paid_status_for_cancelled_or_refunded_refunds_once_whoe
     assert queued == [(REFUND_PAYMENT, (str(payment.id),), True)]
 
     order, payment, _ = await paid_order()
+    acting = Acting(actor="staff", user_id=staff.id, vendor_id=None)
+    fulfilment = (await of_order(session, order.id))[0]
     shipped = await refunds_of(
-        lambda: staff_move(session, order.id, "fulfilled", staff_id=staff.id, reason=None), payment
+        lambda: moves.ship(session, fulfilment.id, acting, moves.Tracking("DHL", "DHL-1")), payment
     )
     assert shipped == []
     assert payment.status == "succeeded"

@@ -6,6 +6,7 @@ state machine to ``status`` with the real transition service, so stock and audit
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.jobs import job_buffer
-from core.settings import get_settings
+from core.settings import Settings, load_settings
 from db.models import Order, Product, User, Variant, Vendor
 from db.services.fulfilment import moves
 from db.services.fulfilment.moves import Acting
@@ -22,6 +23,7 @@ from db.services.orders import stock
 from db.services.orders.placing import add_fulfilments, snapshot_line, vendor_parts
 from db.services.orders.transitions import record, transition
 from db.services.shipping import quotes
+from tests.support.stack import WORKER_TEST_ENV
 
 # How each status is reached from pending_payment, and by whom ("ship" and "deliver" move every
 # fulfilment of the order through the fulfilment services, which move the order).
@@ -62,7 +64,7 @@ async def make_order(
         snapshots.append(snapshot_line(variant, product, vendor, quantity))
     subtotal = sum(line.line_total_amount for line in snapshots)
     now = created_at or datetime.now(UTC)
-    settings = get_settings()
+    settings = _test_settings()
     address = {**ADDRESS, "full_name": buyer.full_name}
     chosen = await quotes.choose(
         session, settings, vendor_parts(snapshots), quotes.Address(country="NG", state="Lagos"), None
@@ -98,6 +100,11 @@ async def make_order(
                 await transition(session, order, target, actor)
     await session.commit()
     return order
+
+
+@functools.cache
+def _test_settings() -> Settings:
+    return load_settings({"APP_ENV": "test", **WORKER_TEST_ENV}, dotenv=None)
 
 
 async def _move_fulfilments(session: AsyncSession, order: Order, move: str) -> None:

@@ -21,6 +21,10 @@ WORKER_TEST_ENV = {
     "TASK_RETRY_BASE_DELAY_SECONDS": "0.4",
     "TASK_RETRY_MAX_DELAY_SECONDS": "1.5",
     "OUTBOX_SWEEP_MIN_AGE_SECONDS": "0",
+    # The platform's default shipping is free in tests, so order totals equal their items' prices
+    # unless a test gives a store a shipping profile (tests/test_shipping.py prices shipping).
+    "SHIPPING_DEFAULT_PRICE": "0",
+    "SHIPPING_DEFAULT_PER_EXTRA_ITEM": "0",
 }
 
 

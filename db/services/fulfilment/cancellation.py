@@ -95,10 +95,10 @@ async def cancel(
     if whole:
         close_fulfilment(session, fulfilment, reason=reason)
         refund += fulfilment.shipping_amount
-    record(
+    change = record(
         session, order, current, acting.actor, actor_id=acting.user_id, reason=reason, fulfilment=fulfilment
     )
-    await _refund(session, order, fulfilment, refund, reason)
+    await _refund(session, order, fulfilment, refund, reason)  # flushes: the audit row gets its id
     await follow_fulfilments(session, order, acting.actor, actor_id=acting.user_id, reason=reason)
     get_event_bus().publish(
         FulfilmentMoved(
@@ -106,6 +106,7 @@ async def cancel(
             order_id=order.id,
             user_id=order.user_id,
             to_status="cancelled",
+            change_id=change.id,
             partial=not whole,
         )
     )

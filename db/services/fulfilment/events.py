@@ -14,4 +14,6 @@ class FulfilmentMoved(Event, frozen=True, kw_only=True):
     order_id: UUID
     user_id: UUID
     to_status: str
+    # The audit row of the move: a notice is sent once per move.
+    change_id: UUID
     partial: bool = False

@@ -76,14 +76,18 @@ async def _move(
     current = fulfilment.status
     check_move(current, target)
     fulfilment.status = target
-    record(
+    change = record(
         session, order, current, acting.actor, actor_id=acting.user_id, reason=reason, fulfilment=fulfilment
     )
     await session.flush()
     await follow_fulfilments(session, order, acting.actor, actor_id=acting.user_id, reason=reason)
     get_event_bus().publish(
         FulfilmentMoved(
-            fulfilment_id=fulfilment.id, order_id=order.id, user_id=order.user_id, to_status=target
+            fulfilment_id=fulfilment.id,
+            order_id=order.id,
+            user_id=order.user_id,
+            to_status=target,
+            change_id=change.id,
         )
     )
 

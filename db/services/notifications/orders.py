@@ -22,11 +22,10 @@ from db.models import Notification, Order, OrderLine, User
 from db.services.notifications.errors import UnknownNotificationKind
 from db.services.orders.errors import OrderNotFound
 
-# Order status -> the kind of notice the shopper gets. "fulfilled" is "shipped" to shoppers.
+# Order status -> the kind of notice the shopper gets. Shipments and deliveries are told per
+# vendor, with their tracking (db.services.notifications.fulfilments), not per order.
 STATUS_KINDS: dict[str, str] = {
     "paid": "order_paid",
-    "fulfilled": "order_shipped",
-    "delivered": "order_delivered",
     "cancelled": "order_cancelled",
     "expired": "order_expired",
     "refunded": "order_refunded",
@@ -49,10 +48,6 @@ NOTICES: dict[str, Notice] = {
     ),
     "order_paid": Notice(
         "paid", "Payment received for order $number", "We received $total. Your order is being prepared."
-    ),
-    "order_shipped": Notice("fulfilled", "Order $number has shipped", "Your $items are on the way to you."),
-    "order_delivered": Notice(
-        "delivered", "Order $number was delivered", "Enjoy your new pieces! You can now review them."
     ),
     "order_cancelled": Notice(
         "cancelled",

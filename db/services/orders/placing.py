@@ -159,13 +159,10 @@ async def add_fulfilments(
     chosen: dict[UUID, quotes.Chosen],
 ) -> list[Fulfilment]:
     """One fulfilment per vendor of ``order`` (already flushed), its lines attached to it."""
-    windows = dict(
-        (
-            await session.execute(
-                select(Vendor.id, Vendor.return_window_days).where(Vendor.id.in_(list(chosen)))
-            )
-        ).tuples()
+    rows = await session.execute(
+        select(Vendor.id, Vendor.return_window_days).where(Vendor.id.in_(list(chosen)))
     )
+    windows = {vendor_id: days for vendor_id, days in rows.tuples()}
     fulfilments = {
         vendor_id: Fulfilment(
             order_id=order.id,

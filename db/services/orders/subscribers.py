@@ -12,6 +12,7 @@ from core.events import EventBus
 from core.jobs import defer
 from core.task_names import (
     NOTIFY_ORDER_UPDATE,
+    NOTIFY_VENDORS_OF_SALE,
     RECORD_ORDER_EVENT,
     SEND_ORDER_CONFIRMATION,
     SEND_ORDER_STATUS_UPDATE,
@@ -19,9 +20,9 @@ from core.task_names import (
 from db.services.notifications.orders import ORDER_PLACED, STATUS_KINDS
 from db.services.orders.events import OrderPlaced, OrderStatusChanged
 
-# Status changes worth an email; the others are told in the app only ("payment received",
-# "your order has shipped").
-EMAILED_STATUSES = frozenset({"paid", "fulfilled"})
+# Status changes worth an email to the shopper; shipments are mailed per vendor, with their
+# tracking (db.services.fulfilment.subscribers), and the rest is told in the app only.
+EMAILED_STATUSES = frozenset({"paid"})
 
 
 def on_order_placed(event: OrderPlaced) -> None:
@@ -38,6 +39,9 @@ def on_order_status_changed(event: OrderStatusChanged) -> None:
         defer(NOTIFY_ORDER_UPDATE, order_id, kind, durable=True)
     if event.to_status in EMAILED_STATUSES:
         defer(SEND_ORDER_STATUS_UPDATE, order_id, event.to_status, durable=True)
+    if event.to_status == "paid":
+        # Each vendor with items in it learns of the sale (its own lines, the address).
+        defer(NOTIFY_VENDORS_OF_SALE, order_id, durable=True)
     defer(RECORD_ORDER_EVENT, order_id, f"order_{event.to_status}", durable=True)
 
 

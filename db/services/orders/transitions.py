@@ -57,21 +57,21 @@ def record(
     actor_id: UUID | None = None,
     reason: str | None = None,
     fulfilment: Fulfilment | None = None,
-) -> None:
+) -> OrderEvent:
     """Write the audit row of a status change (or of the order's creation, ``from_status`` None);
     with ``fulfilment``, of that fulfilment's move (its statuses)."""
-    session.add(
-        OrderEvent(
-            order_id=order.id,
-            fulfilment_id=fulfilment.id if fulfilment is not None else None,
-            from_status=from_status,
-            to_status=fulfilment.status if fulfilment is not None else order.status,
-            actor=actor,
-            actor_id=actor_id,
-            reason=reason,
-            request_id=get_request_id(),
-        )
+    event = OrderEvent(
+        order_id=order.id,
+        fulfilment_id=fulfilment.id if fulfilment is not None else None,
+        from_status=from_status,
+        to_status=fulfilment.status if fulfilment is not None else order.status,
+        actor=actor,
+        actor_id=actor_id,
+        reason=reason,
+        request_id=get_request_id(),
     )
+    session.add(event)
+    return event
 
 
 async def _fulfilments(session: AsyncSession, order_id: UUID) -> list[Fulfilment]:

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.payments import PaymentProvider
 from core.jobs import defer
 from core.logging import get_logger
-from core.task_names import REFUND_PAYMENT
-from db.models import Payment, Refund
+from core.task_names import NOTIFY_REFUND_SENT, REFUND_PAYMENT
+from db.models import Payment, Refund, Return
 from db.services.payments.errors import PaymentNotFound
 
 log = get_logger(__name__)
@@ -143,6 +143,13 @@ async def send_refund(
     await provider.refund(payment.reference, refund.amount)
     refund.status = "succeeded"
     refund.processed_at = datetime.now(UTC)
+    if refund.return_id is not None:
+        await session.execute(
+            update(Return)
+            .where(Return.id == refund.return_id, Return.status == "received")
+            .values(status="refunded", refunded_at=refund.processed_at)
+        )
+    defer(NOTIFY_REFUND_SENT, str(refund.id), durable=True)
     if payment.status == "refund_pending" and payment.refunded_amount == payment.amount:
         still_pending = await session.scalar(
             select(Refund.id).where(
