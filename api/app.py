@@ -33,6 +33,7 @@ from api.openapi import SECURITY_SCHEMES, document_problems
 from api.orders.controllers import CartController, OrdersController
 from api.payments.controllers import SandboxCheckoutController, WebhooksController
 from api.resources import AppResources, CategoryCache
+from api.returns.controllers import OrderReturnsController, VendorReturnsController
 from api.reviews.controllers import ReviewsController
 from api.seller.controllers import VendorStoreController
 from api.seller.orders import VendorOrdersController
@@ -154,12 +155,14 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
             VendorStoreController,
             VendorOrdersController,
             ShippingProfileController,
+            VendorReturnsController,
             VendorFulfilmentsController,
             StaffFulfilmentsController,
             FitController,
             CartController,
             CartShippingController,
             OrdersController,
+            OrderReturnsController,
             WebhooksController,
             *([SandboxCheckoutController] if settings.payment_provider == "sandbox" else []),
             ReviewsController,
