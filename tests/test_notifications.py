@@ -266,8 +266,10 @@ def test_order_placed_defers_the_confirmation_the_notice_and_the_analytics_event
     [
         ("pending_payment", "paid", "order_paid", True),
         ("expired", "paid", "order_paid", True),
-        ("paid", "fulfilled", "order_shipped", True),
-        ("fulfilled", "delivered", "order_delivered", False),
+        # Shipments and deliveries are told per vendor, with their tracking (fulfilment notices).
+        ("paid", "partially_shipped", None, False),
+        ("partially_shipped", "shipped", None, False),
+        ("shipped", "delivered", None, False),
         ("pending_payment", "cancelled", "order_cancelled", False),
         ("paid", "cancelled", "order_cancelled", False),
         ("pending_payment", "expired", "order_expired", False),
@@ -275,16 +277,19 @@ def test_order_placed_defers_the_confirmation_the_notice_and_the_analytics_event
     ],
 )
 def test_a_status_change_defers_the_notice_its_mail_and_the_analytics_event(
-    from_status: str, to_status: str, kind: str, emailed: bool
+    from_status: str, to_status: str, kind: str | None, emailed: bool
 ) -> None:
     order_id = uuid.uuid4()
     oid = str(order_id)
     event = OrderStatusChanged(
         order_id=order_id, user_id=uuid.uuid4(), from_status=from_status, to_status=to_status
     )
-    expected = [("emails.notifications.order_update", (oid, kind), True)]
+    expected = [("emails.notifications.order_update", (oid, kind), True)] if kind else []
     if emailed:
         expected.append(("emails.orders.send_status_update", (oid, to_status), True))
+    if to_status == "paid":
+        # Every vendor with items in the order hears of the sale.
+        expected.append(("emails.notifications.vendor_sale", (oid,), True))
     expected.append(("analytics.orders.record_event", (oid, f"order_{to_status}"), True))
     assert jobs_of(fresh_bus(), event) == expected
 

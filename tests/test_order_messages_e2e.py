@@ -22,6 +22,7 @@ from core.jobs import job_buffer
 from core.settings import Settings
 from db.engine import Database
 from db.models import Notification, Order, User
+from db.services.fulfilment.queries import of_order
 from db.services.notifications.orders import order_number
 from db.services.orders.events import OrderPlaced
 from db.services.subscribers import register_all
@@ -41,6 +42,7 @@ CONFIRM = "emails.orders.send_confirmation"
 STATUS_MAIL = "emails.orders.send_status_update"
 NOTIFY = "emails.notifications.order_update"
 RECORD = "analytics.orders.record_event"
+SHIPPED_MAIL = "emails.fulfilment.send_shipped"
 
 
 async def committed_order(db: Database, status: str = "pending_payment") -> tuple[Order, User]:
@@ -176,19 +178,27 @@ async def test_a_confirmation_job_run_again_sends_no_second_mail(
 async def test_status_mails_for_payment_and_shipping(
     worker: WorkerProcess, committed_db: Database, broker: AsyncBroker, settings: Settings
 ) -> None:
-    order, buyer = await committed_order(committed_db, status="fulfilled")
+    order, buyer = await committed_order(committed_db, status="shipped")
+    async with committed_db.session_maker() as session:
+        [fulfilment] = await of_order(session, order.id)
     number = order_number(order.id)
     assert await run_task(broker, STATUS_MAIL, str(order.id), "paid") == "sent"
-    assert await run_task(broker, STATUS_MAIL, str(order.id), "fulfilled") == "sent"
+    # Shipments are mailed per vendor, with the carrier and tracking number.
+    assert await run_task(broker, SHIPPED_MAIL, str(fulfilment.id)) == "sent"
     assert await run_task(broker, STATUS_MAIL, str(order.id), "paid") == "already_sent"
+    assert await run_task(broker, SHIPPED_MAIL, str(fulfilment.id)) == "already_sent"
     subjects = {str(m["Subject"]): m for m in mail_to(settings.mail_dir, buyer.email)}
     assert set(subjects) == {
         f"Payment received for your Fashionistar order {number}",
-        f"Your Fashionistar order {number} has shipped",
+        f"Part of your Fashionistar order {number} has shipped",
     }
     paid = text_of(subjects[f"Payment received for your Fashionistar order {number}"])
     assert "We received your payment of NGN 38,500.00" in paid
     assert "Adire tee — size L, indigo, qty 2: NGN 30,000.00" in paid
+    shipped = text_of(subjects[f"Part of your Fashionistar order {number} has shipped"])
+    assert "Lagos Loom has shipped these items" in shipped
+    assert f"Tracking number: {fulfilment.tracking_number}" in shipped
+    assert "Aso-oke scarf — size M, black, qty 1: NGN 8,500.00" in shipped
 
 
 async def test_the_paid_notice_is_written_once_however_often_its_job_runs(

@@ -81,7 +81,7 @@ async def summary_and_aggregate(session: AsyncSession, product: Product) -> tupl
 # --- writing ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", ["paid", "fulfilled", "delivered"])
+@pytest.mark.parametrize("status", ["paid", "shipped", "delivered"])
 async def test_verified_buyer_reviews_and_the_rating_follows(
     client: httpx.AsyncClient, session: AsyncSession, status: str
 ) -> None:

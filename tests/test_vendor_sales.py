@@ -209,7 +209,9 @@ async def test_orders_filtered_by_status(client: httpx.AsyncClient, session: Asy
     pending = await get_ok(client, "/vendor/orders", auth, status="pending_payment")
     assert pending["items"][0]["paid_at"] is None
     assert len((await get_ok(client, "/vendor/orders", auth))["items"]) == 6
-    body = problem(await client.get(f"{API}/vendor/orders", headers=auth, params={"status": "shipped"}), 422)
+    body = problem(
+        await client.get(f"{API}/vendor/orders", headers=auth, params={"status": "fulfilled"}), 422
+    )
     assert body["errors"][0]["field"] == "status"
 
 
@@ -231,11 +233,11 @@ async def test_stats_count_sold_orders_on_the_day_they_were_paid(
     dress = await stocked(session, rival, price=9_000_000, title="Ankara dress")
     buyer = await make_user(session)
 
-    # Counted: paid, delivered, fulfilled; the rival's line in a shared order is not.
+    # Counted: paid, delivered, shipped; the rival's line in a shared order is not.
     await paid_on(session, await order_of(session, buyer, [(shirt, 2), (scarf, 1), (dress, 1)]), at(2, 10))
     await paid_on(session, await order_of(session, buyer, [(shirt, 1)], status="delivered"), at(2, 23, 30))
-    fulfilled = await order_of(session, buyer, [(scarf, 3), (belt, 2)], status="fulfilled")
-    await paid_on(session, fulfilled, at(5))
+    shipped = await order_of(session, buyer, [(scarf, 3), (belt, 2)], status="shipped")
+    await paid_on(session, shipped, at(5))
     # Not counted: not sold (even with a paid_at inside the range), outside the range, the rival's.
     for status in ("pending_payment", "cancelled", "refunded", "expired"):
         await paid_on(session, await order_of(session, buyer, [(shirt, 5)], status=status), at(3))
@@ -341,13 +343,20 @@ async def test_stats_and_listing_read_only_the_vendors_lines_through_its_index(
                        now(), now() - (g % 400) * interval '1 day', now(), now()
                 FROM generate_series(1, 20000) AS g
                 RETURNING id
+            ), shipping AS (
+                INSERT INTO fulfilments (id, order_id, vendor_id, status, currency, shipping_method,
+                                         shipping_amount, return_window_days, created_at, updated_at)
+                SELECT gen_random_uuid(), placed.id, :vendor, 'pending', 'NGN', '{}'::jsonb, 0, 14,
+                       now(), now()
+                FROM placed
+                RETURNING id, order_id
             )
-            INSERT INTO order_lines (id, order_id, variant_id, product_id, vendor_id, title, vendor_name,
-                                     sku, size, color, unit_price_amount, quantity, line_total_amount,
-                                     created_at, updated_at)
-            SELECT gen_random_uuid(), placed.id, :variant, :product, :vendor, 'Ankara dress', 'Busy',
-                   :sku, 'M', 'black', 4000000, 1, 4000000, now(), now()
-            FROM placed
+            INSERT INTO order_lines (id, order_id, fulfilment_id, variant_id, product_id, vendor_id, title,
+                                     vendor_name, sku, size, color, unit_price_amount, quantity,
+                                     line_total_amount, created_at, updated_at)
+            SELECT gen_random_uuid(), shipping.order_id, shipping.id, :variant, :product, :vendor,
+                   'Ankara dress', 'Busy', :sku, 'M', 'black', 4000000, 1, 4000000, now(), now()
+            FROM shipping
             """
         ),
         {
