@@ -162,7 +162,7 @@ async def add_fulfilments(
     rows = await session.execute(
         select(Vendor.id, Vendor.return_window_days).where(Vendor.id.in_(list(chosen)))
     )
-    windows = {vendor_id: days for vendor_id, days in rows.tuples()}
+    windows = dict(rows.tuples().all())
     fulfilments = {
         vendor_id: Fulfilment(
             order_id=order.id,
