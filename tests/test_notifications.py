@@ -284,7 +284,9 @@ def test_a_status_change_defers_the_notice_its_mail_and_the_analytics_event(
     event = OrderStatusChanged(
         order_id=order_id, user_id=uuid.uuid4(), from_status=from_status, to_status=to_status
     )
-    expected = [("emails.notifications.order_update", (oid, kind), True)] if kind else []
+    expected: list[tuple[str, tuple[str, ...], bool]] = (
+        [("emails.notifications.order_update", (oid, kind), True)] if kind else []
+    )
     if emailed:
         expected.append(("emails.orders.send_status_update", (oid, to_status), True))
     if to_status == "paid":
