@@ -215,6 +215,16 @@ def make_app(settings: Settings, isolated_db: Database, broker: AsyncBroker) -> 
 
 
 @pytest.fixture
+async def live_client(
+    make_app: Callable[..., Litestar], committed_db: Database, redis: Redis
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on the real (committing) database, so the worker sees what requests commit."""
+    async with serve(make_app(database=committed_db)) as client:
+        yield client
+    await clear_rate_limits(redis)
+
+
+@pytest.fixture
 async def client(make_app: Callable[..., Litestar], redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
     async with serve(make_app()) as c:
         yield c

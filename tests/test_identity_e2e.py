@@ -6,7 +6,6 @@ import asyncio
 import email
 import email.policy
 import re
-from collections.abc import AsyncIterator, Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ import httpx
 import msgspec
 import pytest
 from aiosmtpd.controller import Controller
-from litestar import Litestar
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
@@ -27,8 +25,6 @@ from db.engine import Database
 from db.models import OneTimeCode
 from devstack.services import free_port
 from tasks.runtime.dispatch import BrokerDispatcher
-from tests.conftest import clear_rate_limits
-from tests.support.http import serve
 from tests.support.identity import PASSWORD, make_user, unique_email
 from tests.support.stack import WorkerProcess
 from tests.test_tasks_e2e import eventually
@@ -36,16 +32,6 @@ from tests.test_tasks_e2e import eventually
 pytestmark = [pytest.mark.anyio, pytest.mark.worker]
 
 API = "/api/v1"
-
-
-@pytest.fixture
-async def live_client(
-    make_app: Callable[..., Litestar], committed_db: Database, redis: Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The app on the real (committing) database, so the worker sees what requests commit."""
-    async with serve(make_app(database=committed_db)) as client:
-        yield client
-    await clear_rate_limits(redis)
 
 
 def mail_to(mail_dir: Path, address: str, subject_part: str) -> list[EmailMessage]:

@@ -9,7 +9,7 @@ import email
 import email.policy
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,6 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from litestar import Litestar
-from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 from taskiq import AsyncBroker
 
@@ -27,9 +25,8 @@ from core.adapters.payments.sandbox import charge_success_event
 from core.settings import Settings
 from db.engine import Database
 from db.models import Order, OrderEvent, OrderLine, PaymentEvent, Variant
-from tests.conftest import clear_rate_limits, run_task
+from tests.conftest import run_task
 from tests.support.catalog import make_product, make_store
-from tests.support.http import serve
 from tests.support.identity import make_user
 from tests.support.orders import make_order, variants_of
 from tests.support.stack import WorkerProcess
@@ -39,16 +36,6 @@ from tests.test_tasks_e2e import eventually
 pytestmark = [pytest.mark.anyio, pytest.mark.worker]
 
 API = "/api/v1"
-
-
-@pytest.fixture
-async def live_client(
-    make_app: Callable[..., Litestar], committed_db: Database, redis: Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The app on the real (committing) database, so the worker sees what requests commit."""
-    async with serve(make_app(database=committed_db)) as client:
-        yield client
-    await clear_rate_limits(redis)
 
 
 async def one_variant(committed_db: Database, stock: int, price: int = 2_000_000) -> Variant:
