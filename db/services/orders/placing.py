@@ -159,12 +159,15 @@ async def add_fulfilments(
     chosen: dict[UUID, quotes.Chosen],
 ) -> list[Fulfilment]:
     """One fulfilment per vendor of ``order`` (already flushed), its lines attached to it."""
+    # .all(): a Result has keys() (its column names), so dict() would read it as a mapping.
     windows = dict(
         (
             await session.execute(
                 select(Vendor.id, Vendor.return_window_days).where(Vendor.id.in_(list(chosen)))
             )
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     fulfilments = {
         vendor_id: Fulfilment(
