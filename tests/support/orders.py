@@ -1,7 +1,8 @@
 """Order test data straight into the database (the HTTP path is tested in tests/test_orders*.py).
 
-``make_order`` writes an order as ``POST /orders`` would leave it, then walks it through the
-state machine to ``status`` with the real transition service, so stock and audit rows match.
+``make_order`` writes an order as ``POST /orders`` would leave it (one fulfilment per vendor,
+shipped with that vendor's cheapest method), then walks it through the state machine to ``status``
+with the real transition service, so stock and audit rows match.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.jobs import job_buffer
+from core.settings import Settings, get_settings
 from db.models import Order, Product, User, Variant, Vendor
 from db.services.orders import stock
-from db.services.orders.placing import snapshot_line
+from db.services.orders.placing import add_fulfilments, snapshot_line, vendor_parts
 from db.services.orders.transitions import record, transition
+from db.services.shipping import quotes
 
 # How each status is reached from pending_payment, and by whom.
 _PATHS: dict[str, list[tuple[str, Any]]] = {
@@ -37,11 +40,13 @@ async def make_order(
     *,
     status: str = "paid",
     created_at: datetime | None = None,
+    settings: Settings | None = None,
 ) -> Order:
     """An order of ``lines`` (variant, quantity) by ``buyer``, moved to ``status``.
 
     Stock is reserved as the API does (the variants need enough of it). ``created_at`` backdates
-    the order (vendor stats over date ranges).
+    the order (vendor stats over date ranges). Shipping is each vendor's cheapest method to
+    Lagos (``settings``: the platform default's prices; the process settings when omitted).
     """
     assert lines
     snapshots = []
@@ -53,15 +58,18 @@ async def make_order(
         assert vendor is not None
         currency = product.currency
         snapshots.append(snapshot_line(variant, product, vendor, quantity))
+    settings = settings or get_settings()
+    chosen = await quotes.choose(session, settings, vendor_parts(snapshots), quotes.Address("NG"), None)
     subtotal = sum(line.line_total_amount for line in snapshots)
+    shipping = sum(choice.amount for choice in chosen.values())
     now = created_at or datetime.now(UTC)
     order = Order(
         user_id=buyer.id,
         status="pending_payment",
         currency=currency,
         subtotal_amount=subtotal,
-        shipping_amount=0,
-        total_amount=subtotal,
+        shipping_amount=shipping,
+        total_amount=subtotal + shipping,
         item_count=sum(line.quantity for line in snapshots),
         shipping_address={"name": buyer.full_name, "line1": "1 Marina", "city": "Lagos", "country": "NG"},
         expires_at=now + timedelta(minutes=30),
@@ -70,9 +78,7 @@ async def make_order(
         order.created_at = created_at
     session.add(order)
     await session.flush()
-    for line in snapshots:
-        line.order_id = order.id
-    session.add_all(snapshots)
+    await add_fulfilments(session, settings, order, snapshots, chosen)
     short = await stock.reserve(session, {line.variant_id: line.quantity for line in snapshots})
     assert short is None, f"not enough stock for {short}"
     record(session, order, None, "buyer", actor_id=buyer.id)
