@@ -35,6 +35,7 @@ from api.reviews.controllers import ReviewsController
 from api.seller.controllers import VendorStoreController
 from api.seller.orders import VendorOrdersController
 from api.staff.controllers import StaffController
+from api.staff.orders import StaffOrdersController
 from api.wishlist.controllers import WishlistController
 from core.adapters.passwords import PasswordHasher
 from core.adapters.payments import PaymentProvider, build_payment_provider
@@ -151,6 +152,7 @@ def create_app(
             MeController,
             NotificationsController,
             StaffController,
+            StaffOrdersController,
             CatalogController,
             VendorsController,
             VendorStoreController,
