@@ -39,6 +39,7 @@ from api.seller.controllers import VendorStoreController
 from api.seller.orders import VendorOrdersController
 from api.shipping.controllers import CartShippingController, ShippingProfileController
 from api.staff.controllers import StaffController
+from api.staff.orders import StaffOrdersController
 from api.wishlist.controllers import WishlistController
 from core.adapters.passwords import PasswordHasher
 from core.adapters.payments import PaymentProvider, build_payment_provider
@@ -150,6 +151,7 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
             MeController,
             NotificationsController,
             StaffController,
+            StaffOrdersController,
             CatalogController,
             VendorsController,
             VendorStoreController,

@@ -65,8 +65,9 @@ class Order(Base):
         CheckConstraint(
             "total_amount = subtotal_amount + shipping_amount - discount_amount", name="total_adds_up"
         ),
-        # Staff console: every order, newest first.
+        # Staff console: every order, newest first; by status, and placed in a time range.
         Index("ix_orders_status", "status", "id"),
+        Index("ix_orders_created_at", "created_at"),
         # A shopper's orders, newest first.
         Index("ix_orders_user", "user_id", "id"),
         # The expiry job only looks at unpaid orders, oldest deadline first.

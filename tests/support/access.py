@@ -83,6 +83,8 @@ POLICY: dict[Route, Rule] = {
     _api("PATCH", "/staff/users/{user_id:uuid}/role"): Rule("staff", "any"),
     _api("PATCH", "/staff/vendors/{vendor_id:uuid}/status"): Rule("staff", "any"),
     _api("POST", "/staff/orders/{order_id:uuid}/status"): Rule("staff", "any"),
+    _api("GET", "/staff/orders"): Rule("staff"),
+    _api("GET", "/staff/orders/{order_id:uuid}"): Rule("staff", "any"),
     _api("GET", "/staff/audit-events"): Rule("staff"),
     _api("GET", "/staff/fulfilments"): Rule("staff"),
     _api("POST", "/staff/fulfilments/{fulfilment_id:uuid}/pack"): Rule("staff", "any"),
