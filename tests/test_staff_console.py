@@ -16,7 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.jobs import job_buffer
 from db.engine import Database
-from db.models import Fulfilment, Order, OrderLine, Payment, PaymentEvent, Return, ReturnLine, User, Vendor
+from db.models import (
+    Fulfilment,
+    Order,
+    OrderLine,
+    Payment,
+    PaymentEvent,
+    Return,
+    ReturnLine,
+    ShippingMethod,
+    User,
+    Vendor,
+)
 from db.services.fulfilment import cancellation, moves
 from db.services.payments.refunds import RefundFor, refund_order_amount
 from tests.support.catalog import make_product, make_store
@@ -42,6 +53,20 @@ async def _shop(client: httpx.AsyncClient, session: AsyncSession) -> Shop:
     staff = await make_user(session, role="staff")
     store_a = await make_store(session, name="Adire House")
     store_b = await make_store(session, name="Kente Corner")
+    # Adire House charges for shipping (the platform default is free in tests).
+    session.add(
+        ShippingMethod(
+            vendor_id=store_a.id,
+            name="Courier",
+            kind="standard",
+            zones=[{"country": "NG", "states": None}],
+            currency="NGN",
+            price_amount=120_000,
+            per_extra_item_amount=0,
+            min_days=1,
+            max_days=3,
+        )
+    )
     buyer = await make_user(session, email=f"amaka-{uuid.uuid4().hex[:8]}@example.com")
     other = await make_user(session, full_name="Bola Ade")
     return Shop(bearer(await login(client, staff.email)), store_a, store_b, buyer, other)
@@ -398,13 +423,14 @@ async def test_one_order_in_full_tells_its_whole_story(
     )
     assert delivered["shipped_at"] is not None
     assert delivered["delivered_at"] is not None
-    assert delivered["shipping_method"] == {
-        "id": None,  # the platform's default method
-        "name": "Standard delivery",
-        "kind": "standard",
-        "min_days": 3,
-        "max_days": 7,
-    }
+    method = delivered["shipping_method"]
+    assert (method["name"], method["kind"], method["min_days"], method["max_days"]) == (
+        "Courier",
+        "standard",
+        1,
+        3,
+    )
+    assert method["id"] is not None  # the store's own method (the platform default has none)
     assert delivered["shipping"] == _money(story.delivered.shipping_amount)
     assert fulfilments[str(story.cut.id)]["status"] == "pending"  # one unit is still to ship
 
