@@ -155,6 +155,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # its own window.
     return_window_days: int = 14
 
+    # --- Money: commission, earnings, payouts ----------------------------------------------
+    # The platform's commission when no vendor or category rule applies (basis points: 1000 = 10 %).
+    commission_default_bps: int = 1_000
+    # How often the job that makes vendors' earnings payable (return window over) runs.
+    earnings_release_interval_seconds: int = 3_600
+    # Smallest payout (minor units); the scheduled payout run goes this often (weekly).
+    payout_minimum: int = 500_000
+    payout_interval_seconds: int = 604_800
+
     # --- Catalog and media ---------------------------------------------------------------
     # The marketplace's currency (ISO 4217); prices are integers in its minor unit (kobo).
     currency: str = "NGN"

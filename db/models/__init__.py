@@ -14,6 +14,7 @@ from db.models.catalog import (
     Vendor,
 )
 from db.models.fulfilment import FULFILMENT_STATUSES, Fulfilment
+from db.models.ledger import CommissionRule, LedgerAccount, LedgerEntry, LedgerTransaction
 from db.models.measurement import Measurement
 from db.models.notification import Notification
 from db.models.one_time_code import OneTimeCode
@@ -36,9 +37,13 @@ __all__ = [
     "Brand",
     "CartItem",
     "Category",
+    "CommissionRule",
     "FitProfile",
     "Fulfilment",
     "IdempotencyKey",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransaction",
     "Measurement",
     "Notification",
     "OneTimeCode",

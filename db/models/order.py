@@ -96,6 +96,8 @@ class OrderLine(Base):
     line_total_amount: Mapped[int] = mapped_column(BigInteger)
     # The line's share of the order's discount (refunds and commission use the discounted amount).
     discount_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The platform's commission on this line, in basis points, as the rules stood at placement.
+    commission_bps: Mapped[int] = mapped_column(Integer, default=0)
     # Final-sale items cannot be returned (a snapshot of the product's flag).
     final_sale: Mapped[bool] = mapped_column(Boolean, default=False)
     # Units the vendor cancelled before shipping, and units returned and received back.

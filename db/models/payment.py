@@ -44,6 +44,8 @@ class Payment(Base):
     # What has been asked back of this payment so far (refunds pending or done); never more than
     # was captured, which the database enforces.
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What the provider kept of the charge, as the provider reported it (not a formula of ours).
+    fee_amount: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     __table_args__ = (
         CheckConstraint(f"status IN ({_PAYMENT_STATUSES})", name="status_known"),
