@@ -164,7 +164,9 @@ async def add_fulfilments(
             await session.execute(
                 select(Vendor.id, Vendor.return_window_days).where(Vendor.id.in_(list(chosen)))
             )
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     fulfilments = {
         vendor_id: Fulfilment(
