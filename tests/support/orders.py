@@ -13,10 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.jobs import job_buffer
+from core.settings import get_settings
 from db.models import Order, Product, User, Variant, Vendor
 from db.services.orders import stock
-from db.services.orders.placing import snapshot_line
+from db.services.orders.placing import add_fulfilments, snapshot_line
 from db.services.orders.transitions import record, transition
+from db.services.shipping.methods import default_method
+from db.services.shipping.quotes import Chosen
 
 # How each status is reached from pending_payment, and by whom.
 _PATHS: dict[str, list[tuple[str, Any]]] = {
@@ -70,9 +73,10 @@ async def make_order(
         order.created_at = created_at
     session.add(order)
     await session.flush()
-    for line in snapshots:
-        line.order_id = order.id
-    session.add_all(snapshots)
+    # One fulfilment per vendor, as placing makes them; shipped free so the total is the subtotal.
+    settings = get_settings()
+    free = Chosen(method=default_method(settings), amount=0)
+    await add_fulfilments(session, settings, order, snapshots, {line.vendor_id: free for line in snapshots})
     short = await stock.reserve(session, {line.variant_id: line.quantity for line in snapshots})
     assert short is None, f"not enough stock for {short}"
     record(session, order, None, "buyer", actor_id=buyer.id)
