@@ -126,6 +126,7 @@ class PaystackStandIn:
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(5)
+            self._thread = None
         self._server.server_close()
 
     def __enter__(self) -> PaystackStandIn:
@@ -159,6 +160,7 @@ class PaystackStandIn:
 
         Raises:
             KeyError: no such transaction.
+            httpx.HTTPError: ``webhook_url`` could not be reached (the charge stands).
         """
         with self._lock:
             found = self._transactions[reference]
