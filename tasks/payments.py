@@ -1,12 +1,15 @@
-"""Payment work on the ``critical`` queue: apply stored webhook events, refund payments."""
+"""Payment work on the ``critical`` queue: apply stored webhook events, refund payments, and
+reconcile payments whose webhook never came (scheduled)."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
 from core.logging import get_logger
+from core.settings import get_settings
 from db.services.payments.errors import PaymentEventNotFound, PaymentNotFound
 from db.services.payments.processing import process_event, refund_next
+from db.services.payments.reconciliation import reconcile_payments
 from tasks.runtime.broker import queue_task
 from tasks.runtime.resources import Resources
 
@@ -41,3 +44,16 @@ async def refund(payment_id: str, resources: Resources) -> str:
         log.warning("payment to refund gone", payment_id=payment_id)
         return "payment_not_found"
     return "refunded" if sent else "nothing_pending"
+
+
+@queue_task(
+    "critical",
+    "payments.reconcile",
+    schedule=[{"interval": get_settings().payment_reconcile_interval_seconds}],
+    max_attempts="1",  # the next run is the retry
+)
+async def reconcile(resources: Resources) -> dict[str, int]:
+    """Verify payments still waiting for their webhook with the provider and record the charges
+    that succeeded as their webhook would have (see ``db/services/payments/reconciliation.py``)."""
+    result = await reconcile_payments(resources.uow, resources.payments, resources.settings)
+    return result.counts()

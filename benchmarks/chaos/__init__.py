@@ -3,8 +3,8 @@
     python -m benchmarks.chaos [--quick] [--faults redis,postgres,api] [--out DIR] [--keep-data]
 
 Starts a throwaway stack (``stack.py``: embedded PostgreSQL + pgvector and Redis in a temporary
-directory, migrations, the API on granian, a ``tasks.runtime.worker`` process per queue, the scheduler)
-and injects, one after the other, each bounded in time:
+directory, migrations, the API on granian, a ``tasks.runtime.worker`` process per queue, the scheduler,
+a stand-in for Paystack's API) and injects, one after the other, each bounded in time:
 
 1. **a worker SIGKILLed mid-task, for each queue**: work is queued while the queue's worker is
    stopped (product image embeddings; webhook-paid and expiring orders; order confirmation mail;
@@ -23,6 +23,10 @@ and injects, one after the other, each bounded in time:
 5. **the payment webhook** delivered three times at once, a failure after a success, events of two
    attempts (the first charged the wrong amount) together, and successes after the order expired
    (stock free again: paid; stock sold to someone else: refunded).
+6. **webhooks dropped**: shoppers pay at the Paystack stand-in, whose webhooks are lost; others
+   never pay. The scheduled reconciliation must settle every order paid at the provider exactly
+   once (recorded by it, applied by the webhook's processing), leave the unpaid attempts awaiting
+   payment with nothing recorded, and a webhook delivered afterwards must be a duplicate.
 
 After each fault the data is checked: stock = initial - sold - unpaid units, reserved = units of
 unpaid orders, one move to paid and one succeeded payment per paid order, one Idempotency-Key

@@ -53,7 +53,6 @@ from benchmarks.chaos.load import (
 from benchmarks.chaos.stack import API as API_PROCESS
 from benchmarks.chaos.stack import ChaosStack, worker_name
 from core.adapters.payments import sign
-from core.adapters.payments.sandbox import charge_success_event
 from core.ids import new_id
 from db.engine import create_database
 from db.models import IdempotencyKey, Order, OrderEvent, Payment, PaymentEvent, ProductImage
@@ -216,6 +215,22 @@ class Chaos:
         started: dict[str, Any] = response.json()
         return started
 
+    def charge(self, started: dict[str, Any], amount: int | None = None) -> bytes:
+        """The shopper pays ``started`` at the provider (``amount``: charged instead of what was
+        asked); the ``charge.success`` webhook it sends, for :meth:`deliver`.
+
+        Raises:
+            RuntimeError: the stand-in is dropping webhooks (a fault forgot to switch it back).
+        """
+        webhook = self.stack.paystack.pay(started["reference"], amount=amount)
+        if webhook is None:
+            raise RuntimeError("the Paystack stand-in dropped a webhook this fault wanted to deliver")
+        return webhook.body
+
+    def replay(self, started: dict[str, Any]) -> bytes:
+        """The webhook of a charge already made, again."""
+        return self.stack.paystack.webhook(started["reference"]).body
+
     async def deliver(self, client: httpx.AsyncClient, body: bytes) -> httpx.Response:
         headers = {"x-paystack-signature": sign(body, self.secret), "content-type": "application/json"}
         return self.answered(await client.post(f"{API}/webhooks/paystack", content=body, headers=headers))
@@ -352,7 +367,7 @@ class Chaos:
         paying, expiring = self.sizes.payments, self.sizes.expiries
         shoppers = await self.seeder.shoppers(paying + expiring)
         catalog = await self.seeder.catalog(4, 1000)
-        bodies: list[bytes] = []
+        payments: list[dict[str, Any]] = []
         paid_ids: list[str] = []
         expiring_ids: list[str] = []
         async with open_client(self.stack.base_url) as client:
@@ -360,18 +375,15 @@ class Chaos:
                 variant = catalog.variant_ids[index % len(catalog.variant_ids)]
                 order_id = await self.place(client, shopper, variant, quantity=1 + index % 2)
                 if index < paying:
-                    started = await self.pay_start(client, shopper, order_id)
-                    amount = started["amount"]
-                    bodies.append(
-                        charge_success_event(
-                            started["reference"], amount["amount"], amount["currency"], shopper.email
-                        )
-                    )
+                    payments.append(await self.pay_start(client, shopper, order_id))
                     paid_ids.append(order_id)
                 else:
                     expiring_ids.append(order_id)
 
             async def burst() -> None:
+                # Each shopper pays now and the webhook follows at once (reconciliation, which runs
+                # on the stopped worker, cannot get there first).
+                bodies = [self.charge(started) for started in payments]
                 acks = await asyncio.gather(*(self.deliver(client, body) for body in bodies))
                 if any(a.status_code != 200 for a in acks):
                     raise RuntimeError(f"webhook answers {Counter(a.status_code for a in acks)}")
@@ -677,6 +689,83 @@ class Chaos:
         result.checks += self.effects.duplicate_checks(ids)
         result.checks += await notification_checks(self.db, ids)
 
+    # --- 6. the payment webhook never comes: reconciliation settles the charge ------------------------
+    async def webhooks_dropped(self, result: FaultResult) -> None:
+        """Shoppers pay at the provider but its webhooks are lost; others never pay. The scheduled
+        reconciliation verifies the waiting attempts with the provider and settles the paid ones
+        through the webhook's own processing; a webhook that turns up afterwards is a duplicate."""
+        paying = 2 * self.sizes.webhook_orders
+        shoppers = await self.seeder.shoppers(paying + self.sizes.webhook_orders)
+        catalog = await self.seeder.catalog(2, 1000)
+        since = new_id()
+        paid_ids, abandoned_ids, references = [], [], []
+        self.stack.paystack.drop_webhooks = True
+        try:
+            async with open_client(self.stack.base_url) as client:
+                for index, shopper in enumerate(shoppers):
+                    order_id = await self.place(client, shopper, catalog.variant_ids[index % 2])
+                    started = await self.pay_start(client, shopper, order_id)
+                    if index < paying:
+                        self.stack.paystack.pay(started["reference"])  # charged; its webhook is lost
+                        paid_ids.append(order_id)
+                        references.append(started["reference"])
+                    else:
+                        abandoned_ids.append(order_id)
+                result.injected = paying
+                settled_in = await eventually(
+                    lambda: self.all_status(paid_ids, "paid"), within=90, what="paid orders settled"
+                )
+                late = [self.stack.paystack.webhook(r).body for r in references[: max(1, paying // 3)]]
+                acks = await asyncio.gather(*(self.deliver(client, body) for body in late))
+        finally:
+            self.stack.paystack.drop_webhooks = False
+        await self.processed(references)
+        result.injected_detail = (
+            f"{paying} charges whose webhook was dropped, {len(abandoned_ids)} attempts never paid, "
+            f"{len(late)} webhooks delivered late"
+        )
+        result.notes["settled_seconds"] = settled_in
+        result.add_jobs(await self.drain(since))
+        result.checks += await self.reconciled_checks(paid_ids, abandoned_ids, references, acks)
+        ids = [UUID(i) for i in paid_ids + abandoned_ids]
+        result.checks += await payment_checks(self.db, ids)
+        result.checks += await stock_checks(self.db, catalog)
+        result.checks += self.effects.duplicate_checks(ids)
+        result.checks += await notification_checks(self.db, ids)
+
+    async def reconciled_checks(
+        self, paid_ids: list[str], abandoned_ids: list[str], references: list[str], acks: list[httpx.Response]
+    ) -> list[Check]:
+        outcomes = await self.outcomes(references)
+        async with self.db.session_maker() as session:
+            sources = Counter(
+                (payload.get("source") or "webhook")
+                for payload in await session.scalars(
+                    select(PaymentEvent.payload).where(PaymentEvent.reference.in_(references))
+                )
+            )
+            abandoned_events = await session.scalar(
+                select(func.count())
+                .select_from(PaymentEvent)
+                .join(Payment, Payment.reference == PaymentEvent.reference)
+                .where(Payment.order_id.in_([UUID(i) for i in abandoned_ids]))
+            )
+        left = await self.order_statuses(abandoned_ids)
+        late = Counter(a.json().get("status") if a.status_code == 200 else a.status_code for a in acks)
+        return [
+            Check(
+                "every order paid at the provider settled once, by reconciliation",
+                set(outcomes.values()) == {"paid"} and sources == {"reconciliation": len(references)},
+                f"outcomes {dict(Counter(outcomes.values()))}, recorded by {dict(sources)}",
+            ),
+            Check(
+                "attempts never paid left awaiting payment, nothing recorded for them",
+                set(left.values()) == {"pending_payment"} and abandoned_events == 0,
+                f"{dict(Counter(left.values()))}, {abandoned_events} events",
+            ),
+            Check("late webhooks acknowledged as duplicates", set(late) == {"duplicate"}, str(dict(late))),
+        ]
+
     async def all_status(self, ids: list[str], status: str) -> bool:
         return all(s == status for s in (await self.order_statuses(ids)).values())
 
@@ -723,12 +812,9 @@ class WebhookRun:
         self.order_ids.append(order_id)
         return order_id, await self.chaos.pay_start(self.client, shopper, order_id)
 
-    @staticmethod
-    def success(started: dict[str, Any], shopper: Shopper, amount: int | None = None) -> bytes:
-        money = started["amount"]
-        return charge_success_event(
-            started["reference"], amount or money["amount"], money["currency"], shopper.email
-        )
+    def success(self, started: dict[str, Any], amount: int | None = None) -> bytes:
+        """The shopper pays now (``amount`` instead of what was asked); the webhook of that charge."""
+        return self.chaos.charge(started, amount)
 
     @staticmethod
     def failure(started: dict[str, Any]) -> bytes:
@@ -738,7 +824,8 @@ class WebhookRun:
     async def duplicates(self, shoppers: list[Shopper], variant: UUID) -> None:
         """The same success three times at once, then a failure for the same charge (out of order)."""
         started = [(s, (await self.payment(s, variant))[1]) for s in shoppers]
-        await self.deliver([self.success(p, s) for s, p in started for _ in range(3)])
+        bodies = [self.success(p) for _, p in started]
+        await self.deliver([body for body in bodies for _ in range(3)])
         await self.deliver([self.failure(p) for _, p in started])
         self.expected |= {p["reference"]: "paid" for _, p in started}
 
@@ -749,14 +836,14 @@ class WebhookRun:
         firsts = []
         for shopper in shoppers:
             order_id, first = await self.payment(shopper, variant)
-            await self.deliver([self.success(first, shopper, amount=first["amount"]["amount"] - 100)])
+            await self.deliver([self.success(first, amount=first["amount"]["amount"] - 100)])
             firsts.append((order_id, first, shopper))
         await self.chaos.processed([p["reference"] for _, p, _ in firsts])
         seconds = [await self.chaos.pay_start(self.client, s, o) for o, _, s in firsts]
         together = []
-        for (_, first, shopper), second in zip(firsts, seconds, strict=True):
-            together += [self.success(second, shopper), self.success(second, shopper)]
-            together += [self.failure(first), self.success(first, shopper)]
+        for (_, first, _), second in zip(firsts, seconds, strict=True):
+            body = self.success(second)
+            together += [body, body, self.failure(first), self.chaos.replay(first)]
         await self.deliver(together)
         self.expected |= {p["reference"]: "amount_mismatch" for _, p, _ in firsts}
         self.expected |= {p["reference"]: "paid" for p in seconds}
@@ -773,7 +860,9 @@ class WebhookRun:
         if sold_meanwhile is not None:
             for buyer, variant in zip(sold_meanwhile, variants, strict=True):
                 self.order_ids.append(await self.chaos.place(self.client, buyer, variant))
-        await self.deliver([self.success(p, s) for s, _, p in started for _ in range(2)])
+        # Paid only now, after expiry: the webhook and reconciliation may race for it.
+        bodies = [self.success(p) for _, _, p in started]
+        await self.deliver([body for body in bodies for _ in range(2)])
         outcome = "paid_after_expiry" if sold_meanwhile is None else "refunded_expired"
         self.expected |= {p["reference"]: outcome for _, _, p in started}
 
@@ -793,6 +882,7 @@ FAULTS: dict[str, Callable[[Chaos], Callable[[FaultResult], Awaitable[None]]]] =
     "postgres-restart under load": lambda c: c.postgres_restart,
     "api-killed mid POST /orders": lambda c: c.api_killed,
     "webhook: twice, out of order, late": lambda c: c.webhooks,
+    "webhooks dropped: the reconciliation job settles every paid order": lambda c: c.webhooks_dropped,
 }
 # Short names for --faults.
 ALIASES = {
@@ -804,4 +894,5 @@ ALIASES = {
     "postgres": "postgres-restart under load",
     "api": "api-killed mid POST /orders",
     "webhooks": "webhook: twice, out of order, late",
+    "dropped": "webhooks dropped: the reconciliation job settles every paid order",
 }

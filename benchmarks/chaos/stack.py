@@ -11,10 +11,15 @@ Processes are started from the main thread only: each child gets SIGTERM when th
 started it ends (``die_with_parent``), so one started from a worker thread dies with that thread.
 Waiting for them (and stopping them) may happen in other threads.
 
+Payments go to Paystack the production way (``PAYMENT_PROVIDER=paystack``), here a stand-in for
+its API (``devstack/paystack.py``) served from a thread of the chaos process on loopback: faults
+pay at it, then deliver the webhook themselves (or drop it).
+
 Timings are shortened so a run takes minutes: a dead worker's messages are redelivered after
 ``TASK_REDELIVERY_IDLE_SECONDS`` (5 s), the outbox is swept every 2 s, unpaid orders are checked
-for expiry every 2 s. The retry delays keep their production shape (exponential, capped under
-half the redelivery time).
+for expiry every 2 s, and payments still waiting for their webhook 3 s after they started are
+reconciled with the provider every 2 s. The retry delays keep their production shape
+(exponential, capped under half the redelivery time).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from core.logging import get_logger
 from core.settings import Settings, load_settings
 from db import migrate
 from devstack.embedded_redis import EmbeddedRedis
+from devstack.paystack import PaystackStandIn
 from devstack.services import EmbeddedPostgres, die_with_parent
 from devstack.up import Child, api_command
 
@@ -52,6 +58,8 @@ CHAOS_ENVIRONMENT = {
     "OUTBOX_SWEEP_INTERVAL_SECONDS": "2",
     "OUTBOX_SWEEP_MIN_AGE_SECONDS": "1",
     "ORDER_EXPIRY_INTERVAL_SECONDS": "2",
+    "PAYMENT_RECONCILE_AFTER_SECONDS": "3",
+    "PAYMENT_RECONCILE_INTERVAL_SECONDS": "2",
     "ACCESS_TOKEN_TTL_SECONDS": "7200",
     "LOGIN_MAX_ATTEMPTS_PER_IP": "1000000",
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": "1000000",
@@ -80,6 +88,9 @@ class ChaosStack(BenchStack):
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)  # the embedded PostgreSQL runs as its own user when started by root
         self.environment = {**bench_environment(self.root), **CHAOS_ENVIRONMENT}
+        secret = load_settings(self.environment, dotenv=None).paystack_secret_key.reveal()
+        self.paystack = PaystackStandIn(secret)  # its port is bound now; it serves from start()
+        self.environment |= {"PAYMENT_PROVIDER": "paystack", "PAYSTACK_BASE_URL": self.paystack.base_url}
         super().__init__(load_settings(self.environment, dotenv=None))
         self.incarnations: dict[str, int] = {}
         self.queues: tuple[str, ...] = ()
@@ -92,6 +103,7 @@ class ChaosStack(BenchStack):
             RuntimeError: a process did not come up (the log tails are printed).
         """
         self.queues = queues
+        self.paystack.start()
         self.settings = self.start_services()
         migrate.upgrade(self.settings)
         for queue in queues:
@@ -282,6 +294,7 @@ class ChaosStack(BenchStack):
     def stop(self) -> None:
         self.stop_processes()
         self.stop_services()
+        self.paystack.stop()
 
 
 def new_root() -> Path:

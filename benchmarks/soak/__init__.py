@@ -10,8 +10,8 @@ twice, then errors, latency drift, work accepted vs done, data invariants and me
    two; each run works on a fresh copy, ``soak_run``.
 2. **Stack** (``stack.py``): production settings, the API (granian, one worker), one inference
    worker, one worker for the other queues, the scheduler, PostgreSQL, Redis and a stand-in for
-   Paystack's API on loopback (``paystack.py``), so payments take the production path. Nothing is
-   pinned to a CPU.
+   Paystack's API on loopback (``devstack/paystack.py``), so payments take the production path.
+   Nothing is pinned to a CPU.
 3. **Load** (``driver.py``): open loop, ``--rate`` flows per second (default 20) of browse, fit,
    similar, order, pay, cancel and measure at the mix in ``driver.MIX``, sent with httpx. At 1/3
    of the load both workers get SIGTERM (they finish their running tasks and stop), at 2/3 both

@@ -19,7 +19,8 @@ Flows (request kinds in brackets):
   with the same order [order_retry]; an order refused for stock (409) takes the line back out of
   the cart [cart_remove];
 * **pay**: the oldest unpaid order the soak placed: ``POST /orders/{id}/payments`` [payment]
-  (the API initializes the transaction with the Paystack stand-in), then the provider's
+  (the API initializes the transaction with the Paystack stand-in), the shopper pays at its
+  ``authorization_url`` (the stand-in's checkout page; not timed), then the provider's
   ``charge.success`` webhook, signed with the run's secret as Paystack signs it [webhook]:
   ``queued``; one in ten is delivered twice (the second must be ``duplicate``);
 * **cancel**: the newest unpaid order: ``POST /orders/{id}/cancel`` [cancel];
@@ -342,6 +343,11 @@ class Driver:
         if started is None:
             return
         payment = started.json()
+        # The shopper pays at the provider's checkout page (a failure is the flow's error).
+        assert self.client is not None
+        paid = await self.client.get(payment["authorization_url"], timeout=REQUEST_TIMEOUT_SECONDS)
+        if paid.status_code != 200:
+            raise RuntimeError(f"the Paystack stand-in's checkout answered {paid.status_code}: {paid.text}")
         body = charge_success_event(
             payment["reference"],
             payment["amount"]["amount"],

@@ -3,11 +3,12 @@ workers that can be stopped and started again while the load runs.
 
 Settings are the suite's (``APP_ENV=production``: JSON logs at INFO, no debug, file mail,
 Paystack with a secret made up per run; logins, photo searches and uploads per client raised,
-2-hour tokens) with ``PAYSTACK_BASE_URL`` pointing at ``paystack.py`` on loopback, so payments
-go the production way (initialize, signed ``charge.success`` webhook, the worker's verification
-call). ``TASK_REDELIVERY_IDLE_SECONDS`` is 65 instead of 120 (the least the settings allow with
-the production retry delays: over twice ``TASK_RETRY_MAX_DELAY_SECONDS``), so a message a SIGKILLed
-worker held is handed to its successor sooner; nothing else changes.
+2-hour tokens) with ``PAYSTACK_BASE_URL`` pointing at the stand-in (``devstack/paystack.py``) on
+loopback, so payments go the production way (initialize, the shopper pays at the checkout page,
+signed ``charge.success`` webhook, the worker's verification call). ``TASK_REDELIVERY_IDLE_SECONDS``
+is 65 instead of 120 (the least the settings allow with the production retry delays: over twice
+``TASK_RETRY_MAX_DELAY_SECONDS``), so a message a SIGKILLed worker held is handed to its successor
+sooner; nothing else changes.
 
 Nothing is pinned: the machine is shared, and the soak is about errors, invariants and leaks, not
 absolute latency.
@@ -67,7 +68,7 @@ class SoakStack(SuiteStack):
             "APP_ENV=production (JSON logs at INFO, no debug), one granian API worker, one inference "
             "worker (queue inference), one worker for critical,emails,analytics, one scheduler, PostgreSQL "
             "and Redis, none pinned; PAYMENT_PROVIDER=paystack against a stand-in on loopback "
-            "(benchmarks/soak/paystack.py: initialize, verify, refund); MAIL_BACKEND=file; raised for "
+            "(devstack/paystack.py: initialize, checkout, verify, refund); MAIL_BACKEND=file; raised for "
             "one-address load: ACCESS_TOKEN_TTL_SECONDS, LOGIN_MAX_ATTEMPTS_PER_IP, SEARCH_IMAGE_PER_MINUTE, "
             "MEASUREMENT_UPLOADS_PER_HOUR; "
             "TASK_REDELIVERY_IDLE_SECONDS=65 (production 120) so a killed worker's messages are redelivered "
@@ -80,7 +81,8 @@ class SoakStack(SuiteStack):
         self.started_at[name] = time.monotonic()
 
     def start_paystack(self, database: str) -> None:
-        args = [sys.executable, "-m", "benchmarks.soak.paystack", "--port", str(self.paystack_port)]
+        # No webhook URL: the driver delivers each webhook itself (and some twice).
+        args = [sys.executable, "-m", "devstack.paystack", "--port", str(self.paystack_port)]
         self._spawn(PAYSTACK, args, database, 5)
         if not self.wait_for_http(f"http://127.0.0.1:{self.paystack_port}/_stats", 30):
             self.print_log_tails()

@@ -50,6 +50,13 @@ class PaymentProviderError(ServiceUnavailable):
     title = "Payment provider unavailable"
 
 
+class TransactionNotFound(PaymentProviderError):
+    """The provider has no transaction under this reference (nothing was ever charged for it)."""
+
+    code = "payment_transaction_not_found"
+    title = "Payment transaction not found at the provider"
+
+
 class PaymentProvider(Protocol):
     name: str
 
@@ -58,7 +65,10 @@ class PaymentProvider(Protocol):
         ...
 
     async def verify(self, reference: str) -> VerifiedPayment | None:
-        """The provider's record of ``reference``; None when it keeps none (the sandbox)."""
+        """The provider's record of ``reference``; None when it keeps none (the sandbox).
+
+        Raises TransactionNotFound when it keeps records but none of ``reference``, and
+        PaymentProviderError when it cannot be asked."""
         ...
 
     async def refund(self, reference: str, amount: int) -> None:

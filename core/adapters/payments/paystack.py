@@ -7,7 +7,13 @@ from typing import Any
 import httpx
 import msgspec
 
-from core.adapters.payments import InitializedPayment, PaymentProviderError, PaymentRequest, VerifiedPayment
+from core.adapters.payments import (
+    InitializedPayment,
+    PaymentProviderError,
+    PaymentRequest,
+    TransactionNotFound,
+    VerifiedPayment,
+)
 from core.logging import get_logger
 
 log = get_logger(__name__)
@@ -17,6 +23,14 @@ class _Envelope(msgspec.Struct):
     status: bool
     message: str = ""
     data: Any = None
+    code: str | None = None  # on errors, e.g. "transaction_not_found"
+
+
+def _not_found(status_code: int, envelope: _Envelope | None) -> bool:
+    """Paystack's answer to a reference it has no transaction for (400 or 404, by code or text)."""
+    if status_code not in (400, 404) or envelope is None:
+        return False
+    return envelope.code == "transaction_not_found" or "not found" in envelope.message.lower()
 
 
 class _Initialized(msgspec.Struct):
@@ -61,6 +75,8 @@ class PaystackProvider:
             envelope = None
         if response.status_code >= 400 or envelope is None or not envelope.status:
             message = envelope.message if envelope is not None else response.text[:200]
+            if path.startswith("/transaction/verify/") and _not_found(response.status_code, envelope):
+                raise TransactionNotFound(f"The payment provider has no such transaction: {message}")
             log.warning("paystack refused", path=path, status=response.status_code, message=message)
             raise PaymentProviderError(f"The payment provider refused the request: {message}")
         return envelope.data
@@ -78,6 +94,13 @@ class PaystackProvider:
         return InitializedPayment(authorization_url=data.authorization_url)
 
     async def verify(self, reference: str) -> VerifiedPayment:
+        """Paystack's record of ``reference``: ``succeeded`` only for status ``success`` (not for
+        ``abandoned``, ``failed``, ``ongoing``, ``pending``, ``reversed``, ...).
+
+        Raises:
+            TransactionNotFound: Paystack has no transaction under ``reference``.
+            PaymentProviderError: unreachable, or refused otherwise.
+        """
         data = await self._call("GET", f"/transaction/verify/{reference}")
         tx = msgspec.convert(data, _Transaction, strict=False)
         return VerifiedPayment(

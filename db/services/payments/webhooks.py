@@ -44,6 +44,11 @@ class _Event(msgspec.Struct):
 
 
 Outcome = Literal["queued", "stored", "duplicate"]
+_LOGGED: dict[Outcome, str] = {
+    "queued": "webhook queued",
+    "stored": "webhook stored, not handled",
+    "duplicate": "webhook replay ignored",
+}
 
 
 async def receive(
@@ -65,6 +70,17 @@ async def receive(
         raise MalformedWebhook(f"Not a payment event: {exc}") from None
     reference = event.data.reference[:100]
     event_type = event.event[:60]
+    outcome = await record_event(session, provider, reference, event_type, payload)
+    log.info(_LOGGED[outcome], provider=provider, reference=reference, event_type=event_type)
+    return outcome
+
+
+async def record_event(
+    session: AsyncSession, provider: str, reference: str, event_type: str, payload: dict[str, Any]
+) -> Outcome:
+    """Store a provider's event once and, when it can change an order, queue its processing
+    (durably, after commit). An event already stored (same provider, reference and type) changes
+    nothing: ``duplicate``. Reconciliation records the charges it finds through this too."""
     stmt = (
         insert(PaymentEvent)
         .values(provider=provider, reference=reference, event_type=event_type, payload=payload)
@@ -73,11 +89,8 @@ async def receive(
     )
     event_id = await session.scalar(stmt)
     if event_id is None:
-        log.info("webhook replay ignored", provider=provider, reference=reference, event_type=event_type)
         return "duplicate"
     if event_type not in HANDLED_EVENTS:
-        log.info("webhook stored, not handled", provider=provider, reference=reference, event_type=event_type)
         return "stored"
     defer(PROCESS_PAYMENT_EVENT, str(event_id), durable=True)
-    log.info("webhook queued", provider=provider, reference=reference, event_type=event_type)
     return "queued"
