@@ -41,6 +41,8 @@ class VerifiedPayment:
     succeeded: bool
     amount: int
     currency: str
+    # What the provider kept of the charge (minor units), when it says.
+    fees: int | None = None
 
 
 class PaymentProviderError(ServiceUnavailable):

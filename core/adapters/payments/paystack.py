@@ -43,6 +43,7 @@ class _Transaction(msgspec.Struct):
     status: str
     amount: int
     currency: str
+    fees: int | None = None
 
 
 class PaystackProvider:
@@ -104,7 +105,11 @@ class PaystackProvider:
         data = await self._call("GET", f"/transaction/verify/{reference}")
         tx = msgspec.convert(data, _Transaction, strict=False)
         return VerifiedPayment(
-            reference=tx.reference, succeeded=tx.status == "success", amount=tx.amount, currency=tx.currency
+            reference=tx.reference,
+            succeeded=tx.status == "success",
+            amount=tx.amount,
+            currency=tx.currency,
+            fees=tx.fees,
         )
 
     async def refund(self, reference: str, amount: int) -> None:

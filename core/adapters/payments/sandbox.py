@@ -39,6 +39,13 @@ class SandboxProvider:
         return None
 
 
+def sandbox_fee(amount: int) -> int:
+    """The fee the sandbox reports for a charge, shaped like a card processor's local price:
+    1.5 % plus 100.00 (the flat part waived under 2,500.00), capped at 2,000.00."""
+    flat = 10_000 if amount >= 250_000 else 0
+    return min(amount * 15 // 1_000 + flat, 200_000)
+
+
 def charge_success_event(reference: str, amount: int, currency: str, email: str) -> bytes:
     """A ``charge.success`` webhook body shaped like Paystack's."""
     event: dict[str, Any] = {
@@ -49,6 +56,7 @@ def charge_success_event(reference: str, amount: int, currency: str, email: str)
             "reference": reference,
             "amount": amount,
             "currency": currency,
+            "fees": sandbox_fee(amount),
             "channel": "sandbox",
             "paid_at": datetime.now(UTC).isoformat(),
             "customer": {"email": email},

@@ -19,6 +19,7 @@ from core.errors import InvalidInput
 from core.events import get_event_bus
 from core.settings import Settings
 from db.models import Fulfilment, Order, OrderLine, Product, Variant, Vendor
+from db.services.ledger import commission
 from db.services.orders import cart, idempotency, stock
 from db.services.orders.errors import EmptyOrder, NotForSale, OutOfStock
 from db.services.orders.events import OrderPlaced
@@ -134,7 +135,14 @@ async def _priced_lines(
     ]
     if problems:
         raise NotForSale("Some items are not for sale.", errors=problems)
-    return [snapshot_line(*found[variant_id], quantity) for variant_id, quantity in wanted]
+    lines = [snapshot_line(*found[variant_id], quantity) for variant_id, quantity in wanted]
+    # The commission rate is fixed when the order is placed; later rule changes never touch it.
+    keys = [(vendor.id, product.category_id) for _, product, vendor in found.values()]
+    rates = await commission.rates(session, settings, keys, datetime.now(UTC))
+    for line, (variant_id, _) in zip(lines, wanted, strict=True):
+        _, product, vendor = found[variant_id]
+        line.commission_bps = rates[(vendor.id, product.category_id)]
+    return lines
 
 
 def vendor_parts(lines: list[OrderLine]) -> list[quotes.VendorPart]:

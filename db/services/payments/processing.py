@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.adapters.payments import PaymentProvider
 from core.logging import get_logger
 from db.models import Order, Payment, PaymentEvent
+from db.services.ledger import earnings
 from db.services.orders import stock
 from db.services.orders.transitions import line_quantities, load_for_update, transition
 from db.services.payments.errors import PaymentEventNotFound
@@ -40,22 +41,23 @@ from db.services.payments.refunds import RefundFor, next_pending, refund_payment
 log = get_logger(__name__)
 
 
-def _charge(payload: dict[str, Any]) -> tuple[int | None, str | None]:
+def _charge(payload: dict[str, Any]) -> tuple[int | None, str | None, int | None]:
+    """(amount, currency, fees) as the webhook reports the charge."""
     data = payload.get("data") or {}
-    amount = data.get("amount")
-    currency = data.get("currency")
-    return (amount if isinstance(amount, int) else None, currency if isinstance(currency, str) else None)
+    amount, currency, fees = data.get("amount"), data.get("currency"), data.get("fees")
+    return (
+        amount if isinstance(amount, int) else None,
+        currency if isinstance(currency, str) else None,
+        fees if isinstance(fees, int) and fees >= 0 else None,
+    )
 
 
-def _refund(session: AsyncSession, payment: Payment, order: Order) -> None:
+async def _refund(session: AsyncSession, payment: Payment, order: Order) -> None:
     """The charge cannot go to its order: give all of it back."""
     payment.status = "succeeded"  # captured at the provider; refunding it in full follows at once
-    refund_payment_amount(
-        session,
-        payment,
-        payment.amount,
-        RefundFor(reason=f"order was {order.status} when the payment arrived"),
-    )
+    await earnings.record_unapplied(session, payment)
+    why = RefundFor(reason=f"order was {order.status} when the payment arrived")
+    await refund_payment_amount(session, payment, payment.amount, why)
 
 
 async def process_event(session: AsyncSession, provider: PaymentProvider, event_id: UUID) -> str:
@@ -87,9 +89,10 @@ async def _apply(session: AsyncSession, provider: PaymentProvider, event: Paymen
     # Lock order first, then payment: the same order as cancelling and refunding take them.
     order = await load_for_update(session, payment.order_id)
     await session.refresh(payment, with_for_update=True)
-    amount, currency = _charge(event.payload)
+    amount, currency, fees = _charge(event.payload)
     verified = await provider.verify(event.reference)
     if verified is not None:
+        fees = verified.fees if verified.fees is not None else fees
         if not verified.succeeded:
             return "not_successful"
         amount, currency = verified.amount, verified.currency
@@ -103,6 +106,8 @@ async def _apply(session: AsyncSession, provider: PaymentProvider, event: Paymen
         return "amount_mismatch"
     if payment.status != "initialized":
         return f"already_{payment.status}"
+    # The provider's fee, as the provider reports it for this charge.
+    payment.fee_amount = fees
     return await _settle(session, payment, order)
 
 
@@ -112,6 +117,7 @@ async def _settle(session: AsyncSession, payment: Payment, order: Order) -> str:
     if order.status == "pending_payment":
         payment.status = "succeeded"
         await transition(session, order, "paid", "payment", reason=f"payment {payment.reference}")
+        await earnings.record_capture(session, payment, order)
         return "paid"
     if order.status == "expired":
         savepoint = await session.begin_nested()
@@ -122,9 +128,10 @@ async def _settle(session: AsyncSession, payment: Payment, order: Order) -> str:
             await transition(
                 session, order, "paid", "payment", reason=f"payment {payment.reference} after expiry"
             )
+            await earnings.record_capture(session, payment, order)
             return "paid_after_expiry"
         await savepoint.rollback()
-    _refund(session, payment, order)
+    await _refund(session, payment, order)
     log.warning("payment refunded: order not payable", reference=payment.reference, status=order.status)
     return f"refunded_{order.status}"
 

@@ -21,6 +21,7 @@ from core.jobs import defer
 from core.logging import get_logger
 from core.task_names import NOTIFY_REFUND_SENT, REFUND_PAYMENT
 from db.models import Payment, Refund, Return
+from db.services.ledger import earnings
 from db.services.payments.errors import PaymentNotFound
 
 log = get_logger(__name__)
@@ -35,10 +36,11 @@ class RefundFor:
     return_id: UUID | None = None
 
 
-def refund_payment_amount(
+async def refund_payment_amount(
     session: AsyncSession, payment: Payment, amount: int, why: RefundFor
 ) -> Refund | None:
-    """Give back ``amount`` (capped at what the payment still holds) of a row-locked payment.
+    """Give back ``amount`` (capped at what the payment still holds) of a row-locked payment, and
+    reverse in the ledger the earnings and commission behind it.
 
     A payment given back in full becomes ``refund_pending`` until the provider confirms.
     """
@@ -60,6 +62,8 @@ def refund_payment_amount(
     if payment.refunded_amount == payment.amount:
         payment.status = "refund_pending"
     defer(REFUND_PAYMENT, str(payment.id), durable=True)
+    await session.flush()
+    await earnings.record_refund_asked(session, refund)
     return refund
 
 
@@ -82,7 +86,7 @@ async def refund_order_amount(session: AsyncSession, order_id: UUID, amount: int
     asked of the provider (less than ``amount`` only when less remains)."""
     asked = 0
     for payment in await _captured(session, order_id):
-        refund = refund_payment_amount(session, payment, amount - asked, why)
+        refund = await refund_payment_amount(session, payment, amount - asked, why)
         if refund is not None:
             asked += refund.amount
         if asked >= amount:
@@ -97,7 +101,7 @@ async def refund_order_remaining(session: AsyncSession, order_id: UUID, reason: 
     """Give back everything the order's payments still hold (a cancelled or refunded order)."""
     asked = 0
     for payment in await _captured(session, order_id):
-        refund = refund_payment_amount(session, payment, payment.amount, RefundFor(reason=reason))
+        refund = await refund_payment_amount(session, payment, payment.amount, RefundFor(reason=reason))
         asked += refund.amount if refund is not None else 0
     await session.flush()
     return asked
@@ -150,6 +154,7 @@ async def send_refund(
             .values(status="refunded", refunded_at=refund.processed_at)
         )
     defer(NOTIFY_REFUND_SENT, str(refund.id), durable=True)
+    await earnings.record_refund_sent(session, refund)
     if payment.status == "refund_pending" and payment.refunded_amount == payment.amount:
         still_pending = await session.scalar(
             select(Refund.id).where(
