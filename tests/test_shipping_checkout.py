@@ -181,7 +181,8 @@ async def test_a_store_without_a_profile_offers_the_platform_default(
     store = await make_store(session, name="Plain Store")
     product = await make_product(session, store, variants=[("M", "black", 3)])
     buyer = auth(settings, await make_user(session))
-    await add(client, buyer, (await variants_of(session, product))[0], 2)
+    variant = (await variants_of(session, product))[0]
+    await add(client, buyer, variant, 2)
     (group,) = await quote(client, buyer, country="KE")
     assert group["options"] == [
         {
@@ -193,6 +194,20 @@ async def test_a_store_without_a_profile_offers_the_platform_default(
         }
     ]
     assert await quote(client, auth(settings, await make_user(session)), country="NG") == []
+    # The default is chosen back by its id; the order keeps it without one (it is no store's method).
+    nairobi = {"full_name": "Wanjiru K", "line1": "1 Moi Avenue", "city": "Nairobi", "country": "KE"}
+    placed = await place(
+        client, buyer, [(variant, 1)], address=nairobi, shipping=[(store, str(DEFAULT_METHOD_ID))]
+    )
+    assert placed.status_code == 201, placed.text
+    (fulfilment,) = placed.json()["fulfilments"]
+    assert fulfilment["shipping_method"] == {
+        "id": None,
+        "name": "Standard delivery",
+        "kind": "standard",
+        "days": [settings.shipping_default_min_days, settings.shipping_default_max_days],
+    }
+    assert fulfilment["shipping"] == ngn(settings.shipping_default_price)
 
 
 async def test_shipping_options_need_a_valid_country_and_a_login(
