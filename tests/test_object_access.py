@@ -4,7 +4,9 @@ Every route whose rule in ``tests/support/access.py`` scopes its objects (``owne
 ``hidden``) has a case here, and the set of cases must equal the set of such routes. A case makes
 a real object of one user (or vendor), then:
 - every stranger (another user of the same kind, another vendor, nobody) gets exactly the answer
-  a random id gets (404 with the same problem, bar the request id): existence is never revealed;
+  a random id gets (404 with the same problem, bar the request id): existence is never revealed.
+  Strangers the route's rule turns away before any object is looked up (no token on a route that
+  needs one: 401; a shopper on a vendor route: 403) get that answer, again the same as a random id's;
 - the owner, asked after the strangers, still gets through (so the object was real, and the
   strangers changed nothing that stops its owner).
 """
@@ -18,11 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.settings import Settings
-from db.models import Notification, Product, User, Variant, Vendor
-from tests.support.access import POLICY, concrete_path
+from db.models import Fulfilment, Notification, OrderLine, Product, User, Variant, Vendor
+from tests.support.access import POLICY, Rule, concrete_path
 from tests.support.catalog import image_bytes, make_product, make_store
 from tests.support.identity import bearer, login, make_user
 from tests.support.orders import make_order, variants_of
@@ -32,6 +35,10 @@ pytestmark = pytest.mark.anyio
 
 API = "/api/v1"
 P = "{product_id:uuid}"
+F = "/vendor/fulfilments/{fulfilment_id:uuid}"
+R = "/vendor/returns/{return_id:uuid}"
+# Who calls as a vendor (the others are turned away from vendor routes by their role).
+VENDORS = frozenset({"vendor", "rival"})
 
 
 @dataclass
@@ -214,6 +221,18 @@ def _cases() -> dict[tuple[str, str], CaseMaker]:
         ("POST", "/orders/{order_id:uuid}/payments"): lambda w: _owned(w, "order_id", _order, 201),
         ("DELETE", f"/products/{P}/reviews/mine"): lambda w: _owned(w, "product_id", _review, 204),
         ("DELETE", f"/me/wishlist/{P}"): _saved,
+        ("GET", F): lambda w: _fulfilment_case(w, "paid"),
+        ("POST", f"{F}/pack"): lambda w: _fulfilment_case(w, "paid"),
+        ("POST", f"{F}/ship"): lambda w: _fulfilment_case(
+            w, "paid", json={"carrier": "GIG Logistics", "tracking_number": "GIG-123"}
+        ),
+        ("POST", f"{F}/deliver"): lambda w: _fulfilment_case(w, "shipped"),
+        ("POST", f"{F}/cancel"): lambda w: _fulfilment_case(w, "paid", json={"reason": "Out of stock"}),
+        ("POST", f"{R}/approve"): _return_case,
+        ("POST", f"{R}/reject"): lambda w: _return_case(w, json={"note": "Worn"}),
+        ("POST", f"{R}/receive"): lambda w: _return_case(w, approved=True, json={"restock": True}),
+        ("GET", "/orders/{order_id:uuid}/returns"): lambda w: _order_returns_case(w, 200),
+        ("POST", "/orders/{order_id:uuid}/returns"): lambda w: _order_returns_case(w, 201),
     }
 
 
@@ -225,6 +244,39 @@ async def _owned(
 
 async def _vendor_order(w: World) -> Case:
     return Case({"order_id": await _order(w)}, "vendor", ["rival"], 200)
+
+
+async def _fulfilment_case(w: World, status: str, json: Any = None) -> Case:
+    """The vendor's part of the buyer's order, moved to ``status``: the buyer who placed the order
+    and the rival vendor are strangers to it as much as nobody is."""
+    order = await _order(w, status=status)
+    fulfilment_id = await w.session.scalar(
+        select(Fulfilment.id).where(Fulfilment.order_id == uuid.UUID(order))
+    )
+    return Case({"fulfilment_id": str(fulfilment_id)}, "vendor", ["rival", "buyer", "nobody"], 200, json=json)
+
+
+async def _delivered_line(w: World) -> tuple[str, dict[str, Any]]:
+    """A delivered order of the buyer and a body asking to return its line."""
+    order = await _order(w, status="delivered")
+    line_id = await w.session.scalar(select(OrderLine.id).where(OrderLine.order_id == uuid.UUID(order)))
+    return order, {"lines": [{"order_line_id": str(line_id), "quantity": 1, "reason": "Too small"}]}
+
+
+async def _return_case(w: World, *, approved: bool = False, json: Any = None) -> Case:
+    order, body = await _delivered_line(w)
+    asked = await w.client.post(f"{API}/orders/{order}/returns", headers=w.auth["buyer"], json=body)
+    assert asked.status_code == 201, asked.text
+    return_id = asked.json()["id"]
+    if approved:
+        done = await w.client.post(f"{API}/vendor/returns/{return_id}/approve", headers=w.auth["vendor"])
+        assert done.status_code == 200, done.text
+    return Case({"return_id": return_id}, "vendor", ["rival", "buyer", "nobody"], 200, json=json)
+
+
+async def _order_returns_case(w: World, owner_status: int) -> Case:
+    order, body = await _delivered_line(w)
+    return Case({"order_id": order}, "buyer", ["stranger", "vendor", "nobody"], owner_status, json=body)
 
 
 CASES = {(method, API + path): maker for (method, path), maker in _cases().items()}
@@ -269,10 +321,11 @@ async def _check_case(w: World, method: str, template: str, case: Case) -> None:
             method, concrete_path(template, params), headers=w.auth[who], json=case.json, files=case.files
         )
 
+    rule = POLICY[(method, template)]
     for who in case.strangers:
         theirs = await call(who, case.params)
         missing = await call(who, {**case.params, name: str(uuid.uuid4())})
-        expected = 404 if case.after is None else case.owner_status
+        expected = _turned_away(rule, who) or (404 if case.after is None else case.owner_status)
         assert theirs.status_code == expected, f"{who}: {theirs.status_code} {theirs.text}"
         assert _problem_without_id(theirs) == _problem_without_id(missing), (
             f"{who}: differs from a missing id"
@@ -282,6 +335,15 @@ async def _check_case(w: World, method: str, template: str, case: Case) -> None:
     if case.owner is not None:
         mine = await call(case.owner, case.params)
         assert mine.status_code == case.owner_status, f"owner: {mine.status_code} {mine.text}"
+
+
+def _turned_away(rule: Rule, who: str) -> int | None:
+    """The answer of a caller the route's rule refuses whatever the object (None: not refused)."""
+    if who == "nobody" and rule.access not in ("public", "signed"):
+        return 401
+    if rule.access == "vendor" and who not in VENDORS:
+        return 403
+    return None
 
 
 def test_cases_run_on_the_sandbox_provider(settings: Settings) -> None:

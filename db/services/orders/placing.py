@@ -170,7 +170,10 @@ async def add_fulfilments(
     rows = await session.execute(
         select(Vendor.id, Vendor.return_window_days).where(Vendor.id.in_(list(chosen)))
     )
-    windows = dict(rows.tuples().all())
+    # A store's own window, 0 (no returns) included; the platform's when it has none.
+    windows = {
+        vendor_id: settings.return_window_days if days is None else days for vendor_id, days in rows.tuples()
+    }
     fulfilments = {
         vendor_id: Fulfilment(
             order_id=order.id,
@@ -179,7 +182,7 @@ async def add_fulfilments(
             currency=order.currency,
             shipping_method=choice.snapshot(),
             shipping_amount=choice.amount,
-            return_window_days=windows.get(vendor_id) or settings.return_window_days,
+            return_window_days=windows[vendor_id],
         )
         for vendor_id, choice in chosen.items()
     }
