@@ -65,6 +65,10 @@ db *args:
 seed *args:
     {{py}} -m devstack.demo.catalog "$@"
 
+# Check the ledger's invariants (balanced transactions, no negative available balance, captured = earnings + commission - promotions less refunds, ...); exit 1 on a breach.
+ledger-check *args:
+    {{py}} -m devstack.ledger_check "$@"
+
 # Plans of the listing queries on the current database (add --analyze to run them).
 explain *args:
     {{py}} -m benchmarks.explain_listing "$@"

@@ -10,8 +10,9 @@ One order's life (single vendor; lines 10,000, shipping 1,500, commission 10 % =
 
 A vendor's net for a fulfilment is its lines' paid amounts (less vendor-funded discounts) plus
 its shipping, less the commission on the lines; a platform-funded discount is the platform's
-expense (``platform_promotions``), not the vendor's. Every vendor leg carries its fulfilment, so
-earnings are released, and refunds reversed, per fulfilment.
+expense (``platform_promotions``), not the vendor's. Every vendor, commission and promotion leg
+carries its fulfilment, so earnings are released, refunds reversed and revenue reported per
+fulfilment (and so per vendor).
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ async def record_capture(session: AsyncSession, payment: Payment, order: Order) 
     legs = [Leg(platform(PROVIDER_CLEARING), payment.amount)]
     for part in parts:
         legs.append(Leg(vendor_pending(part.fulfilment.vendor_id), -part.vendor_net, part.fulfilment.id))
-        legs.append(Leg(platform(PLATFORM_COMMISSION), -part.commission))
-        legs.append(Leg(platform(PLATFORM_PROMOTIONS), part.platform_discount))
+        legs.append(Leg(platform(PLATFORM_COMMISSION), -part.commission, part.fulfilment.id))
+        legs.append(Leg(platform(PLATFORM_PROMOTIONS), part.platform_discount, part.fulfilment.id))
     await post(
         session,
         key=f"payment:{payment.id}:captured",
@@ -176,7 +177,7 @@ async def record_refund_asked(session: AsyncSession, refund: Refund) -> None:
         taken = commission(amount, _rate_bps(part))
         vendor = vendor_available if await _released(session, part.fulfilment.id) else vendor_pending
         legs.append(Leg(vendor(part.fulfilment.vendor_id), amount - taken, part.fulfilment.id))
-        legs.append(Leg(platform(PLATFORM_COMMISSION), taken))
+        legs.append(Leg(platform(PLATFORM_COMMISSION), taken, part.fulfilment.id))
     await post(
         session,
         key=f"refund:{refund.id}:asked",
@@ -224,10 +225,12 @@ async def pending_of(session: AsyncSession, fulfilment: Fulfilment) -> int:
 
 
 async def release(session: AsyncSession, fulfilment: Fulfilment) -> int:
-    """Make a fulfilment's pending earnings available to its vendor (once); the amount moved."""
+    """Make a fulfilment's pending earnings available to its vendor (once); the amount moved.
+
+    The release is recorded even when nothing is pending (everything refunded), so the
+    fulfilment is not found due again.
+    """
     amount = await pending_of(session, fulfilment)
-    if amount <= 0:
-        return 0
     posted = await post(
         session,
         key=f"fulfilment:{fulfilment.id}:released",
