@@ -20,7 +20,7 @@ from db.services.fulfilment import moves
 from db.services.fulfilment.moves import Acting
 from db.services.fulfilment.queries import of_order
 from db.services.orders import stock
-from db.services.orders.placing import add_fulfilments, snapshot_line, vendor_parts
+from db.services.orders.placing import add_fulfilments, set_commission, snapshot_line, vendor_parts
 from db.services.orders.transitions import record, transition
 from db.services.shipping import quotes
 from tests.support.stack import WORKER_TEST_ENV
@@ -86,6 +86,7 @@ async def make_order(
         order.created_at = created_at
     session.add(order)
     await session.flush()
+    await set_commission(session, settings, snapshots)
     await add_fulfilments(session, settings, order, snapshots, chosen)
     short = await stock.reserve(session, {line.variant_id: line.quantity for line in snapshots})
     assert short is None, f"not enough stock for {short}"

@@ -34,7 +34,7 @@ _CHECKS: dict[str, str] = {
     """,
     "captured payments posted for their amount": """
         SELECT p.reference, p.amount, coalesce(sum(e.amount), 0) FROM payments p
-        JOIN ledger_transactions t ON t.key = 'payment:' || p.id || ':captured'
+        JOIN ledger_transactions t ON t.payment_id = p.id AND t.kind = 'payment_captured'
         LEFT JOIN ledger_entries e ON e.transaction_id = t.id
             AND e.account_id IN (SELECT id FROM ledger_accounts WHERE code = 'provider_clearing')
         GROUP BY p.reference, p.amount HAVING coalesce(sum(e.amount), 0) <> p.amount
@@ -46,11 +46,12 @@ _CHECKS: dict[str, str] = {
     """,
     "fees as the provider reported them": """
         SELECT p.reference, p.fee_amount, coalesce(sum(e.amount), 0) FROM payments p
-        LEFT JOIN ledger_transactions t ON t.key = 'payment:' || p.id || ':fee'
+        LEFT JOIN ledger_transactions t ON t.payment_id = p.id AND t.kind = 'provider_fee'
         LEFT JOIN ledger_entries e ON e.transaction_id = t.id
             AND e.account_id IN (SELECT id FROM ledger_accounts WHERE code = 'provider_fees')
         WHERE p.fee_amount > 0
-          AND EXISTS (SELECT 1 FROM ledger_transactions c WHERE c.key = 'payment:' || p.id || ':captured')
+          AND EXISTS (SELECT 1 FROM ledger_transactions c
+                      WHERE c.payment_id = p.id AND c.kind = 'payment_captured')
         GROUP BY p.reference, p.fee_amount HAVING coalesce(sum(e.amount), 0) <> p.fee_amount
     """,
     "paid less refunds = earnings + commission - promotions": """
@@ -64,9 +65,10 @@ _CHECKS: dict[str, str] = {
                           WHERE c.kind = 'payment_captured' AND c.payment_id = r.payment_id)
             GROUP BY r.order_id
         ), shares AS (
-            SELECT t.order_id, -sum(e.amount) FILTER (
-                       WHERE a.code LIKE 'vendor_%' OR a.code = 'platform_commission'
-                   ) - sum(e.amount) FILTER (WHERE a.code = 'platform_promotions') AS net
+            SELECT t.order_id,
+                   -coalesce(sum(e.amount) FILTER (
+                       WHERE a.code LIKE 'vendor_%' OR a.code = 'platform_commission'), 0)
+                   - coalesce(sum(e.amount) FILTER (WHERE a.code = 'platform_promotions'), 0) AS net
             FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
             JOIN ledger_accounts a ON a.id = e.account_id
             WHERE t.kind IN ('payment_captured', 'refund_asked') GROUP BY t.order_id

@@ -136,13 +136,27 @@ async def _priced_lines(
     if problems:
         raise NotForSale("Some items are not for sale.", errors=problems)
     lines = [snapshot_line(*found[variant_id], quantity) for variant_id, quantity in wanted]
-    # The commission rate is fixed when the order is placed; later rule changes never touch it.
-    keys = [(vendor.id, product.category_id) for _, product, vendor in found.values()]
-    rates = await commission.rates(session, settings, keys, datetime.now(UTC))
-    for line, (variant_id, _) in zip(lines, wanted, strict=True):
-        _, product, vendor = found[variant_id]
-        line.commission_bps = rates[(vendor.id, product.category_id)]
+    await set_commission(session, settings, lines)
     return lines
+
+
+async def set_commission(session: AsyncSession, settings: Settings, lines: list[OrderLine]) -> None:
+    """Fix each line's commission rate as the rules stand now (later changes never touch it)."""
+    categories = dict(
+        (
+            await session.execute(
+                select(Product.id, Product.category_id).where(
+                    Product.id.in_({line.product_id for line in lines})
+                )
+            )
+        )
+        .tuples()
+        .all()
+    )
+    keys = [(line.vendor_id, categories[line.product_id]) for line in lines]
+    rates = await commission.rates(session, settings, keys, datetime.now(UTC))
+    for line, key in zip(lines, keys, strict=True):
+        line.commission_bps = rates[key]
 
 
 def vendor_parts(lines: list[OrderLine]) -> list[quotes.VendorPart]:
