@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from devstack.embedded_redis import EmbeddedRedis
 from devstack.services import DataDirectoryError, EmbeddedPostgres, free_port
 from devstack.versions import bundled_postgres_lines, collect
 from tests.conftest import Services
+from tests.support.stack import ROOT
 
 pytestmark = pytest.mark.anyio
 
@@ -36,6 +39,9 @@ async def test_embedded_postgres_is_18_with_pgvector_and_statement_statistics(
         statements = await conn.scalar(
             text("SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'")
         )
+        # A full suite runs more distinct statements than the view keeps (pg_stat_statements.max):
+        # start from an empty view so the probe cannot be evicted before it is read.
+        await conn.execute(text("SELECT pg_stat_statements_reset()"))
         await conn.execute(text("SELECT 42 AS fashionistar_probe"))
         seen = await conn.scalar(
             text("SELECT sum(calls) FROM pg_stat_statements WHERE query LIKE '%fashionistar_probe%'")
@@ -88,10 +94,11 @@ def test_a_disposable_old_directory_is_kept_while_its_server_runs(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_a_disposable_old_directory_starts_afresh(tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)  # the server runs as its own user when the tests run as root
-    pgdata = tmp_path / "pg"
-    pgdata.mkdir()
+def test_a_disposable_old_directory_starts_afresh() -> None:
+    # Under the project's .data, not pytest's temporary directory: when the tests run as root the
+    # server runs as a user of its own, which cannot enter /tmp/pytest-of-root (mode 0700).
+    pgdata = ROOT / ".data" / "test" / f"old-{uuid.uuid4().hex[:8]}"
+    pgdata.mkdir(parents=True)
     (pgdata / "PG_VERSION").write_text("16\n")
     (pgdata / "old-file").write_text("from PostgreSQL 16")
     pg = EmbeddedPostgres(pgdata, disposable=True)
@@ -103,6 +110,7 @@ def test_a_disposable_old_directory_starts_afresh(tmp_path: Path) -> None:
     finally:
         pg.stop()
     assert not pg.attach()
+    shutil.rmtree(pgdata, ignore_errors=True)
 
 
 async def test_embedded_redis_is_7_compatible_and_keeps_its_data_across_a_restart(tmp_path: Path) -> None:
