@@ -26,6 +26,7 @@ from api.fit.controllers import FitController
 from api.fulfilment.controllers import StaffFulfilmentsController, VendorFulfilmentsController
 from api.health.controllers import HealthController
 from api.identity.controllers import AuthController, MeController
+from api.ledger.controllers import RevenueReportController, VendorStatementController
 from api.measurements.controllers import MeasurementsController
 from api.middleware import RequestContextMiddleware
 from api.notifications.controllers import NotificationsController
@@ -152,12 +153,14 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
             NotificationsController,
             StaffController,
             StaffOrdersController,
+            RevenueReportController,
             CatalogController,
             VendorsController,
             VendorStoreController,
             VendorOrdersController,
             ShippingProfileController,
             VendorReturnsController,
+            VendorStatementController,
             VendorFulfilmentsController,
             StaffFulfilmentsController,
             FitController,

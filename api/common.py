@@ -25,6 +25,13 @@ class Money(msgspec.Struct, frozen=True):
     currency: Currency
 
 
+class SignedMoney(msgspec.Struct, frozen=True):
+    """An amount that may be negative (money taken back), in minor units, with its currency."""
+
+    amount: Annotated[int, Meta(description="Integer minor units; negative when taken back")]
+    currency: Currency
+
+
 def money(amount: int, currency: str) -> Money:
     return Money(amount=amount, currency=currency)
 

@@ -115,8 +115,14 @@ async def record_capture(session: AsyncSession, payment: Payment, order: Order) 
             kind="provider_fee",
             currency=payment.currency,
             description=f"provider fee on {payment.reference}",
+            # Shared over the vendors' parts by what was paid for each, for revenue per vendor.
             legs=[
-                Leg(platform(PROVIDER_FEES), payment.fee_amount),
+                *(
+                    Leg(platform(PROVIDER_FEES), share, part.fulfilment.id)
+                    for part, share in zip(
+                        parts, split(payment.fee_amount, [p.paid for p in parts]), strict=True
+                    )
+                ),
                 Leg(platform(PROVIDER_CLEARING), -payment.fee_amount),
             ],
             refs=Refs(order_id=order.id, payment_id=payment.id),
