@@ -15,9 +15,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from core.adapters.payments.sandbox import sandbox_fee
 from core.settings import Settings
 from db.engine import Database
-from db.models import Notification, Refund, User, Variant
+from db.models import Notification, Payment, Refund, User, Variant
+from db.services.ledger import checks
 from tests.support.catalog import make_product, make_store
 from tests.support.identity import make_user
 from tests.support.orders import variants_of
@@ -197,6 +199,14 @@ async def test_two_vendors_ship_their_parts_and_a_returned_line_is_refunded(
     assert [tuple(r) for r in refunds] == [(3_000_000, "succeeded")]
 
     await _every_notice_once(committed_db, settings, user, ada_owner, bisi_owner, order["id"])
+    # The money: the ledger holds, the shopper's payment less the refund is the vendors' earnings
+    # plus the commission, and the provider's fee is the one the sandbox reported.
+    async with committed_db.session_maker() as session:
+        assert await checks.check(session) == []
+        fee = await session.scalar(
+            select(Payment.fee_amount).where(Payment.order_id == uuid.UUID(order["id"]))
+        )
+    assert fee == sandbox_fee(8_550_000)
 
 
 async def _every_notice_once(
