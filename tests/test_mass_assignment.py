@@ -71,7 +71,11 @@ def _bodies(settings: Settings) -> dict[tuple[str, str], tuple[type[msgspec.Stru
         data = route.handler.parsed_fn_signature.parameters.get("data")
         if data is not None:
             media = str(getattr(data.kwarg_definition, "media_type", "")).rsplit(".", 1)[-1]
-            bodies[route.key] = (data.annotation, media)
+            # An optional body (``Struct | None``) is checked as its Struct.
+            annotation = next(
+                (arg for arg in get_args(data.annotation) if arg is not type(None)), data.annotation
+            )
+            bodies[route.key] = (annotation, media)
     return bodies
 
 
