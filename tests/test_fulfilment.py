@@ -17,7 +17,7 @@ from db.models import Fulfilment, Order, OrderEvent, Payment, Refund, ShippingMe
 from tests.support.catalog import make_product, make_store
 from tests.support.http import problem
 from tests.support.identity import make_user
-from tests.support.orders import make_order, variants_of
+from tests.support.orders import captured_payment, make_order, variants_of
 from tests.test_cart_orders import auth
 
 pytestmark = pytest.mark.anyio
@@ -64,18 +64,7 @@ async def two_vendor_order(
         )
     buyer = await make_user(session)
     order = await make_order(session, buyer, [(vendors["ada"][2], 2), (vendors["bisi"][2], 1)], status="paid")
-    session.add(
-        Payment(
-            order_id=order.id,
-            provider="sandbox",
-            reference=f"fs-{uuid.uuid4().hex}",
-            amount=order.total_amount,
-            currency=order.currency,
-            status="succeeded",
-            authorization_url="https://sandbox.invalid/pay",
-        )
-    )
-    await session.commit()
+    await captured_payment(session, order)
     return order, buyer, vendors
 
 

@@ -23,7 +23,7 @@ from db.services.fulfilment.moves import Acting
 from db.services.orders.lifecycle import cancel, expire_due
 from tests.support.catalog import make_product, make_store
 from tests.support.identity import make_user
-from tests.support.orders import make_order, variants_of
+from tests.support.orders import captured_payment, make_order, variants_of
 
 pytestmark = pytest.mark.anyio
 
@@ -53,18 +53,7 @@ async def _paid_two_vendor_order(db: Database) -> tuple[Order, list[Variant], li
             owners.append(owner.id)
         buyer = await make_user(session)
         order = await make_order(session, buyer, [(variants[0], 2), (variants[1], 1)], status="paid")
-        session.add(
-            Payment(
-                order_id=order.id,
-                provider="sandbox",
-                reference=f"fs-{uuid.uuid4().hex}",
-                amount=order.total_amount,
-                currency=order.currency,
-                status="succeeded",
-                authorization_url="https://sandbox.invalid/pay",
-            )
-        )
-        await session.commit()
+        await captured_payment(session, order)
         return order, variants, owners
 
 

@@ -32,7 +32,7 @@ from db.services.ledger.posting import Leg, post
 from db.services.ledger.release import release_due
 from tests.support.catalog import category, make_product, make_store
 from tests.support.identity import make_user
-from tests.support.orders import make_order, variants_of
+from tests.support.orders import captured_payment, make_order, variants_of
 
 pytestmark = pytest.mark.anyio
 
@@ -138,19 +138,7 @@ async def paid_order(session: AsyncSession) -> tuple[Order, Payment, list[Fulfil
     order = await make_order(
         session, await make_user(session), [(variants[0], 2), (variants[1], 1)], status="paid"
     )
-    payment = Payment(
-        order_id=order.id,
-        provider="paystack",
-        reference=f"fs-{uuid.uuid4().hex}",
-        amount=order.total_amount,
-        currency="NGN",
-        status="succeeded",
-        authorization_url="https://checkout.paystack.com/x",
-        paid_at=datetime.now(UTC),
-        fee_amount=75_000,
-    )
-    session.add(payment)
-    await session.flush()
+    payment = await captured_payment(session, order, provider="paystack", fee=75_000)
     await earnings.record_capture(session, payment, order)
     fulfilments = list(
         (

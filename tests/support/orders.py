@@ -7,6 +7,7 @@ state machine to ``status`` with the real transition service, so stock and audit
 from __future__ import annotations
 
 import functools
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.jobs import job_buffer
 from core.settings import Settings, load_settings
-from db.models import Order, Product, User, Variant, Vendor
+from db.models import Order, Payment, Product, User, Variant, Vendor
 from db.services.fulfilment import moves
 from db.services.fulfilment.moves import Acting
 from db.services.fulfilment.queries import of_order
@@ -125,3 +126,23 @@ async def _move_fulfilments(session: AsyncSession, order: Order, move: str) -> N
 
 async def variants_of(session: AsyncSession, product: Product) -> list[Variant]:
     return list((await session.scalars(select(Variant).where(Variant.product_id == product.id))).all())
+
+
+async def captured_payment(
+    session: AsyncSession, order: Order, *, provider: str = "sandbox", fee: int | None = None
+) -> Payment:
+    """The captured payment of ``order`` for its total, as the payment webhook leaves it."""
+    payment = Payment(
+        order_id=order.id,
+        provider=provider,
+        reference=f"fs-{uuid.uuid4().hex}",
+        amount=order.total_amount,
+        currency=order.currency,
+        status="succeeded",
+        authorization_url="https://sandbox.invalid/pay",
+        paid_at=order.paid_at or datetime.now(UTC),
+        fee_amount=fee,
+    )
+    session.add(payment)
+    await session.commit()
+    return payment

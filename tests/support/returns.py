@@ -14,7 +14,7 @@ from core.settings import Settings
 from db.models import Order, OrderLine, Payment, User, Variant, Vendor
 from tests.support.catalog import make_product, make_store
 from tests.support.identity import make_user
-from tests.support.orders import make_order, variants_of
+from tests.support.orders import captured_payment, make_order, variants_of
 
 API = "/api/v1"
 
@@ -50,19 +50,7 @@ async def a_store(session: AsyncSession, settings: Settings, name: str) -> Store
 
 async def paid_for(session: AsyncSession, order: Order) -> Payment:
     """The captured payment of ``order``, as the payment webhook leaves it."""
-    payment = Payment(
-        order_id=order.id,
-        provider="sandbox",
-        reference=f"FSR-{uuid.uuid4().hex[:16]}",
-        amount=order.total_amount,
-        currency=order.currency,
-        status="succeeded",
-        authorization_url="http://testserver/sandbox",
-        paid_at=order.paid_at,
-    )
-    session.add(payment)
-    await session.commit()
-    return payment
+    return await captured_payment(session, order)
 
 
 @dataclass
