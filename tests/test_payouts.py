@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from litestar import Litestar
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +31,7 @@ from core.task_names import SEND_PAYOUT
 from db.models import AuditEvent, OutboxMessage, PaymentEvent, Payout, PayoutAccount, Vendor
 from db.services.payouts.requests import Terms, run_scheduled
 from db.services.payouts.transfers import process_transfer_event, send_payout
-from tests.support.http import problem
+from tests.support.http import problem, serve
 from tests.support.identity import make_user
 from tests.support.payouts import (
     ACCOUNT,
@@ -337,6 +338,31 @@ async def test_out_of_order_and_repeated_transfer_events_end_in_one_outcome(
     assert [(await the_payout(session, p.id)).status for p in (failed, reversed_)] == ["failed", "reversed"]
     # Both payouts' money is available again, exactly once each.
     assert await balance(client, seller) == {"pending": 0, "available": 1_300_000, "in_transit": 0}
+    assert await ledger_problems(session) == []
+
+
+async def test_the_sandbox_completes_a_transfer_with_a_signed_webhook_through_the_api(
+    make_app: Callable[..., Litestar], session: AsyncSession, settings: Settings
+) -> None:
+    app = make_app()
+
+    def sandbox(secret: str) -> SandboxProvider:
+        # As in the dev stack, where it POSTs to the API's own address; here through its ASGI app.
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar is an ASGI app
+        url = f"http://testserver{WEBHOOK}"
+        return SandboxProvider(secret=secret, transfer_webhook_url=url, transport=transport)
+
+    async with serve(app) as client:
+        seller = await make_seller(session, settings)
+        lost = await paid_out(client, session, seller, 600_000)
+        # Signed with another key, its webhook is refused (401): the payout waits for its outcome.
+        assert await send(session, lost, sandbox("not-the-secret")) == "sent"
+        assert await session.scalar(select(func.count()).select_from(PaymentEvent)) == 0
+        await earn(session, seller.vendor_id, 700_000)
+        payout = await the_payout(session, uuid.UUID((await ask(client, seller)).json()["id"]))
+        assert await send(session, payout, sandbox(settings.paystack_secret_key.reveal())) == "sent"
+    assert await apply_events(session) == ["paid"]
+    assert [(await the_payout(session, p.id)).status for p in (lost, payout)] == ["processing", "paid"]
     assert await ledger_problems(session) == []
 
 

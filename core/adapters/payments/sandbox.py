@@ -43,9 +43,17 @@ NUBAN = re.compile(r"[0-9]{10}")
 class SandboxProvider:
     name = "sandbox"
 
-    def __init__(self, *, secret: str = "", transfer_webhook_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        secret: str = "",
+        transfer_webhook_url: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._secret = secret
         self._webhook_url = transfer_webhook_url
+        # How webhooks reach the API (tests deliver through the app's ASGI stack in-process).
+        self._transport = transport
 
     async def initialize(self, request: PaymentRequest) -> InitializedPayment:
         query = urlencode({"amount": request.amount, "currency": request.currency, "email": request.email})
@@ -91,7 +99,7 @@ class SandboxProvider:
         provider's webhook is lost)."""
         headers = {"x-paystack-signature": sign(body, self._secret), "content-type": "application/json"}
         try:
-            async with httpx.AsyncClient(timeout=5) as client:
+            async with httpx.AsyncClient(timeout=5, transport=self._transport) as client:
                 response = await client.post(url, content=body, headers=headers)
             response.raise_for_status()
         except httpx.HTTPError as exc:
