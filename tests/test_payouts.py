@@ -177,6 +177,18 @@ async def test_an_account_that_does_not_resolve_or_a_bad_body_is_refused(
     problem(await client.get(f"{API}/vendor/payout-account", headers=seller.headers), 404)
 
 
+async def test_registrations_are_limited_so_the_route_cannot_look_up_account_names_at_will(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    seller = await make_seller(session, settings)
+    for index in range(10):
+        assert (await register(client, seller, account_number=f"01234567{index:02d}")).status_code == 200
+    limited = problem(await register(client, seller), 429)
+    assert limited["status"] == 429
+    other = await make_seller(session, settings)
+    assert (await register(client, other)).status_code == 200
+
+
 # --- balance and payouts on demand -----------------------------------------------------------------
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from litestar import Controller, get, post, put
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import Principal, requires_role
+from api.auth import Principal, current_principal, requires_role
 from api.catalog.schemas import VendorRef
 from api.common import Cursor, Limit, money
 from api.payouts import schemas
@@ -19,6 +22,19 @@ from db.models import Payout, PayoutAccount, Vendor
 from db.services.identity.audit import AuditLog, ClientInfo
 from db.services.payouts import accounts, holds, queries, requests
 from db.services.payouts.errors import PayoutAccountNotFound
+
+# Each registration asks the provider who holds an account: a vendor could otherwise use the route
+# to look up the names behind any account numbers.
+ACCOUNT_CHANGES_PER_HOUR = 10
+
+
+async def within_account_change_rate(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Count a payout-account registration against its vendor (429 past the hourly limit)."""
+    resources: AppResources = connection.app.state.resources
+    who = str(current_principal(connection).user_id)
+    await resources.limiter.hit("payout_account", who, limit=ACCOUNT_CHANGES_PER_HOUR, window=3600)
 
 
 def account_out(account: PayoutAccount) -> schemas.PayoutAccount:
@@ -89,10 +105,11 @@ class VendorPayoutsController(Controller):
 
     @put(
         "/payout-account",
+        guards=[within_account_change_rate],
         summary="Set or replace the bank account your payouts go to",
         description="The payment provider resolves the account (its name is returned for you to check) "
         "and makes it a transfer recipient; 422 when it does not resolve. Payouts already made keep "
-        "the account they were made to.",
+        "the account they were made to. At most 10 an hour (429 with `Retry-After` after).",
     )
     async def set_account(
         self,
