@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from litestar import Litestar
@@ -28,6 +29,7 @@ from core.adapters.payments.sandbox import SandboxProvider, transfer_event
 from core.jobs import job_buffer
 from core.settings import Settings
 from core.task_names import SEND_PAYOUT
+from db.engine import Database
 from db.models import AuditEvent, OutboxMessage, PaymentEvent, Payout, PayoutAccount, Vendor
 from db.services.payouts.requests import Terms, run_scheduled
 from db.services.payouts.transfers import process_transfer_event, send_payout
@@ -540,3 +542,26 @@ async def test_the_database_keeps_a_payouts_terms_and_moves_it_only_forward(
                 await session.execute(update(Payout).where(Payout.id == payout.id).values(**change))
     async with session.begin_nested():
         await session.execute(update(Payout).where(Payout.id == payout.id).values(status="reversed"))
+
+
+async def test_payouts_asked_at_the_same_moment_pay_the_balance_out_once(
+    live_client: httpx.AsyncClient, committed_db: Database, settings: Settings
+) -> None:
+    """Five requests at once for the whole balance, each in its own transaction: one payout."""
+    async with committed_db.session_maker() as session:
+        seller = await make_seller(session, settings)
+        assert (await register(live_client, seller)).status_code == 200
+        await earn(session, seller.vendor_id, 1_000_000)
+    answers: list[int] = []
+
+    async def request() -> None:
+        answers.append((await ask(live_client, seller)).status_code)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(request)
+    assert sorted(answers) == [201, 422, 422, 422, 422]
+    async with committed_db.session_maker() as session:
+        assert await session.scalar(select(func.count()).select_from(Payout)) == 1
+        assert await available(session, seller.vendor_id) == 0
+        assert await ledger_problems(session) == []
