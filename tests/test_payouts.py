@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 from sqlalchemy import func, select, update
@@ -25,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.payments import PaymentProvider, Transfer, sign
+from core.adapters.payments import _sandbox_webhook_url as sandbox_webhook_url
 from core.adapters.payments.sandbox import SandboxProvider, transfer_event
 from core.jobs import job_buffer
 from core.settings import Settings
@@ -565,3 +567,9 @@ async def test_payouts_asked_at_the_same_moment_pay_the_balance_out_once(
         assert await session.scalar(select(func.count()).select_from(Payout)) == 1
         assert await available(session, seller.vendor_id) == 0
         assert await ledger_problems(session) == []
+
+
+def test_the_sandbox_delivers_transfer_webhooks_to_the_dev_stacks_own_api_only(settings: Settings) -> None:
+    dev = msgspec.structs.replace(settings, app_env="dev", api_host="0.0.0.0", api_port=8123)
+    assert sandbox_webhook_url(dev) == "http://127.0.0.1:8123/api/v1/webhooks/paystack"
+    assert sandbox_webhook_url(settings) is None  # tests: an address here may be anyone's
