@@ -33,6 +33,7 @@ from api.notifications.controllers import NotificationsController
 from api.openapi import SECURITY_SCHEMES, document_problems
 from api.orders.controllers import CartController, OrdersController
 from api.payments.controllers import SandboxCheckoutController, WebhooksController
+from api.payouts.controllers import StaffPayoutsController, VendorPayoutsController
 from api.resources import AppResources, CategoryCache
 from api.returns.controllers import OrderReturnsController, VendorReturnsController
 from api.reviews.controllers import ReviewsController
@@ -163,6 +164,8 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
             VendorStatementController,
             VendorFulfilmentsController,
             StaffFulfilmentsController,
+            VendorPayoutsController,
+            StaffPayoutsController,
             FitController,
             CartController,
             CartShippingController,

@@ -38,7 +38,7 @@ _RESERVED = frozenset({"request", "state", "scope", "headers", "cookies", "query
 _ROLE_GUARD = "requires_role.<locals>.guard"
 _LOGIN_GUARDS = frozenset({"requires_user", _ROLE_GUARD, "within_upload_rate"})
 _ROLE_GUARDS = frozenset({_ROLE_GUARD})
-_RATE_GUARDS = frozenset({"within_upload_rate", "within_photo_search_rate"})
+_RATE_GUARDS = frozenset({"within_upload_rate", "within_photo_search_rate", "within_account_change_rate"})
 
 
 def _problem(description: str) -> ResponseSpec:

@@ -13,6 +13,11 @@ with 401 as Paystack refuses it:
 * ``POST /refund`` ``{transaction, amount?}``: gives back ``amount`` (all that remains when
   omitted) of a successful transaction; more than remains, or a transaction never paid, is 400.
 
+Transfers (payouts): ``GET /bank/resolve``, ``POST /transferrecipient``, ``POST /transfer`` and
+``GET /transfer/verify/{reference}``, with switches for a transfer's outcome (``success``,
+``failed``, ``reversed``) and a slow answer: ``devstack/paystack_transfers.py``. Their webhooks go
+to ``webhook_url`` when one is set; otherwise they wait in :meth:`PaystackStandIn.take_webhooks`.
+
 Not Paystack's: ``GET /checkout/{reference}`` is the checkout page (the ``authorization_url``):
 opening it pays the transaction as initialized. ``GET /_stats`` counts calls by kind.
 
@@ -30,6 +35,7 @@ socket). With ``drop_webhooks`` it goes nowhere, as when a provider's webhook is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import threading
@@ -39,11 +45,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 
 from core.adapters.payments import sign
 from core.adapters.payments.sandbox import charge_success_event
+from devstack.paystack_transfers import TransferDesk
 
 HOST = "127.0.0.1"
 NOT_FOUND = {"status": False, "message": "Transaction reference not found", "code": "transaction_not_found"}
@@ -98,6 +106,9 @@ class PaystackStandIn:
         # Seconds each verification takes to answer (a slow provider).
         self.verify_delay = 0.0
         self.calls: Counter[str] = Counter()
+        # Bank accounts, recipients and transfers, with their switches (outcome, delay).
+        self.transfers = TransferDesk()
+        self._undelivered: list[Webhook] = []
         self._transactions: dict[str, Transaction] = {}
         self._lock = threading.Lock()
         self._server = _Server((HOST, port), _Handler)
@@ -186,11 +197,39 @@ class PaystackStandIn:
         """
         with self._lock:
             found = self._transactions[reference]
-        body = charge_success_event(found.reference, found.amount, found.currency, found.email)
+        return self._signed(charge_success_event(found.reference, found.amount, found.currency, found.email))
+
+    def _signed(self, body: bytes) -> Webhook:
         return Webhook(
             body=body,
             headers={"x-paystack-signature": sign(body, self.secret), "content-type": "application/json"},
         )
+
+    def settle_transfer(self, reference: str) -> None:
+        """Give a pending transfer its outcome and send its webhooks (as ``pay`` sends a charge's):
+        to ``webhook_url``, else kept for :meth:`take_webhooks`; none with ``drop_webhooks``."""
+        for body in self.transfers.settle(reference):
+            webhook = self._signed(body)
+            with self._lock:
+                self.calls["transfer_settled"] += 1
+                if self.drop_webhooks:
+                    self.calls["webhook_dropped"] += 1
+                    continue
+                if self.webhook_url is None:
+                    self._undelivered.append(webhook)
+                    continue
+            httpx.post(self.webhook_url, content=webhook.body, headers=webhook.headers, timeout=10)
+            self.calls["webhook_sent"] += 1
+
+    def take_webhooks(self) -> list[Webhook]:
+        """The transfer webhooks made and not delivered (no ``webhook_url``), oldest first; each once."""
+        with self._lock:
+            taken, self._undelivered = self._undelivered, []
+            return taken
+
+    def transfer_webhooks(self, reference: str) -> list[Webhook]:
+        """The signed webhooks of a settled transfer, again (a late delivery); KeyError if unknown."""
+        return [self._signed(body) for body in self.transfers.webhook_bodies(reference)]
 
     def refund(self, reference: str, amount: int | None) -> tuple[int, dict[str, Any]]:
         """(HTTP status, envelope) of a refund of ``amount`` (None: all that remains)."""
@@ -210,7 +249,8 @@ class PaystackStandIn:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"calls": dict(self.calls), "transactions": len(self._transactions)}
+            transactions = len(self._transactions)
+        return {"calls": dict(self.calls), "transactions": transactions, "transfers": self.transfers.count()}
 
 
 class _Server(ThreadingHTTPServer):
@@ -249,13 +289,24 @@ class _Handler(BaseHTTPRequestHandler):
         return parsed if isinstance(parsed, dict) else {}
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         if path == "/_stats":
             self._answer(200, self.stand_in.stats())
         elif path.startswith("/checkout/"):
             self._checkout(path.removeprefix("/checkout/"))
         elif not self._authorised():
             return
+        elif path == "/bank/resolve":
+            params = {name: values[0] for name, values in parse_qs(query).items()}
+            self.stand_in.calls["resolve"] += 1
+            self._answer(
+                *self.stand_in.transfers.resolve(
+                    params.get("account_number", ""), params.get("bank_code", "")
+                )
+            )
+        elif path.startswith("/transfer/verify/"):
+            self.stand_in.calls["transfer_verify"] += 1
+            self._answer(*self.stand_in.transfers.verify(path.removeprefix("/transfer/verify/")))
         elif path.startswith("/transaction/verify/"):
             time.sleep(self.stand_in.verify_delay)
             found = self.stand_in.verify(path.removeprefix("/transaction/verify/"))
@@ -283,6 +334,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if self.path == "/transaction/initialize":
             self._initialize(body)
+        elif self.path == "/transferrecipient":
+            self.stand_in.calls["recipient"] += 1
+            self._answer(*self.stand_in.transfers.create_recipient(body))
+        elif self.path == "/transfer":
+            self._transfer(body)
         elif self.path == "/refund":
             amount = body.get("amount")
             status, answer = self.stand_in.refund(
@@ -291,6 +347,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(status, answer)
         else:
             self._answer(404, {"status": False, "message": "Not found"})
+
+    def _transfer(self, body: dict[str, Any]) -> None:
+        desk = self.stand_in.transfers
+        self.stand_in.calls["transfer"] += 1
+        status, answer = desk.transfer(body)
+        if status == 200:
+            time.sleep(desk.transfer_delay)  # accepted; the answer is late (its caller may be gone)
+        with contextlib.suppress(OSError):  # the caller died waiting: the transfer stands, as at Paystack
+            self._answer(status, answer)
+        if status == 200 and desk.auto_settle:
+            self.stand_in.settle_transfer(str(body["reference"]))
 
     def _initialize(self, body: dict[str, Any]) -> None:
         reference = str(body.get("reference") or "")

@@ -159,9 +159,12 @@ async def test_a_signed_event_is_stored_once_and_queued_once(
         )
     ).all()
     assert len(jobs) == 1
-    # Other event types are kept for the record but change nothing.
-    transfer = msgspec.json.encode({"event": "transfer.success", "data": {"reference": started["reference"]}})
-    assert (await client.post(WEBHOOK, content=transfer, headers=signed(settings, transfer))).json() == {
+    # Other event types are kept for the record but change nothing (transfer events settle payouts:
+    # tests/test_payouts.py).
+    dispute = msgspec.json.encode(
+        {"event": "charge.dispute.create", "data": {"reference": started["reference"]}}
+    )
+    assert (await client.post(WEBHOOK, content=dispute, headers=signed(settings, dispute))).json() == {
         "status": "stored"
     }
 

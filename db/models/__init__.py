@@ -21,6 +21,7 @@ from db.models.one_time_code import OneTimeCode
 from db.models.order import IdempotencyKey, Order, OrderEvent, OrderLine
 from db.models.outbox import OutboxMessage
 from db.models.payment import Payment, PaymentEvent, Refund
+from db.models.payout import PAYOUT_STATUSES, Payout, PayoutAccount
 from db.models.refresh_token import RefreshToken
 from db.models.returns import Return, ReturnLine
 from db.models.review import Review
@@ -30,6 +31,7 @@ from db.models.wishlist import WishlistItem
 
 __all__ = [
     "FULFILMENT_STATUSES",
+    "PAYOUT_STATUSES",
     "ROLES",
     "SHIPPING_KINDS",
     "AuditEvent",
@@ -53,6 +55,8 @@ __all__ = [
     "OutboxMessage",
     "Payment",
     "PaymentEvent",
+    "Payout",
+    "PayoutAccount",
     "Product",
     "ProductImage",
     "RefreshToken",

@@ -7,6 +7,7 @@ catalog services keep them in step whenever a product, its variants or its vendo
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -44,6 +46,10 @@ class Vendor(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     # Days after delivery a shopper may return items; None: the platform's RETURN_WINDOW_DAYS.
     return_window_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Staff hold a vendor's payouts (none is made or sent) until they release them.
+    payouts_on_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    payouts_hold_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    payouts_held_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     __table_args__ = (
         CheckConstraint("status IN ('active', 'suspended')", name="status_known"),

@@ -70,7 +70,9 @@ class LedgerTransaction(Base):
     refund_id: Mapped[UUID | None] = mapped_column(
         ForeignKey("refunds.id", ondelete="RESTRICT"), default=None
     )
-    payout_id: Mapped[UUID | None] = mapped_column(default=None)
+    payout_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("payouts.id", ondelete="RESTRICT"), default=None
+    )
     # When the money moved (the event's time); created_at is when it was written down.
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -92,6 +92,9 @@ POLICY: dict[Route, Rule] = {
     _api("POST", "/staff/fulfilments/{fulfilment_id:uuid}/ship"): Rule("staff", "any"),
     _api("POST", "/staff/fulfilments/{fulfilment_id:uuid}/deliver"): Rule("staff", "any"),
     _api("POST", "/staff/fulfilments/{fulfilment_id:uuid}/cancel"): Rule("staff", "any"),
+    _api("GET", "/staff/payouts"): Rule("staff"),
+    _api("POST", "/staff/vendors/{vendor_id:uuid}/payouts/hold"): Rule("staff", "any"),
+    _api("POST", "/staff/vendors/{vendor_id:uuid}/payouts/release"): Rule("staff", "any"),
     # Catalog.
     _api("GET", "/categories"): Rule("public"),
     _api("GET", "/brands"): Rule("public"),
@@ -127,6 +130,11 @@ POLICY: dict[Route, Rule] = {
     _api("POST", "/vendor/fulfilments/{fulfilment_id:uuid}/ship"): Rule("vendor", "owner"),
     _api("POST", "/vendor/fulfilments/{fulfilment_id:uuid}/deliver"): Rule("vendor", "owner"),
     _api("POST", "/vendor/fulfilments/{fulfilment_id:uuid}/cancel"): Rule("vendor", "owner"),
+    _api("GET", "/vendor/balance"): Rule("vendor"),
+    _api("GET", "/vendor/payout-account"): Rule("vendor"),
+    _api("PUT", "/vendor/payout-account"): Rule("vendor"),
+    _api("GET", "/vendor/payouts"): Rule("vendor"),
+    _api("POST", "/vendor/payouts"): Rule("vendor"),
     # Fit and measurements.
     _api("GET", f"/products/{ID}/fit"): Rule("user", "hidden"),
     _api("GET", "/fit/products"): Rule("user"),

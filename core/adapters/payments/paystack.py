@@ -1,4 +1,5 @@
-"""The Paystack API (https://paystack.com/docs/api/): initialize, verify and refund transactions."""
+"""The Paystack API (https://paystack.com/docs/api/): initialize, verify and refund transactions;
+resolve bank accounts, create transfer recipients, initiate and verify transfers (payouts)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import msgspec
 from core.adapters.payments import (
     InitializedPayment,
     PaymentProviderError,
+    PaymentProviderRefused,
     PaymentRequest,
     TransactionNotFound,
+    Transfer,
+    TransferNotFound,
     VerifiedPayment,
 )
 from core.logging import get_logger
@@ -46,6 +50,29 @@ class _Transaction(msgspec.Struct):
     fees: int | None = None
 
 
+class _Transfer(msgspec.Struct):
+    reference: str
+    transfer_code: str
+    status: str
+    amount: int | None = None
+    currency: str | None = None
+    failures: Any = None
+
+
+def _transfer(data: Any) -> Transfer:
+    tx = msgspec.convert(data, _Transfer, strict=False)
+    failures = tx.failures if isinstance(tx.failures, dict) else {}
+    reason = failures.get("reason") or failures.get("message")
+    return Transfer(
+        reference=tx.reference,
+        transfer_code=tx.transfer_code,
+        status=tx.status,
+        amount=tx.amount,
+        currency=tx.currency,
+        failure_reason=str(reason) if reason else None,
+    )
+
+
 class PaystackProvider:
     name = "paystack"
 
@@ -64,9 +91,24 @@ class PaystackProvider:
             transport=transport,
         )
 
-    async def _call(self, method: str, path: str, json: dict[str, Any] | None = None) -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        json: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str] | None = None,
+        refusable: bool = False,
+    ) -> Any:
+        """The ``data`` of Paystack's answer.
+
+        Raises:
+            TransactionNotFound / TransferNotFound: a verify of a reference Paystack does not know.
+            PaymentProviderRefused: with ``refusable``, a 400 or 422 (Paystack said no).
+            PaymentProviderError: unreachable, or refused otherwise.
+        """
         try:
-            response = await self._client.request(method, path, json=json)
+            response = await self._client.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
             log.warning("paystack unreachable", path=path, error=type(exc).__name__)
             raise PaymentProviderError("The payment provider could not be reached; please retry.") from exc
@@ -78,6 +120,11 @@ class PaystackProvider:
             message = envelope.message if envelope is not None else response.text[:200]
             if path.startswith("/transaction/verify/") and _not_found(response.status_code, envelope):
                 raise TransactionNotFound(f"The payment provider has no such transaction: {message}")
+            if path.startswith("/transfer/verify/") and _not_found(response.status_code, envelope):
+                raise TransferNotFound(f"The payment provider has no such transfer: {message}")
+            if refusable and response.status_code in (400, 422):
+                log.info("paystack said no", path=path, status=response.status_code, message=message)
+                raise PaymentProviderRefused(message)
             log.warning("paystack refused", path=path, status=response.status_code, message=message)
             raise PaymentProviderError(f"The payment provider refused the request: {message}")
         return envelope.data
@@ -114,6 +161,55 @@ class PaystackProvider:
 
     async def refund(self, reference: str, amount: int) -> None:
         await self._call("POST", "/refund", {"transaction": reference, "amount": amount})
+
+    async def resolve_account(self, bank_code: str, account_number: str) -> str:
+        """The account's name (``GET /bank/resolve``); PaymentProviderRefused when it does not resolve."""
+        params = {"account_number": account_number, "bank_code": bank_code}
+        data = await self._call("GET", "/bank/resolve", params=params, refusable=True)
+        name = data.get("account_name") if isinstance(data, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            raise PaymentProviderRefused("The account did not resolve to a name.")
+        return name.strip()
+
+    async def create_recipient(self, name: str, account_number: str, bank_code: str, currency: str) -> str:
+        """A ``nuban`` transfer recipient (``POST /transferrecipient``): its ``recipient_code``.
+        Paystack returns the existing recipient for an account it already has."""
+        body = {
+            "type": "nuban",
+            "name": name,
+            "account_number": account_number,
+            "bank_code": bank_code,
+            "currency": currency,
+        }
+        data = await self._call("POST", "/transferrecipient", body, refusable=True)
+        code = data.get("recipient_code") if isinstance(data, dict) else None
+        if not isinstance(code, str) or not code:
+            raise PaymentProviderError("The payment provider answered without a recipient code.")
+        return code
+
+    async def transfer(
+        self, *, reference: str, amount: int, currency: str, recipient_code: str, reason: str
+    ) -> Transfer:
+        """``POST /transfer`` from our balance. Its status (``pending``, or ``otp`` when the
+        integration still asks for one) says it was accepted, not that it arrived."""
+        body = {
+            "source": "balance",
+            "amount": amount,
+            "currency": currency,
+            "recipient": recipient_code,
+            "reference": reference,
+            "reason": reason,
+        }
+        return _transfer(await self._call("POST", "/transfer", body, refusable=True))
+
+    async def verify_transfer(self, reference: str) -> Transfer:
+        """Paystack's record of the transfer ``reference`` (``GET /transfer/verify/{reference}``).
+
+        Raises:
+            TransferNotFound: Paystack has no transfer under ``reference``.
+            PaymentProviderError: unreachable, or refused otherwise.
+        """
+        return _transfer(await self._call("GET", f"/transfer/verify/{reference}"))
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -3,8 +3,9 @@
 The signature is checked on the raw bytes before anything is parsed or stored, so a forged or
 unsigned request leaves no trace but a log line. Each event is stored once (unique on provider,
 reference and event type): a replay finds the row and changes nothing. What the event means
-for the order is decided on the ``critical`` queue (``tasks/payments.py``), after the provider
-has its acknowledgement.
+for the order (``charge.success``) or the vendor's payout (``transfer.*``) is decided on the
+``critical`` queue (``tasks/payments.py``, ``tasks/payouts.py``), after the provider has its
+acknowledgement.
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from core.adapters.payments import signature_matches
 from core.errors import NotAuthenticated
 from core.jobs import defer
 from core.logging import get_logger
-from core.task_names import PROCESS_PAYMENT_EVENT
+from core.task_names import PROCESS_PAYMENT_EVENT, PROCESS_TRANSFER_EVENT
 from db.models import PaymentEvent
 from db.services.payments.errors import MalformedWebhook
 
 log = get_logger(__name__)
 
-# Events that can change an order; others are stored (for the record) but need no processing.
-HANDLED_EVENTS = frozenset({"charge.success"})
+# Transfer events settle a vendor's payout (db/services/payouts/transfers.py).
+TRANSFER_EVENTS = frozenset({"transfer.success", "transfer.failed", "transfer.reversed"})
+# Events that can change an order or a payout; others are stored (for the record) but need no
+# processing.
+HANDLED_EVENTS = frozenset({"charge.success"}) | TRANSFER_EVENTS
 
 
 class BadSignature(NotAuthenticated):
@@ -92,5 +96,8 @@ async def record_event(
         return "duplicate"
     if event_type not in HANDLED_EVENTS:
         return "stored"
-    defer(PROCESS_PAYMENT_EVENT, str(event_id), durable=True)
+    if event_type in TRANSFER_EVENTS:
+        defer(PROCESS_TRANSFER_EVENT, str(event_id), durable=True)
+    else:
+        defer(PROCESS_PAYMENT_EVENT, str(event_id), durable=True)
     return "queued"

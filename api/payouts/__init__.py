@@ -1,0 +1,1 @@
+"""Vendors' payouts: payout account, balance, payouts; staff's payout console and holds."""
