@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, current_principal, requires_role
 from api.catalog.schemas import VendorRef
-from api.common import Cursor, Limit, money
+from api.common import Cursor, Limit, SignedMoney, money
 from api.payouts import schemas
 from api.resources import AppResources
 from api.seller.controllers import provide_store
@@ -89,8 +89,8 @@ class VendorPayoutsController(Controller):
     ) -> schemas.Balance:
         found = await queries.balance_of(db_session, store.id, resources.settings.currency)
         return schemas.Balance(
-            pending=schemas.SignedMoney(found.pending, found.currency),
-            available=schemas.SignedMoney(found.available, found.currency),
+            pending=SignedMoney(amount=found.pending, currency=found.currency),
+            available=SignedMoney(amount=found.available, currency=found.currency),
             in_transit=money(found.in_transit, found.currency),
         )
 

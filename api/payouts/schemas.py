@@ -10,7 +10,7 @@ import msgspec
 from msgspec import Meta
 
 from api.catalog.schemas import VendorRef
-from api.common import Currency, Money
+from api.common import Money, SignedMoney
 
 PayoutStatus = Literal["pending", "processing", "paid", "failed", "reversed"]
 Requester = Literal["vendor", "schedule", "staff"]
@@ -40,13 +40,6 @@ PayoutAmount = Annotated[int, Meta(ge=1, le=10**13, description="Minor units; at
 class PayoutIn(msgspec.Struct, forbid_unknown_fields=True):
     # Left out: the whole available balance.
     amount: PayoutAmount | None = None
-
-
-class SignedMoney(msgspec.Struct, frozen=True):
-    """Money that may be negative (a balance that refunds took below zero)."""
-
-    amount: Annotated[int, Meta(description="Integer minor units (kobo, cents)")]
-    currency: Currency
 
 
 class Balance(msgspec.Struct):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.adapters.tokens import TokenSigner
 from core.settings import Settings
 from db.models import LedgerAccount, LedgerEntry, LedgerTransaction, Payout, User, Vendor
+from db.services.ledger import checks
 from db.services.ledger.accounts import PAYOUTS_IN_TRANSIT, PROVIDER_CLEARING, platform, vendor_available
 from db.services.ledger.posting import Leg, post
 from tests.support.catalog import make_store
@@ -114,6 +115,8 @@ async def ledger_problems(session: AsyncSession) -> list[str]:
     )
     if int(in_transit or 0) != int(open_total or 0):
         wrong.append(f"payouts_in_transit holds {in_transit}, open payouts {open_total}")
+    # The product's own checks (just ledger-check) must agree.
+    wrong += [f"{b.invariant}: {b.detail}" for b in await checks.check(session)]
     return wrong
 
 

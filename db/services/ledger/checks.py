@@ -7,6 +7,8 @@ it records (``just ledger-check``; the chaos and soak runs call it at the end).
 4. For every order: what the shopper paid, less refunds asked, equals the vendors' earnings plus
    the platform's commission, less discounts the platform paid for.
 5. Every refund was posted once when asked, and once more when the provider confirmed it.
+6. Every payout's amount left its vendor's available balance exactly once (and came back once
+   if it failed or was reversed); ``payouts_in_transit`` holds exactly the open payouts.
 """
 
 from __future__ import annotations
@@ -90,6 +92,31 @@ _CHECKS: dict[str, str] = {
                                         AND c.kind = 'payment_captured') THEN 1 ELSE 0 END
             OR count(*) FILTER (WHERE t.kind = 'refund_sent')
                    <> CASE r.status WHEN 'succeeded' THEN 1 ELSE 0 END
+    """,
+    "payouts left available once": """
+        WITH moved AS (
+            SELECT t.payout_id, t.kind, sum(e.amount) AS amount
+            FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+            JOIN ledger_accounts a ON a.id = e.account_id
+            WHERE t.payout_id IS NOT NULL AND a.code LIKE 'vendor_available:%'
+            GROUP BY t.payout_id, t.kind
+        )
+        SELECT p.id::text, p.status, p.amount,
+               coalesce(sum(m.amount) FILTER (WHERE m.kind = 'payout_sent'), 0),
+               coalesce(sum(m.amount), 0)
+        FROM payouts p LEFT JOIN moved m ON m.payout_id = p.id
+        GROUP BY p.id, p.status, p.amount
+        HAVING coalesce(sum(m.amount) FILTER (WHERE m.kind = 'payout_sent'), 0) <> p.amount
+            OR coalesce(sum(m.amount), 0)
+               <> CASE WHEN p.status IN ('failed', 'reversed') THEN 0 ELSE p.amount END
+    """,
+    "payouts in transit are the open payouts": """
+        SELECT transit.total, open.total FROM
+            (SELECT -coalesce(sum(e.amount), 0) AS total FROM ledger_entries e
+             JOIN ledger_accounts a ON a.id = e.account_id WHERE a.code = 'payouts_in_transit') transit,
+            (SELECT coalesce(sum(amount), 0) AS total FROM payouts
+             WHERE status IN ('pending', 'processing')) open
+        WHERE transit.total <> open.total
     """,
 }
 
