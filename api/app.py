@@ -40,6 +40,7 @@ from api.seller.orders import VendorOrdersController
 from api.shipping.controllers import CartShippingController, ShippingProfileController
 from api.staff.controllers import StaffController
 from api.staff.orders import StaffOrdersController
+from api.vouchers.controllers import CartVoucherController, StaffVouchersController, VendorVouchersController
 from api.wishlist.controllers import WishlistController
 from core.adapters.passwords import PasswordHasher
 from core.adapters.payments import PaymentProvider, build_payment_provider
@@ -152,10 +153,12 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
             NotificationsController,
             StaffController,
             StaffOrdersController,
+            StaffVouchersController,
             CatalogController,
             VendorsController,
             VendorStoreController,
             VendorOrdersController,
+            VendorVouchersController,
             ShippingProfileController,
             VendorReturnsController,
             VendorFulfilmentsController,
@@ -163,6 +166,7 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
             FitController,
             CartController,
             CartShippingController,
+            CartVoucherController,
             OrdersController,
             OrderReturnsController,
             WebhooksController,

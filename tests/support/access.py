@@ -13,8 +13,8 @@ Access:
 
 Objects (routes with an id in their path):
 - ``owner``: the id names an object of the caller (their order, cart item, measurement, session,
-  notification; a vendor's product, variant, order lines): anyone else's is 404, exactly as a
-  missing one;
+  notification; a vendor's product, variant, order lines, voucher): anyone else's is 404, exactly
+  as a missing one;
 - ``hidden``: a public object that may be unlisted (a draft product, a suspended store): unlisted
   ones are 404 to everyone but their vendor, exactly as a missing one;
 - ``any``: staff act on every object; public names (file paths, schema pages) are not objects.
@@ -91,6 +91,9 @@ POLICY: dict[Route, Rule] = {
     _api("POST", "/staff/fulfilments/{fulfilment_id:uuid}/ship"): Rule("staff", "any"),
     _api("POST", "/staff/fulfilments/{fulfilment_id:uuid}/deliver"): Rule("staff", "any"),
     _api("POST", "/staff/fulfilments/{fulfilment_id:uuid}/cancel"): Rule("staff", "any"),
+    _api("GET", "/staff/vouchers"): Rule("staff"),
+    _api("POST", "/staff/vouchers"): Rule("staff"),
+    _api("PATCH", "/staff/vouchers/{voucher_id:uuid}"): Rule("staff", "any"),
     # Catalog.
     _api("GET", "/categories"): Rule("public"),
     _api("GET", "/brands"): Rule("public"),
@@ -125,6 +128,9 @@ POLICY: dict[Route, Rule] = {
     _api("POST", "/vendor/fulfilments/{fulfilment_id:uuid}/ship"): Rule("vendor", "owner"),
     _api("POST", "/vendor/fulfilments/{fulfilment_id:uuid}/deliver"): Rule("vendor", "owner"),
     _api("POST", "/vendor/fulfilments/{fulfilment_id:uuid}/cancel"): Rule("vendor", "owner"),
+    _api("GET", "/vendor/vouchers"): Rule("vendor"),
+    _api("POST", "/vendor/vouchers"): Rule("vendor"),
+    _api("PATCH", "/vendor/vouchers/{voucher_id:uuid}"): Rule("vendor", "owner"),
     # Fit and measurements.
     _api("GET", f"/products/{ID}/fit"): Rule("user", "hidden"),
     _api("GET", "/fit/products"): Rule("user"),
@@ -138,6 +144,8 @@ POLICY: dict[Route, Rule] = {
     _api("POST", "/cart/items"): Rule("user"),
     _api("PATCH", "/cart/items/{item_id:uuid}"): Rule("user", "owner"),
     _api("DELETE", "/cart/items/{item_id:uuid}"): Rule("user", "owner"),
+    _api("POST", "/cart/voucher"): Rule("user"),
+    _api("DELETE", "/cart/voucher"): Rule("user"),
     _api("GET", "/orders"): Rule("user"),
     _api("POST", "/orders"): Rule("user"),
     _api("GET", "/orders/{order_id:uuid}"): Rule("user", "owner"),
