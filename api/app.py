@@ -42,6 +42,7 @@ from api.seller.orders import VendorOrdersController
 from api.shipping.controllers import CartShippingController, ShippingProfileController
 from api.staff.controllers import StaffController
 from api.staff.orders import StaffOrdersController
+from api.vouchers.controllers import CartVoucherController, StaffVouchersController, VendorVouchersController
 from api.wishlist.controllers import WishlistController
 from core.adapters.passwords import PasswordHasher
 from core.adapters.payments import PaymentProvider, build_payment_provider
@@ -155,10 +156,12 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
             StaffController,
             StaffOrdersController,
             RevenueReportController,
+            StaffVouchersController,
             CatalogController,
             VendorsController,
             VendorStoreController,
             VendorOrdersController,
+            VendorVouchersController,
             ShippingProfileController,
             VendorReturnsController,
             VendorStatementController,
@@ -169,6 +172,7 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
             FitController,
             CartController,
             CartShippingController,
+            CartVoucherController,
             OrdersController,
             OrderReturnsController,
             WebhooksController,

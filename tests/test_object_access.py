@@ -231,6 +231,7 @@ def _cases() -> dict[tuple[str, str], CaseMaker]:
         ("POST", f"{R}/approve"): _return_case,
         ("POST", f"{R}/reject"): lambda w: _return_case(w, json={"note": "Worn"}),
         ("POST", f"{R}/receive"): lambda w: _return_case(w, approved=True, json={"restock": True}),
+        ("PATCH", "/vendor/vouchers/{voucher_id:uuid}"): _voucher_case,
         ("GET", "/orders/{order_id:uuid}/returns"): lambda w: _order_returns_case(w, 200),
         ("POST", "/orders/{order_id:uuid}/returns"): lambda w: _order_returns_case(w, 201),
     }
@@ -272,6 +273,19 @@ async def _return_case(w: World, *, approved: bool = False, json: Any = None) ->
         done = await w.client.post(f"{API}/vendor/returns/{return_id}/approve", headers=w.auth["vendor"])
         assert done.status_code == 200, done.text
     return Case({"return_id": return_id}, "vendor", ["rival", "buyer", "nobody"], 200, json=json)
+
+
+async def _voucher_case(w: World) -> Case:
+    """The vendor's own code: another store (and anyone not a vendor) cannot stop it."""
+    made = await w.client.post(
+        f"{API}/vendor/vouchers",
+        headers=w.auth["vendor"],
+        json={"code": f"OWN-{uuid.uuid4().hex[:8]}", "kind": "percent", "value": 1_000},
+    )
+    assert made.status_code == 201, made.text
+    return Case(
+        {"voucher_id": made.json()["id"]}, "vendor", ["rival", "buyer", "nobody"], 200, json={"active": False}
+    )
 
 
 async def _order_returns_case(w: World, owner_status: int) -> Case:

@@ -18,6 +18,7 @@ from api.orders.present import cart_out, order_out
 from api.resources import AppResources
 from db.services.orders import cart, lifecycle, placing, queries
 from db.services.payments.initiate import start_payment
+from db.services.vouchers.cart import discount_of
 
 IdempotencyKey = Annotated[
     str,
@@ -32,6 +33,14 @@ IdempotencyKey = Annotated[
 ]
 
 
+async def cart_view(session: AsyncSession, user_id: UUID, resources: AppResources) -> schemas.Cart:
+    """The caller's cart priced from the catalog now, with what its code takes off."""
+    settings = resources.settings
+    lines = await cart.cart_lines(session, user_id)
+    voucher = await discount_of(session, settings, user_id, lines)
+    return cart_out(lines, settings.currency, resources.storage, voucher)
+
+
 class CartController(Controller):
     path = "/cart"
     tags = ["cart"]
@@ -44,8 +53,7 @@ class CartController(Controller):
         principal: NamedDependency[Principal],
         resources: NamedDependency[AppResources],
     ) -> schemas.Cart:
-        lines = await cart.cart_lines(db_session, principal.user_id)
-        return cart_out(lines, resources.settings.currency, resources.storage)
+        return await cart_view(db_session, principal.user_id, resources)
 
     @post("/items", status_code=201, summary="Add an item (adds to the quantity already in the cart)")
     async def add(
@@ -56,8 +64,7 @@ class CartController(Controller):
         resources: NamedDependency[AppResources],
     ) -> schemas.Cart:
         await cart.add_item(db_session, resources.settings, principal.user_id, data.variant_id, data.quantity)
-        lines = await cart.cart_lines(db_session, principal.user_id)
-        return cart_out(lines, resources.settings.currency, resources.storage)
+        return await cart_view(db_session, principal.user_id, resources)
 
     @patch("/items/{item_id:uuid}", summary="Change an item's quantity")
     async def update(
@@ -69,8 +76,7 @@ class CartController(Controller):
         resources: NamedDependency[AppResources],
     ) -> schemas.Cart:
         await cart.set_quantity(db_session, resources.settings, principal.user_id, item_id, data.quantity)
-        lines = await cart.cart_lines(db_session, principal.user_id)
-        return cart_out(lines, resources.settings.currency, resources.storage)
+        return await cart_view(db_session, principal.user_id, resources)
 
     @delete("/items/{item_id:uuid}", status_code=204, summary="Remove an item")
     async def remove(
@@ -93,7 +99,9 @@ class OrdersController(Controller):
         summary="Place an order (reserves its stock until paid or expired)",
         description="201 with the new order; 200 with the same order when the same Idempotency-Key and "
         "body are sent again; 409 when an item lacks stock (nothing reserved) or the same key is still "
-        "being processed; 422 when the key was used with another body.",
+        "being processed; 422 when the key was used with another body, or when the voucher (`voucher_code`, "
+        "else the cart's code when ordering the cart) cannot be used, its type naming why "
+        "(`voucher_exhausted` once every use is taken: the order is refused, not placed at full price).",
     )
     async def place(
         self,
@@ -117,6 +125,7 @@ class OrdersController(Controller):
             shipping=[(c.vendor_id, c.method_id) for c in data.shipping]
             if data.shipping is not None
             else None,
+            voucher_code=data.voucher_code,
         )
         if isinstance(outcome, placing.Replayed):
             return Response(

@@ -11,9 +11,14 @@ from api.orders import schemas
 from core.adapters.storage import MediaStorage
 from db.models import Fulfilment, Order, OrderLine, Payment
 from db.services.orders.cart import CartLine
+from db.services.vouchers.cart import CartDiscount
 
 
-def cart_out(lines: list[CartLine], currency: str, storage: MediaStorage) -> schemas.Cart:
+def cart_out(
+    lines: list[CartLine], currency: str, storage: MediaStorage, voucher: CartDiscount | None = None
+) -> schemas.Cart:
+    subtotal = sum(line.unit_price * line.quantity for line in lines)
+    discount = voucher.amount if voucher is not None else 0
     return schemas.Cart(
         items=[
             schemas.CartItem(
@@ -34,7 +39,14 @@ def cart_out(lines: list[CartLine], currency: str, storage: MediaStorage) -> sch
             for line in lines
         ],
         item_count=sum(line.quantity for line in lines),
-        subtotal=money(sum(line.unit_price * line.quantity for line in lines), currency),
+        subtotal=money(subtotal, currency),
+        discount=money(discount, currency),
+        total=money(subtotal - discount, currency),
+        voucher=schemas.CartVoucher(
+            code=voucher.code, discount=money(voucher.amount, currency), problem=voucher.problem
+        )
+        if voucher is not None
+        else None,
     )
 
 
@@ -55,6 +67,7 @@ def line_out(line: OrderLine, currency: str) -> schemas.OrderLine:
         cancelled_quantity=line.cancelled_quantity,
         returned_quantity=line.returned_quantity,
         final_sale=line.final_sale,
+        discount=money(line.discount_amount, currency),
     )
 
 

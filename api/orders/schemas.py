@@ -51,10 +51,25 @@ class CartItem(msgspec.Struct):
     available: bool
 
 
+class CartVoucher(msgspec.Struct):
+    """The code applied to the cart (POST /cart/voucher) and what it takes off the cart now."""
+
+    code: str
+    discount: Money
+    # Why it takes nothing off now (the cart changed, it expired, ...): it stays applied, and
+    # ordering the cart with it is refused until it applies again or is removed.
+    problem: str | None
+
+
 class Cart(msgspec.Struct):
     items: list[CartItem]
     item_count: int
     subtotal: Money
+    # What the applied code takes off the subtotal (0 without one); total = subtotal - discount,
+    # before shipping (chosen at checkout).
+    discount: Money
+    total: Money
+    voucher: CartVoucher | None = None
 
 
 class ShippingAddress(msgspec.Struct, forbid_unknown_fields=True):
@@ -85,6 +100,8 @@ class OrderCreate(msgspec.Struct, forbid_unknown_fields=True):
     # The method per vendor (GET /cart/shipping-options lists them); a vendor left out ships
     # with its cheapest method for the address.
     shipping: Annotated[list[ShippingChoice], Meta(max_length=100)] | None = None
+    # A voucher code; omitted when ordering the cart, the code applied to the cart (if any).
+    voucher_code: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
 
 
 class OrderLine(msgspec.Struct):
@@ -103,6 +120,8 @@ class OrderLine(msgspec.Struct):
     cancelled_quantity: int
     returned_quantity: int
     final_sale: bool
+    # The line's share of the order's voucher discount (refunds give back the line less it).
+    discount: Money | None = None
 
 
 class PaymentSummary(msgspec.Struct):

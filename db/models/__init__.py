@@ -27,6 +27,7 @@ from db.models.returns import Return, ReturnLine
 from db.models.review import Review
 from db.models.shipping import SHIPPING_KINDS, ShippingMethod
 from db.models.user import ROLES, Role, User
+from db.models.voucher import CartVoucher, Voucher, VoucherRedemption
 from db.models.wishlist import WishlistItem
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Base",
     "Brand",
     "CartItem",
+    "CartVoucher",
     "Category",
     "CommissionRule",
     "FitProfile",
@@ -70,6 +72,8 @@ __all__ = [
     "User",
     "Variant",
     "Vendor",
+    "Voucher",
+    "VoucherRedemption",
     "WishlistItem",
     "metadata",
 ]

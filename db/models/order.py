@@ -48,6 +48,10 @@ class Order(Base):
     shipping_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     # Vouchers' discount on the whole order (allocated over the lines in order_lines.discount_amount).
     discount_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The voucher whose use gave that discount (a discount comes only from a voucher).
+    voucher_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("vouchers.id", ondelete="RESTRICT"), default=None
+    )
     total_amount: Mapped[int] = mapped_column(BigInteger)
     item_count: Mapped[int] = mapped_column(Integer)
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -65,11 +69,14 @@ class Order(Base):
         CheckConstraint(
             "total_amount = subtotal_amount + shipping_amount - discount_amount", name="total_adds_up"
         ),
+        CheckConstraint("voucher_id IS NOT NULL OR discount_amount = 0", name="discount_from_voucher"),
         # Staff console: every order, newest first; by status, and placed in a time range.
         Index("ix_orders_status", "status", "id"),
         Index("ix_orders_created_at", "created_at"),
         # A shopper's orders, newest first.
         Index("ix_orders_user", "user_id", "id"),
+        # Orders placed with a voucher (promotion reports; a voucher is never deleted while used).
+        Index("ix_orders_voucher", "voucher_id", postgresql_where=text("voucher_id IS NOT NULL")),
         # The expiry job only looks at unpaid orders, oldest deadline first.
         Index("ix_orders_unpaid_expiry", "expires_at", postgresql_where=text("status = 'pending_payment'")),
         # Vendor sales stats: sold orders by the day they were paid.

@@ -13,8 +13,8 @@ Access:
 
 Objects (routes with an id in their path):
 - ``owner``: the id names an object of the caller (their order, cart item, measurement, session,
-  notification; a vendor's product, variant, order lines): anyone else's is 404, exactly as a
-  missing one;
+  notification; a vendor's product, variant, order lines, voucher): anyone else's is 404, exactly
+  as a missing one;
 - ``hidden``: a public object that may be unlisted (a draft product, a suspended store): unlisted
   ones are 404 to everyone but their vendor, exactly as a missing one;
 - ``any``: staff act on every object; public names (file paths, schema pages) are not objects.
@@ -95,6 +95,9 @@ POLICY: dict[Route, Rule] = {
     _api("GET", "/staff/payouts"): Rule("staff"),
     _api("POST", "/staff/vendors/{vendor_id:uuid}/payouts/hold"): Rule("staff", "any"),
     _api("POST", "/staff/vendors/{vendor_id:uuid}/payouts/release"): Rule("staff", "any"),
+    _api("GET", "/staff/vouchers"): Rule("staff"),
+    _api("POST", "/staff/vouchers"): Rule("staff"),
+    _api("PATCH", "/staff/vouchers/{voucher_id:uuid}"): Rule("staff", "any"),
     # Catalog.
     _api("GET", "/categories"): Rule("public"),
     _api("GET", "/brands"): Rule("public"),
@@ -135,6 +138,9 @@ POLICY: dict[Route, Rule] = {
     _api("PUT", "/vendor/payout-account"): Rule("vendor"),
     _api("GET", "/vendor/payouts"): Rule("vendor"),
     _api("POST", "/vendor/payouts"): Rule("vendor"),
+    _api("GET", "/vendor/vouchers"): Rule("vendor"),
+    _api("POST", "/vendor/vouchers"): Rule("vendor"),
+    _api("PATCH", "/vendor/vouchers/{voucher_id:uuid}"): Rule("vendor", "owner"),
     # Fit and measurements.
     _api("GET", f"/products/{ID}/fit"): Rule("user", "hidden"),
     _api("GET", "/fit/products"): Rule("user"),
@@ -148,6 +154,8 @@ POLICY: dict[Route, Rule] = {
     _api("POST", "/cart/items"): Rule("user"),
     _api("PATCH", "/cart/items/{item_id:uuid}"): Rule("user", "owner"),
     _api("DELETE", "/cart/items/{item_id:uuid}"): Rule("user", "owner"),
+    _api("POST", "/cart/voucher"): Rule("user"),
+    _api("DELETE", "/cart/voucher"): Rule("user"),
     _api("GET", "/orders"): Rule("user"),
     _api("POST", "/orders"): Rule("user"),
     _api("GET", "/orders/{order_id:uuid}"): Rule("user", "owner"),

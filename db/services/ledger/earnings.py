@@ -34,6 +34,7 @@ from db.models import (
     Payment,
     Refund,
     Return,
+    Voucher,
 )
 from db.services.ledger.accounts import (
     PLATFORM_COMMISSION,
@@ -72,6 +73,10 @@ async def parts_of(session: AsyncSession, order_id: UUID) -> list[Part]:
         ).all()
     )
     lines = (await session.scalars(select(OrderLine).where(OrderLine.order_id == order_id))).all()
+    # A platform voucher's discount is the platform's expense: its vendors earn the full price.
+    funded_by = await session.scalar(
+        select(Voucher.funded_by).join(Order, Order.voucher_id == Voucher.id).where(Order.id == order_id)
+    )
     parts = []
     for f in fulfilments:
         own = [line for line in lines if line.fulfilment_id == f.id]
@@ -83,7 +88,7 @@ async def parts_of(session: AsyncSession, order_id: UUID) -> list[Part]:
                 commission=sum(
                     commission(p, line.commission_bps) for p, line in zip(paid_lines, own, strict=True)
                 ),
-                platform_discount=0,
+                platform_discount=sum(line.discount_amount for line in own) if funded_by == "platform" else 0,
             )
         )
     return parts
@@ -171,7 +176,9 @@ async def _released(session: AsyncSession, fulfilment_id: UUID) -> bool:
 
 async def record_refund_asked(session: AsyncSession, refund: Refund) -> None:
     """A refund was asked for: the vendors' earnings and the commission behind it are reversed
-    (per fulfilment, in proportion to what each was paid), and the amount is owed to the shopper."""
+    (per fulfilment, in proportion to what each was paid), and the amount is owed to the shopper.
+    What a platform voucher paid towards the refunded part comes back to the platform too, so a
+    vendor keeps nothing of an item given back."""
     legs = [Leg(platform(REFUNDS_PAYABLE), -refund.amount)]
     if not await _captured(session, refund.payment_id):
         return  # a charge no order took: owed back already (record_unapplied)
@@ -181,9 +188,13 @@ async def record_refund_asked(session: AsyncSession, refund: Refund) -> None:
     shares = split(refund.amount, [p.paid for p in chosen])
     for part, amount in zip(chosen, shares, strict=True):
         taken = commission(amount, _rate_bps(part))
+        promotion = (
+            min(part.platform_discount, part.platform_discount * amount // part.paid) if part.paid else 0
+        )
         vendor = vendor_available if await _released(session, part.fulfilment.id) else vendor_pending
-        legs.append(Leg(vendor(part.fulfilment.vendor_id), amount - taken, part.fulfilment.id))
+        legs.append(Leg(vendor(part.fulfilment.vendor_id), amount + promotion - taken, part.fulfilment.id))
         legs.append(Leg(platform(PLATFORM_COMMISSION), taken, part.fulfilment.id))
+        legs.append(Leg(platform(PLATFORM_PROMOTIONS), -promotion, part.fulfilment.id))
     await post(
         session,
         key=f"refund:{refund.id}:asked",

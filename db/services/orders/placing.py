@@ -25,6 +25,7 @@ from db.services.orders.errors import EmptyOrder, NotForSale, OutOfStock
 from db.services.orders.events import OrderPlaced
 from db.services.orders.transitions import record
 from db.services.shipping import quotes
+from db.services.vouchers import redeeming
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,10 +218,12 @@ async def place_order(
     items: list[tuple[UUID, int]] | None,
     shipping_address: dict[str, Any],
     shipping: list[tuple[UUID, UUID]] | None = None,
+    voucher_code: str | None = None,
 ) -> PlacedOrder:
     """Create an order of ``items`` (or of the cart when None) with its stock reserved, split into
     one fulfilment per vendor shipped with the method chosen in ``shipping`` (``(vendor_id,
-    method_id)`` pairs), else that vendor's cheapest for the address.
+    method_id)`` pairs), else that vendor's cheapest for the address. ``voucher_code`` (else the
+    cart's code when ordering the cart) takes its discount off the lines it covers.
 
     Raises:
         EmptyOrder: no items and an empty cart (422).
@@ -228,15 +231,20 @@ async def place_order(
             naming ``items[i].variant_id``).
         InvalidShippingChoice, ShippingUnavailable: see :func:`quotes.choose` (422).
         OutOfStock: some item has less stock than asked (409; nothing is reserved).
+        VoucherRefused: the code cannot be used, with the reason (422, ``voucher_code``).
     """
     wanted, from_cart = await _wanted_lines(session, user_id, items)
     _check_limits(settings, wanted, from_cart)
     snapshots = await _priced_lines(session, settings, wanted, from_cart)
     address = quotes.Address(country=str(shipping_address["country"]), state=shipping_address.get("state"))
     chosen = await quotes.choose(session, settings, vendor_parts(snapshots), address, shipping)
+    claim = await redeeming.claim(session, settings, user_id, voucher_code, from_cart, snapshots)
     short = await stock.reserve(session, dict(wanted))
     if short is not None:
         raise OutOfStock(short)
+    # After the stock: orders lock variants, then the voucher (never the other way round).
+    redeemed = await redeeming.redeem(session, user_id, claim, snapshots) if claim else None
+    discount = redeemed.amount if redeemed else 0
     subtotal = sum(line.line_total_amount for line in snapshots)
     shipping_total = sum(choice.amount for choice in chosen.values())
     order = Order(
@@ -245,8 +253,9 @@ async def place_order(
         currency=settings.currency,
         subtotal_amount=subtotal,
         shipping_amount=shipping_total,
-        discount_amount=0,
-        total_amount=subtotal + shipping_total,
+        discount_amount=discount,
+        voucher_id=redeemed.voucher_id if redeemed else None,
+        total_amount=subtotal + shipping_total - discount,
         item_count=sum(line.quantity for line in snapshots),
         shipping_address=shipping_address,
         expires_at=datetime.now(UTC) + timedelta(minutes=settings.order_reservation_minutes),
@@ -254,6 +263,7 @@ async def place_order(
     session.add(order)
     await session.flush()
     fulfilments = await add_fulfilments(session, settings, order, snapshots, chosen)
+    await redeeming.record(session, redeemed, order)
     record(session, order, None, "buyer", actor_id=user_id)
     if from_cart:
         await cart.clear(session, user_id, [variant_id for variant_id, _ in wanted])
@@ -272,6 +282,7 @@ async def place_order_once(
     items: list[tuple[UUID, int]] | None,
     shipping_address: dict[str, Any],
     shipping: list[tuple[UUID, UUID]] | None = None,
+    voucher_code: str | None = None,
 ) -> PlacedOrder | Replayed:
     """:func:`place_order` guarded by an ``Idempotency-Key``.
 
@@ -286,7 +297,13 @@ async def place_order_once(
     if stored is not None:
         return Replayed(status_code=stored.status_code, body=stored.body)
     placed = await place_order(
-        session, settings, user_id, items=items, shipping_address=shipping_address, shipping=shipping
+        session,
+        settings,
+        user_id,
+        items=items,
+        shipping_address=shipping_address,
+        shipping=shipping,
+        voucher_code=voucher_code,
     )
     return PlacedOrder(
         order=placed.order,
