@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from benchmarks.soak.driver import MIX
+from benchmarks.soak.marketplace import MIX as MARKET_MIX
+from benchmarks.soak.marketplace import soak_mix
 from benchmarks.soak.report import (
     Call,
     CpuSample,
@@ -425,6 +428,15 @@ def broken(path: str, value: Any) -> dict[str, Any]:
         node = node[int(key)] if key.isdigit() else node[key]
     node[last] = value
     return facts
+
+
+def test_the_marketplace_takes_its_share_of_the_flows_from_browse_only() -> None:
+    mix = soak_mix(MIX)
+    assert sum(mix.values()) == pytest.approx(1.0)
+    assert mix["browse"] == pytest.approx(MIX["browse"] - sum(MARKET_MIX.values()))
+    assert {k: v for k, v in mix.items() if k not in MARKET_MIX and k != "browse"} == {
+        k: v for k, v in MIX.items() if k != "browse"
+    }
 
 
 def test_invariants_all_hold_on_consistent_facts() -> None:

@@ -28,6 +28,10 @@ Flows (request kinds in brackets):
   every 0.5 s [measure_poll] until ``ready`` or ``failed``; upload-to-finished is recorded as
   [measure_ready] (a pipeline refusal of the photos is an answer, not an error).
 
+The marketplace's flows (checkout, fulfil, returns) live in ``marketplace.py``: the driver runs
+them as ``extra_flows`` at the mix it is given, and their checkout pays as the pay flow does
+(``settle``).
+
 Variants sold: ``ORDER_VARIANTS`` listed variants, stock set at the start: ``HOT_VARIANTS`` of them
 with ``HOT_STOCK`` units and picked for ``HOT_SHARE`` of orders (they sell out: 409s are part of
 the load), the rest with ``COLD_STOCK``. Each shopper's cart is used by one flow at a time.
