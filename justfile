@@ -123,7 +123,7 @@ bench-compare a b:
 chaos *args:
     {{py}} -m benchmarks.chaos "$@"
 
-# Mixed shopper load (browse, fit, similar, order, pay, cancel, measure) for 10 minutes on its own stack while the workers are restarted twice (SIGTERM, then SIGKILL); errors by type, p95 drift, jobs accepted vs done, data invariants and RSS slopes; writes benchmarks/results/soak-*.{json,md}, exits non-zero on a broken invariant, an unexpected error or a leak (`--minutes N`, `--quick` ~2 min).
+# Mixed shopper load (browse, fit, similar, order, pay, cancel, measure; marketplace checkout, fulfilment and returns) for 10 minutes on its own stack while the workers are restarted twice (SIGTERM, then SIGKILL); errors by type, p95 drift, jobs accepted vs done, data invariants and RSS slopes; writes benchmarks/results/soak-*.{json,md}, exits non-zero on a broken invariant, an unexpected error or a leak (`--minutes N`, `--quick` ~2 min, `--no-marketplace`).
 soak *args:
     {{py}} -m benchmarks.soak "$@"
 

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from benchmarks.soak.driver import MIX
+from benchmarks.soak.marketplace import MIX as MARKET_MIX
+from benchmarks.soak.marketplace import soak_mix
 from benchmarks.soak.report import (
     Call,
     CpuSample,
@@ -19,13 +22,16 @@ from benchmarks.soak.report import (
     errors_by_type,
     evaluate_invariants,
     expected_error,
+    fulfilment_summary,
     judge_slope,
     least_squares,
     low_water,
     memory_growth,
     per_kind,
     pooled_slope,
+    refund_summary,
     render_markdown,
+    return_summary,
     summary_lines,
     verdict,
     window_table,
@@ -236,10 +242,161 @@ def test_a_slope_is_judged_only_where_the_run_resolves_the_bound(
     assert judge_slope(slope, stderr, 2.0)[0] is verdict
 
 
+def payment(reference: str, amount: int, refunds: Sequence[int], **over: Any) -> dict[str, Any]:
+    row = {
+        "reference": reference,
+        "status": "succeeded",
+        "amount": amount,
+        "refunded_amount": sum(refunds),
+        "refunds": sum(refunds),
+        "refund_rows": len(refunds),
+        "pending": 0,
+    }
+    return row | over
+
+
+def test_refunds_add_up_per_payment_and_never_exceed_the_capture() -> None:
+    rows = [
+        payment("untouched", 10_000, []),
+        payment("two-lines-cancelled", 10_000, [2_500, 1_500]),
+        payment("all-back", 10_000, [9_000, 1_000], status="refunded"),
+    ]
+    found = refund_summary(rows)
+    assert found | {"examples": []} == {
+        "payments": 3,
+        "with_refunds": 2,
+        "refunds": 4,
+        "refunded_total": 14_000,
+        "sum_differs": 0,
+        "over_captured": 0,
+        "pending": 0,
+        "payments_refund_pending": 0,
+        "examples": [],
+    }
+    # A refund row the payment's refunded_amount never counted (or counted twice): differs.
+    assert refund_summary([payment("lost", 10_000, [2_500], refunded_amount=0)])["sum_differs"] == 1
+    # More given back than was captured, in the rows or on the payment: over.
+    over = refund_summary([payment("twice", 10_000, [10_000, 10_000], refunded_amount=10_000)])
+    assert (over["over_captured"], over["sum_differs"]) == (1, 1)
+    assert over["examples"] == ["twice: refunds 20000, refunded_amount 10000, amount 10000"]
+    # Refunds still waiting for the provider, a payment refunded in full and not confirmed.
+    waiting = refund_summary([payment("slow", 10_000, [10_000], pending=1, status="refund_pending")])
+    assert (waiting["pending"], waiting["payments_refund_pending"], waiting["sum_differs"]) == (1, 1, 0)
+
+
+def order(status: str, *parts: str, untracked: int = 0) -> dict[str, Any]:
+    return {
+        "order": f"o-{status}-{'-'.join(parts)}",
+        "status": status,
+        "parts": list(parts),
+        "untracked": untracked,
+    }
+
+
+def test_a_paid_orders_status_must_be_what_its_fulfilments_add_up_to() -> None:
+    consistent = [
+        order("pending_payment", "pending", "pending"),  # not paid: not checked
+        order("paid", "pending", "packed"),
+        order("paid", "pending", "cancelled"),  # one store cancelled its part
+        order("partially_shipped", "shipped", "packed"),
+        order("shipped", "shipped", "delivered"),
+        order("shipped", "shipped", "cancelled"),
+        order("delivered", "delivered", "cancelled"),
+        order("cancelled", "cancelled", "cancelled"),  # every part cancelled: the order is
+        order("refunded", "delivered"),  # returned in full
+        order("expired", "cancelled"),
+    ]
+    found = fulfilment_summary(consistent)
+    assert (found["orders"], found["orders_checked"]) == (10, 6)
+    assert (found["status_differs"], found["closed_with_an_open_part"], found["untracked"]) == (0, 0, 0)
+    assert found["by_status"] == {"cancelled": 6, "delivered": 3, "packed": 2, "pending": 4, "shipped": 3}
+    assert found["shipped_or_delivered"] == 6
+    assert found["examples"] == []
+    for wrong in (
+        order("paid", "shipped", "pending"),  # should be partially shipped
+        order("partially_shipped", "shipped", "cancelled"),  # every live part left: shipped
+        order("shipped", "delivered", "delivered"),  # should be delivered
+        order("delivered", "delivered", "shipped"),
+        order("paid", "cancelled", "cancelled"),  # every part cancelled, the order still paid
+    ):
+        broken = fulfilment_summary([*consistent, wrong])
+        assert broken["status_differs"] == 1, wrong
+        assert broken["examples"] == [
+            f"{wrong['order']}: {wrong['status']}, parts {'/'.join(wrong['parts'])}"
+        ]
+    left_open = fulfilment_summary([order("cancelled", "cancelled", "packed")])
+    assert (left_open["closed_with_an_open_part"], left_open["orders_checked"]) == (1, 0)
+    assert fulfilment_summary([order("shipped", "shipped", untracked=1)])["untracked"] == 1
+
+
+def return_line(return_id: str, status: str, units: int, **over: Any) -> dict[str, Any]:
+    row = {
+        "return_id": return_id,
+        "status": status,
+        "restocked": True,
+        "refund_amount": None,
+        "refunds": 0,
+        "units": units,
+        "unit_price": 5_000,
+        "line_quantity": 2,
+        "line_discount": 0,
+    }
+    return row | over
+
+
+def test_a_received_return_refunds_its_lines_paid_amount() -> None:
+    rows = [
+        return_line("asked", "requested", 1),
+        return_line("turned-down", "rejected", 1),
+        # Two lines: 1 x 5,000 and 2 x 3,000 less their share (2/3) of a 900 discount on a 3-unit line.
+        return_line("two-lines", "refunded", 1, refund_amount=10_400, refunds=10_400),
+        return_line(
+            "two-lines",
+            "refunded",
+            2,
+            refund_amount=10_400,
+            refunds=10_400,
+            unit_price=3_000,
+            line_quantity=3,
+            line_discount=900,
+        ),
+        return_line("kept", "received", 2, restocked=False, refund_amount=10_000, refunds=10_000),
+    ]
+    found = return_summary(rows)
+    assert found | {"examples": []} == {
+        "returns": 4,
+        "by_status": {"received": 1, "refunded": 1, "rejected": 1, "requested": 1},
+        "received": 2,
+        "restocked": 1,
+        "units_received": 5,
+        "refunded_total": 20_400,
+        "refund_differs": 0,
+        "awaiting_refund": 1,  # received, the provider not asked yet
+        "examples": [],
+    }
+    short = return_summary([return_line("short", "refunded", 2, refund_amount=5_000, refunds=5_000)])
+    assert short["refund_differs"] == 1
+    assert short["examples"] == ["short: refund 5000, refund rows 5000, paid 10000"]
+    # The return says what it paid back, but its refund rows add up to something else.
+    rows_differ = return_line("rows", "refunded", 1, refund_amount=5_000, refunds=4_000)
+    assert return_summary([rows_differ])["refund_differs"] == 1
+    # Only received returns are held to it.
+    assert return_summary([return_line("open", "approved", 1)])["refund_differs"] == 0
+
+
 FACTS: dict[str, Any] = {
     "stock": [
-        {"variant": "a", "initial": 4, "stock": 0, "reserved": 1, "sold": 3},
-        {"variant": "b", "initial": 60, "stock": 50, "reserved": 4, "sold": 6},
+        {"variant": "a", "initial": 4, "stock": 0, "reserved": 1, "sold": 3, "cancelled": 0, "restocked": 0},
+        # 10 sold, 2 of them cancelled by the store and 1 returned and restocked: 60 - 10 + 3 = 53.
+        {
+            "variant": "b",
+            "initial": 60,
+            "stock": 49,
+            "reserved": 4,
+            "sold": 10,
+            "cancelled": 2,
+            "restocked": 1,
+        },
     ],
     "negative_stock_or_reserved": 0,
     "reserved": {"variants_differing": 0, "reserved_units": 5, "unpaid_units": 5},
@@ -254,6 +411,9 @@ FACTS: dict[str, Any] = {
         "paid_not_webhooked": 0,
         "events_unprocessed": 0,
     },
+    "refunds": refund_summary([payment("p1", 10_000, [2_500, 1_500]), payment("p2", 8_000, [])]),
+    "fulfilments": fulfilment_summary([order("shipped", "shipped", "delivered"), order("paid", "packed")]),
+    "returns": return_summary([return_line("r1", "refunded", 1, refund_amount=5_000, refunds=5_000)]),
     "measurements": {"accepted": 6, "ready": 5, "refused": 1, "failed_otherwise": 0, "unfinished": 0},
     "mails": {"expected": 29, "written": 29, "missing": []},
     "outbox": {"undispatched": 0},
@@ -270,16 +430,27 @@ def broken(path: str, value: Any) -> dict[str, Any]:
     return facts
 
 
+def test_the_marketplace_takes_its_share_of_the_flows_from_browse_only() -> None:
+    mix = soak_mix(MIX)
+    assert sum(mix.values()) == pytest.approx(1.0)
+    assert mix["browse"] == pytest.approx(MIX["browse"] - sum(MARKET_MIX.values()))
+    assert {k: v for k, v in mix.items() if k not in MARKET_MIX and k != "browse"} == {
+        k: v for k, v in MIX.items() if k != "browse"
+    }
+
+
 def test_invariants_all_hold_on_consistent_facts() -> None:
     found = evaluate_invariants(FACTS)
-    assert len(found) == 8
+    assert len(found) == 13
     assert all(i["holds"] for i in found), [i for i in found if not i["holds"]]
 
 
 @pytest.mark.parametrize(
     ("path", "value", "failing"),
     [
-        ("stock.1.stock", 51, "stock conserved"),  # one unit appeared from nowhere
+        ("stock.1.stock", 50, "stock conserved"),  # one unit appeared from nowhere
+        ("stock.1.cancelled", 1, "stock conserved"),  # a cancelled unit never went back on sale
+        ("stock.1.restocked", 2, "stock conserved"),  # a returned unit restocked twice
         ("negative_stock_or_reserved", 1, "stock conserved"),
         ("reserved.reserved_units", 6, "reserved = units"),
         ("reserved.variants_differing", 2, "reserved = units"),
@@ -292,6 +463,15 @@ def test_invariants_all_hold_on_consistent_facts() -> None:
         ("payments.webhooked_not_paid", 1, "every accepted webhook"),
         ("payments.paid_not_webhooked", 1, "every accepted webhook"),
         ("payments.events_unprocessed", 1, "every accepted webhook"),
+        ("refunds.sum_differs", 1, "refunds never exceed"),
+        ("refunds.over_captured", 1, "refunds never exceed"),
+        ("refunds.pending", 2, "every refund job"),
+        ("refunds.payments_refund_pending", 1, "every refund job"),
+        ("returns.awaiting_refund", 1, "every refund job"),
+        ("fulfilments.status_differs", 1, "every paid order's status"),
+        ("fulfilments.closed_with_an_open_part", 1, "every paid order's status"),
+        ("fulfilments.untracked", 1, "every shipped or delivered"),
+        ("returns.refund_differs", 1, "every received return"),
         ("measurements.unfinished", 1, "no measurement stuck"),
         ("measurements.ready", 4, "no measurement stuck"),  # one accepted upload vanished
         ("mails.written", 28, "every order mail"),
@@ -353,9 +533,15 @@ def test_the_summary_and_markdown_render_a_whole_report() -> None:
         "invariants": evaluate_invariants(FACTS),
         "memory": memory_growth(rss("api", "api", 0, [(t, 200.0) for t in range(0, 300, 5)]), 60),
         "machine": {"cpu_count": 2, "cpu_model": "test"},
+        "facts": FACTS,
+        "marketplace": {"stores": [{"name": "Ada's Atelier 1"}, {"name": "Bisi's Studio 2"}], "skipped": {}},
     }
     report["verdict"] = verdict(report)
     text = "\n".join(summary_lines(report))
+    assert (
+        "marketplace: 2 stores; parts {'delivered': 1, 'packed': 1, 'shipped': 1}; returns {'refunded': 1}"
+        in text
+    )
     assert "SIGTERM worker-other" in text
     assert "409 out_of_stock x2" in text
     assert "verdict: PASS" in text

@@ -2,6 +2,7 @@
 twice, then errors, latency drift, work accepted vs done, data invariants and memory growth.
 
     python -m benchmarks.soak [--minutes 10] [--rate 20] [--quick] [--out DIR] [--rebuild]
+                              [--no-marketplace]
 
 1. **Dataset**, built once into ``.data/soak`` and reused (the benchmark suite's builders,
    ``benchmarks.suite.dataset``, small): 3,000 products with variants, size charts, fit profiles
@@ -13,12 +14,23 @@ twice, then errors, latency drift, work accepted vs done, data invariants and me
    Paystack's API on loopback (``devstack/paystack.py``), so payments take the production path.
    Nothing is pinned to a CPU.
 3. **Load** (``driver.py``): open loop, ``--rate`` flows per second (default 20) of browse, fit,
-   similar, order, pay, cancel and measure at the mix in ``driver.MIX``, sent with httpx. At 1/3
-   of the load both workers get SIGTERM (they finish their running tasks and stop), at 2/3 both
-   get SIGKILL (every process at once); each time they are started again straight away. RSS of the
-   API and of each worker is sampled every second.
+   similar, order, pay, cancel and measure at the mix in ``driver.MIX``, sent with httpx, and the
+   marketplace's flows (``marketplace.py``, unless ``--no-marketplace``): four stores with shipping
+   profiles (set up before the load); shoppers checking out across them with a shipping method
+   per store and paying; stores packing, shipping with tracking, delivering and cancelling units
+   or whole parts; shoppers returning delivered units, stores approving and receiving them
+   (restocked or not) or rejecting them. They take 4.3% of the flows from browse, so every other
+   kind keeps its rate. At 1/3 of the load both workers get SIGTERM (they finish their running
+   tasks and stop), at 2/3 both get SIGKILL (every process at once); each time they are started
+   again straight away. RSS of the API and of each worker is sampled every second.
 4. **Drain and checks** (``checks.py``): once the load is over, the workers finish what was
-   accepted (up to ``--drain-seconds``), then the invariants are read from the database.
+   accepted (up to ``--drain-seconds``: payments, mails, refunds sent to the provider), then the
+   invariants are read from the database: stock conserved through sales, cancellations and
+   restocked returns; reserved units; one order per request and one payment per paid order;
+   refunds adding up per payment and never above what was captured, every one sent; each paid
+   order's status what its fulfilments add up to; tracking on every shipped part; each received
+   return refunded its lines' paid amount; measurements, mails and the outbox
+   (``report.evaluate_invariants`` lists them).
 5. **Report** (``report.py``): requests per kind, errors by type and status, p50/p95/p99 per kind
    per minute and the p95 drift (last minute against the first), jobs accepted vs completed,
    invariants, RSS slopes; printed, and written to ``benchmarks/results/soak-<UTC time>.json``,

@@ -21,7 +21,7 @@ import benchmarks.soak as package
 from benchmarks.measurement_flow import CpuMeter, PhotoPair, machine, no_interrupts, render_pairs
 from benchmarks.search_quality.dataset import DatasetSpec
 from benchmarks.search_quality.stack import Timer, connect, log
-from benchmarks.soak import checks
+from benchmarks.soak import checks, marketplace
 from benchmarks.soak import report as rp
 from benchmarks.soak.driver import FLOW_NOTE, MIX, Driver
 from benchmarks.soak.stack import SoakStack
@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--seed", type=int, default=7)
     add("--rebuild", action="store_true", help="rebuild the dataset")
     add("--drain-seconds", type=float, default=180.0, help="longest wait for the workers after the load")
+    add(
+        "--no-marketplace",
+        dest="marketplace",
+        action="store_false",
+        help="without the marketplace flows (checkout across stores, fulfilment, returns)",
+    )
     args = parser.parse_args(argv)
     args.minutes = args.minutes or (2.0 if args.quick else 10.0)
     if args.minutes <= 0 or args.rate <= 0 or args.users < 12:
@@ -126,6 +132,11 @@ async def soak(
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
             with timer.step("request pools; stock of the variants sold"):
                 pools, initial = await checks.build_pools(conn, client, headers, photos, args.seed)
+            setup = None
+            if args.marketplace:
+                with timer.step("marketplace: stores' shipping profiles, tokens and stock"):
+                    setup = await marketplace.prepare(conn, client, api_settings, args.seed, set(initial))
+                initial |= setup.initial
         since = await conn.fetchval("SELECT now()")
     driver = Driver(
         stack,
@@ -136,7 +147,11 @@ async def soak(
         seconds=args.minutes * 60,
         seed=args.seed,
         rss_interval=args.rss_interval,
+        mix=marketplace.soak_mix(MIX) if setup is not None else MIX,
     )
+    market = marketplace.Flows(driver, setup) if setup is not None else None
+    if market is not None:
+        driver.extra_flows = market.handlers()
     cpu = CpuMeter([os.getpid(), stack.postmaster_pid() or os.getpid()])
     cpu.start()
     with timer.step(f"load: {args.minutes:g} min at {args.rate:g} flows/s, workers restarted twice"):
@@ -148,6 +163,8 @@ async def soak(
                 conn, driver.ledger, initial, since, stack.mail_dir, args.drain_seconds
             )
     describe(report, args, driver, facts, drained, cpu.report, paystack_stats(stack.paystack_port))
+    if market is not None:
+        report["marketplace"] = market.report()
 
 
 def paystack_stats(port: int) -> dict[str, Any]:
@@ -175,8 +192,8 @@ def describe(
     report["load"] = {
         "minutes": args.minutes,
         "rate": args.rate,
-        "mix": MIX,
-        "flow_note": FLOW_NOTE,
+        "mix": driver.mix,
+        "flow_note": FLOW_NOTE + (f"; {marketplace.FLOW_NOTE}" if "checkout" in driver.mix else ""),
         "flows_started": started,
         "flows_by_kind": driver.flows_started,
         "achieved_rate": round(started / load_seconds, 2),

@@ -28,6 +28,10 @@ Flows (request kinds in brackets):
   every 0.5 s [measure_poll] until ``ready`` or ``failed``; upload-to-finished is recorded as
   [measure_ready] (a pipeline refusal of the photos is an answer, not an error).
 
+The marketplace's flows (checkout, fulfil, returns) live in ``marketplace.py``: the driver runs
+them as ``extra_flows`` at the mix it is given, and their checkout pays as the pay flow does
+(``settle``).
+
 Variants sold: ``ORDER_VARIANTS`` listed variants, stock set at the start: ``HOT_VARIANTS`` of them
 with ``HOT_STOCK`` units and picked for ``HOT_SHARE`` of orders (they sell out: 409s are part of
 the load), the rest with ``COLD_STOCK``. Each shopper's cart is used by one flow at a time.
@@ -42,7 +46,7 @@ import signal
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +86,7 @@ MEASURE_DEADLINE_SECONDS = 300.0
 REQUEST_TIMEOUT_SECONDS = 30.0
 CPU_EVERY_SECONDS = 5.0
 WEBHOOK_PATH = f"{API}/webhooks/paystack"
+PAY_KINDS = ("payment", "webhook")
 FAULTS = ((1 / 3, signal.SIGTERM), (2 / 3, signal.SIGKILL))
 FLOW_NOTE = (
     f"browse = listing, product page or full-text search ({BROWSE['listing']}:{BROWSE['detail']}:"
@@ -188,9 +193,13 @@ class Driver:
         seconds: float,
         seed: int,
         rss_interval: float,
+        mix: dict[str, float] | None = None,
     ) -> None:
         self.stack, self.database, self.base_url, self.pools = stack, database, base_url, pools
         self.rate, self.seconds, self.rss_interval = rate, seconds, rss_interval
+        self.mix = dict(MIX if mix is None else mix)
+        # Flows of kinds this class does not define (the marketplace's), by kind.
+        self.extra_flows: dict[str, Callable[[float], Awaitable[None]]] = {}
         self.rng = random.Random(seed)  # noqa: S311  # a load mix, not a secret
         self.calls: list[Call] = []
         self.rss: list[RssSample] = []
@@ -198,7 +207,7 @@ class Driver:
         self.measuring = 0  # photo pairs between upload and finished (the inference worker is busy)
         self.faults: list[dict[str, Any]] = []
         self.ledger = Ledger()
-        self.flows_started: dict[str, int] = dict.fromkeys(MIX, 0)
+        self.flows_started: dict[str, int] = dict.fromkeys(self.mix, 0)
         self.locks: dict[str, asyncio.Lock] = {}
         self.in_flight: set[asyncio.Task[None]] = set()
         self.t0 = 0.0
@@ -262,6 +271,10 @@ class Driver:
         )
 
     # --- flows -------------------------------------------------------------------------------------
+    def lock(self, name: str) -> asyncio.Lock:
+        """The lock of a shopper's cart (by email) or of anything else flows must not share."""
+        return self.locks.setdefault(name, asyncio.Lock())
+
     def pick(self, pool: str) -> Request:
         return self.rng.choice(self.pools.requests[pool])
 
@@ -286,8 +299,7 @@ class Driver:
         variant = self.rng.choice(self.pools.hot_variants if hot else self.pools.cold_variants)
         quantity = 1 if self.rng.random() < 0.8 else 2
         retry = self.rng.random() < RETRY_SHARE
-        lock = self.locks.setdefault(shopper.email, asyncio.Lock())
-        async with lock:  # one flow at a time uses a shopper's cart
+        async with self.lock(shopper.email):  # one flow at a time uses a shopper's cart
             added = await self.call(
                 "cart_add",
                 "POST",
@@ -331,9 +343,13 @@ class Driver:
         if not self.ledger.unpaid:
             self.ledger.pay_skipped += 1
             return
-        placed = self.ledger.created[self.ledger.unpaid.popleft()]
+        await self.settle(self.ledger.created[self.ledger.unpaid.popleft()], due)
+
+    async def settle(self, placed: Placed, due: float | None, kinds: tuple[str, str] = PAY_KINDS) -> None:
+        """Pay ``placed``: start the payment [``kinds[0]``], pay at the provider's checkout page,
+        deliver its signed ``charge.success`` webhook [``kinds[1]``] (one in ten twice)."""
         started = await self.call(
-            "payment",
+            kinds[0],
             "POST",
             f"{API}/orders/{placed.id}/payments",
             due=due,
@@ -365,7 +381,7 @@ class Driver:
                 return None if got == answer else f"webhook answered {got}, not {answer}"
 
             delivered = await self.call(
-                "webhook", "POST", WEBHOOK_PATH, check=acked, content=body, headers=headers
+                kinds[1], "POST", WEBHOOK_PATH, check=acked, content=body, headers=headers
             )
             if delivered is not None and answer == "queued":
                 self.ledger.webhooks_queued.add(placed.id)
@@ -431,7 +447,7 @@ class Driver:
     # --- the run -----------------------------------------------------------------------------------
     async def flow(self, kind: str, due: float) -> None:
         try:
-            await getattr(self, kind)(due)
+            await (self.extra_flows.get(kind) or getattr(self, kind))(due)
         except Exception as exc:  # a broken answer (bad JSON, missing field) is an error, not a crash
             self.record(kind, due, 0, f"flow failed: {type(exc).__name__}: {exc}"[:200])
 
@@ -447,7 +463,7 @@ class Driver:
             stop = asyncio.Event()
             sampler = asyncio.create_task(self.sample_rss(stop))
             faults = asyncio.create_task(self.inject_faults())
-            kinds, weights = list(MIX), list(MIX.values())
+            kinds, weights = list(self.mix), list(self.mix.values())
             try:
                 for index in range(int(self.seconds * self.rate)):
                     due = self.t0 + index / self.rate

@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.measurement_flow import percentile
+from core.rules.fulfilment import CANCELLABLE, derive_order_status, share
+from core.rules.orders import FINAL, SOLD
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 MIN_WINDOW_CALLS = 20
@@ -53,6 +55,9 @@ MIN_JUDGED_SPAN_SECONDS = 300.0
 # The slope is fitted to the lowest RSS of each window this long (see the module docstring).
 LOW_WATER_WINDOW_SECONDS = 20.0
 MIN_IDLE_SAMPLES = 3
+# Orders paid and not closed, whose status follows their fulfilments; closed orders.
+SOLD_STATUSES: frozenset[str] = frozenset(SOLD)
+CLOSED_STATUSES: frozenset[str] = frozenset(FINAL)
 # Failure codes of measurements the body pipeline gives for photos it cannot measure.
 PIPELINE_REFUSALS = frozenset(
     {"no_person_detected", "person_cut_off", "multiple_people", "low_quality", "bad_pose"}
@@ -325,35 +330,148 @@ def _inv(name: str, holds: bool, detail: str) -> dict[str, Any]:
     return {"invariant": name, "holds": bool(holds), "detail": detail}
 
 
+def refund_summary(payments: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the soak's payments gave back, and which disagree with their refunds.
+
+    ``payments``: one row per payment of the soak's orders: {reference, status, amount,
+    refunded_amount, refunds (sum of its refund rows), refund_rows, pending (refund rows still
+    pending)}. A payment's refunds must add up to its ``refunded_amount``, which must not exceed
+    its ``amount``; after the drain no refund is pending and no payment is left
+    ``refund_pending`` (refunded in full, the provider's confirmation not recorded).
+    """
+    rows = list(payments)
+    differing = [p for p in rows if p["refunds"] != p["refunded_amount"]]
+    over = [p for p in rows if max(p["refunds"], p["refunded_amount"]) > p["amount"]]
+    wrong = [p for p in rows if any(p is q for q in [*over, *differing])]
+    return {
+        "payments": len(rows),
+        "with_refunds": sum(1 for p in rows if p["refund_rows"]),
+        "refunds": sum(p["refund_rows"] for p in rows),
+        "refunded_total": sum(p["refunds"] for p in rows),
+        "sum_differs": len(differing),
+        "over_captured": len(over),
+        "pending": sum(p["pending"] for p in rows),
+        "payments_refund_pending": sum(1 for p in rows if p["status"] == "refund_pending"),
+        "examples": [
+            f"{p['reference']}: refunds {p['refunds']}, refunded_amount {p['refunded_amount']}, "
+            f"amount {p['amount']}"
+            for p in wrong[:3]
+        ],
+    }
+
+
+def fulfilment_summary(orders: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Whether each of the soak's orders has the status its fulfilments add up to.
+
+    ``orders``: one row per order: {order, status, parts (its fulfilments' statuses), untracked
+    (its shipped or delivered fulfilments without a tracking number)}. A paid order that has not
+    closed (``paid``, ``partially_shipped``, ``shipped``, ``delivered``) must have exactly the
+    status ``core.rules.fulfilment.derive_order_status`` gives its fulfilments; a closed one
+    (cancelled, expired, refunded) must have no part still pending or packed.
+    """
+    rows = list(orders)
+    live = [o for o in rows if o["status"] in SOLD_STATUSES]
+    differing = [o for o in live if derive_order_status(o["parts"]) != o["status"]]
+    left_open = [o for o in rows if o["status"] in CLOSED_STATUSES and set(o["parts"]) & CANCELLABLE]
+    parts = Counter(s for o in rows for s in o["parts"])
+    return {
+        "orders": len(rows),
+        "orders_checked": len(live),
+        "status_differs": len(differing),
+        "closed_with_an_open_part": len(left_open),
+        "by_order_status": dict(sorted(Counter(o["status"] for o in rows).items())),
+        "by_status": dict(sorted(parts.items())),
+        "shipped_or_delivered": parts["shipped"] + parts["delivered"],
+        "untracked": sum(o["untracked"] for o in rows),
+        "examples": [
+            f"{o['order']}: {o['status']}, parts {'/'.join(o['parts'])}" for o in [*differing, *left_open][:3]
+        ],
+    }
+
+
+def return_summary(lines: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The soak's returns, and which received ones were not refunded their lines' paid amount.
+
+    ``lines``: one row per line of a return: {return_id, status, restocked, refund_amount,
+    refunds (sum of the return's refund rows), units, unit_price, line_quantity, line_discount}.
+    A line's paid amount is its units' price less their share of the line's discount
+    (``core.rules.fulfilment.share``); a received (or refunded) return's ``refund_amount`` must be
+    the sum over its lines, and its refund rows must add up to it.
+    """
+    returns: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        found = returns.setdefault(line["return_id"], {**line, "paid": 0, "units_total": 0})
+        found["paid"] += line["unit_price"] * line["units"] - share(
+            line["line_discount"], line["units"], line["line_quantity"]
+        )
+        found["units_total"] += line["units"]
+    received = [r for r in returns.values() if r["status"] in ("received", "refunded")]
+    differing = [r for r in received if not r["refund_amount"] == r["refunds"] == r["paid"]]
+    return {
+        "returns": len(returns),
+        "by_status": dict(sorted(Counter(r["status"] for r in returns.values()).items())),
+        "received": len(received),
+        "restocked": sum(1 for r in received if r["restocked"]),
+        "units_received": sum(r["units_total"] for r in received),
+        "refunded_total": sum(r["refunds"] for r in received),
+        "refund_differs": len(differing),
+        "awaiting_refund": sum(1 for r in returns.values() if r["status"] == "received"),
+        "examples": [
+            f"{r['return_id']}: refund {r['refund_amount']}, refund rows {r['refunds']}, paid {r['paid']}"
+            for r in differing[:3]
+        ],
+    }
+
+
 def evaluate_invariants(facts: dict[str, Any]) -> list[dict[str, Any]]:
     """Each data invariant, held or not, with the figures behind it.
 
     ``facts`` (gathered by ``checks.gather_facts`` after the drain):
-    ``stock``: [{variant, initial, stock, reserved, sold}] for the variants the soak sells;
+    ``stock``: [{variant, initial, stock, reserved, sold, cancelled, restocked}] for the variants
+    the soak sells (sold: units of the soak's orders that were paid; cancelled: of those, units
+    their stores cancelled; restocked: units of received returns put back on sale);
     ``negative_stock_or_reserved``; ``reserved``: {variants_differing, reserved_units, unpaid_units};
     ``orders``: {created, in_database, differing (ids in one of the two only), retries,
     retries_same_order};
     ``payments``: {paid_orders, paid_without_exactly_one_success, unpaid_with_a_success,
-    webhooked_not_paid, paid_not_webhooked, events_unprocessed, problem_payments};
+    webhooked_not_paid, paid_not_webhooked, events_unprocessed, problem_payments} (a success: a
+    payment captured, whether or not refunded since; paid: an order that was paid, whatever it
+    became);
+    ``refunds``: ``refund_summary``; ``fulfilments``: ``fulfilment_summary``; ``returns``:
+    ``return_summary``;
     ``measurements``: {accepted, ready, refused, failed_otherwise, unfinished};
     ``mails``: {expected, written, missing}; ``outbox``: {undispatched}.
     """
+    return [
+        *_order_invariants(facts),
+        *_marketplace_invariants(facts),
+        *_work_invariants(facts),
+    ]
+
+
+def _order_invariants(facts: dict[str, Any]) -> list[dict[str, Any]]:
     stock = facts["stock"]
-    broken = [v for v in stock if v["stock"] + v["reserved"] + v["sold"] != v["initial"]]
+    broken = [
+        v
+        for v in stock
+        if v["stock"] + v["reserved"] + v["sold"] - v["cancelled"] - v["restocked"] != v["initial"]
+    ]
     sample = ", ".join(
-        f"{v['variant']}: {v['stock']}+{v['reserved']}+{v['sold']} != {v['initial']}" for v in broken[:3]
+        f"{v['variant']}: {v['stock']}+{v['reserved']}+{v['sold']}-{v['cancelled']}-{v['restocked']} "
+        f"!= {v['initial']}"
+        for v in broken[:3]
     )
     reserved = facts["reserved"]
     orders = facts["orders"]
     pay = facts["payments"]
-    measure = facts["measurements"]
-    mails = facts["mails"]
-    outbox = facts["outbox"]
     return [
         _inv(
-            "stock conserved: stock + reserved + sold = initial for every variant sold in the soak",
+            "stock conserved: stock + reserved = initial - sold + cancelled + restocked returns, for every "
+            "variant sold in the soak",
             not broken and facts["negative_stock_or_reserved"] == 0,
-            f"{len(stock)} variants, {len(broken)} broken{': ' + sample if sample else ''}; "
+            f"{len(stock)} variants ({sum(v['sold'] for v in stock)} units sold, "
+            f"{sum(v['cancelled'] for v in stock)} cancelled, {sum(v['restocked'] for v in stock)} "
+            f"returned and restocked), {len(broken)} broken{': ' + sample if sample else ''}; "
             f"{facts['negative_stock_or_reserved']} variants with negative stock or reserved",
         ),
         _inv(
@@ -372,13 +490,13 @@ def evaluate_invariants(facts: dict[str, Any]) -> list[dict[str, Any]]:
             f"{orders['retries_same_order']} of {orders['retries']} retries answered the same order",
         ),
         _inv(
-            "one successful payment per paid order, none on any other",
+            "one successful payment per paid order (refunded since or not), none on any other, none flagged",
             pay["paid_without_exactly_one_success"] == 0
             and pay["unpaid_with_a_success"] == 0
             and pay["problem_payments"] == 0,
             f"{pay['paid_orders']} paid orders; {pay['paid_without_exactly_one_success']} without exactly "
-            f"one successful payment, {pay['unpaid_with_a_success']} unpaid with one, "
-            f"{pay['problem_payments']} payments flagged or refunded",
+            f"one successful payment, {pay['unpaid_with_a_success']} never paid with one, "
+            f"{pay['problem_payments']} payments flagged",
         ),
         _inv(
             "every accepted webhook paid its order, and only those orders are paid",
@@ -388,6 +506,63 @@ def evaluate_invariants(facts: dict[str, Any]) -> list[dict[str, Any]]:
             f"{pay['webhooked_not_paid']} webhooked but not paid, {pay['paid_not_webhooked']} paid without a "
             f"webhook, {pay['events_unprocessed']} events unprocessed",
         ),
+    ]
+
+
+def _marketplace_invariants(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    refunds, parts, returns = facts["refunds"], facts["fulfilments"], facts["returns"]
+
+    def examples(found: dict[str, Any]) -> str:
+        return f"; e.g. {'; '.join(found['examples'])}" if found["examples"] else ""
+
+    return [
+        _inv(
+            "refunds never exceed what was captured: per payment, refunds add up to refunded_amount, "
+            "at most its amount",
+            refunds["sum_differs"] == 0 and refunds["over_captured"] == 0,
+            f"{refunds['refunds']} refunds ({refunds['refunded_total']} minor units) of "
+            f"{refunds['with_refunds']} of {refunds['payments']} payments; {refunds['sum_differs']} payments "
+            f"whose refunds differ from refunded_amount, {refunds['over_captured']} over the amount"
+            + examples(refunds),
+        ),
+        _inv(
+            "every refund job finished: no refund pending, no payment left refund_pending, every received "
+            "return refunded",
+            refunds["pending"] == 0
+            and refunds["payments_refund_pending"] == 0
+            and returns["awaiting_refund"] == 0,
+            f"{refunds['pending']} refunds pending, {refunds['payments_refund_pending']} payments "
+            f"refund_pending, {returns['awaiting_refund']} returns received but not refunded",
+        ),
+        _inv(
+            "every paid order's status is what its fulfilments add up to; no closed order has a part open",
+            parts["status_differs"] == 0 and parts["closed_with_an_open_part"] == 0,
+            f"{parts['orders_checked']} paid orders checked (the soak's orders by status: "
+            f"{parts['by_order_status']}); "
+            f"{parts['status_differs']} differ, {parts['closed_with_an_open_part']} closed with a part "
+            f"pending or packed; parts {parts['by_status']}" + examples(parts),
+        ),
+        _inv(
+            "every shipped or delivered fulfilment has a tracking number",
+            parts["untracked"] == 0,
+            f"{parts['shipped_or_delivered']} shipped or delivered, {parts['untracked']} without tracking",
+        ),
+        _inv(
+            "every received return refunded its lines' paid amount",
+            returns["refund_differs"] == 0,
+            f"{returns['returns']} returns {returns['by_status']}: {returns['received']} received "
+            f"({returns['units_received']} units, {returns['restocked']} restocked, "
+            f"{returns['refunded_total']} minor units refunded), {returns['refund_differs']} refunded "
+            "otherwise" + examples(returns),
+        ),
+    ]
+
+
+def _work_invariants(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    measure = facts["measurements"]
+    mails = facts["mails"]
+    outbox = facts["outbox"]
+    return [
         _inv(
             "no measurement stuck: every accepted upload finished (ready, or refused by the pipeline)",
             measure["unfinished"] == 0 and measure["ready"] + measure["refused"] == measure["accepted"],
@@ -395,7 +570,8 @@ def evaluate_invariants(facts: dict[str, Any]) -> list[dict[str, Any]]:
             f"{measure['failed_otherwise']} failed otherwise; {measure['unfinished']} pending or processing",
         ),
         _inv(
-            "every order mail written (a confirmation per order, a payment mail per paid order)",
+            "every order mail written (a confirmation per order, a payment mail per paid order, a shipment "
+            "mail per shipped part)",
             mails["written"] == mails["expected"] and not mails["missing"],
             f"{mails['written']} of {mails['expected']} written"
             + (f"; missing e.g. {', '.join(mails['missing'][:3])}" if mails["missing"] else ""),
@@ -423,7 +599,12 @@ def jobs_table(facts: dict[str, Any]) -> list[dict[str, Any]]:
             "completed": pay["paid_orders"],
         },
         {
-            "job": "order mails (confirmation + payment)",
+            "job": "refund (asked -> sent to the provider)",
+            "accepted": facts["refunds"]["refunds"],
+            "completed": facts["refunds"]["refunds"] - facts["refunds"]["pending"],
+        },
+        {
+            "job": "order mails (confirmation + payment + shipment)",
             "accepted": mails["expected"],
             "completed": mails["written"],
         },
@@ -494,6 +675,14 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines.append("  jobs: accepted -> completed")
     for job in report.get("jobs", []):
         lines.append(f"    {job['job']:<48}{job['accepted']:>7} -> {job['completed']}")
+    market = report.get("marketplace")
+    if market:
+        parts = report.get("facts", {}).get("fulfilments", {}).get("by_status")
+        returns = report.get("facts", {}).get("returns", {}).get("by_status")
+        lines.append(
+            f"  marketplace: {len(market['stores'])} stores; parts {parts}; returns {returns}; "
+            f"flows with nothing to do {market['skipped']}"
+        )
     lines.append("  invariants")
     for inv in report.get("invariants", []):
         lines.append(f"    {'HOLDS' if inv['holds'] else 'FAILS':<6}{inv['invariant']}")

@@ -29,7 +29,7 @@ from benchmarks.search_quality.stack import SearchStack, Timer, connect
 from benchmarks.suite import people
 from db import migrate
 
-DATASET_VERSION = 1
+DATASET_VERSION = 2
 RUN_DATABASE = "bench_run"
 
 

@@ -11,8 +11,11 @@ take minutes and measures nothing) with ONE ready measurement:
   are the nearest girth's z-score (widths) or depth ratio's (depths) plus N(0, 0.5) noise.
 
 Order history: each shopper has Poisson(``orders_per_user``) orders of 1-3 lines, placed over the
-last 365 days, in closed statuses only (paid 10%, fulfilled 10%, delivered 62%, cancelled 8%,
-refunded 5%, expired 5%), so no order holds a reservation (``variants.reserved`` stays 0). Products
+last 365 days, in closed statuses only (paid 10%, shipped 10%, delivered 62%, cancelled 8%,
+refunded 5%, expired 5%), so no order holds a reservation (``variants.reserved`` stays 0). Each
+order has one fulfilment per store of its lines, in the state its order is in (pending for a paid
+order, shipped or delivered with a carrier and tracking number, cancelled for a closed one), at
+the platform's default shipping method for free, as migration 0012 gave the orders it found. Products
 follow a Zipf popularity (s = 1.1) over the listed products with a size chart, so popular products
 have enough buyers for "shoppers like me"; the size bought is the one ``core.rules.fit.advise``
 recommends for the shopper's body (else a random size of the product), in the colour of a variant
@@ -43,7 +46,7 @@ SHOPPER_PASSWORD = "bench-suite-shopper-2026"  # noqa: S105  # benchmark-only ac
 EMAIL_DOMAIN = "bench-suite.fashionistar.dev"
 STATUS_MIX = {
     "paid": 0.10,
-    "fulfilled": 0.10,
+    "shipped": 0.10,
     "delivered": 0.62,
     "cancelled": 0.08,
     "refunded": 0.05,
@@ -52,12 +55,17 @@ STATUS_MIX = {
 # Status -> the transitions from pending_payment, with their actors (as core.rules.orders allows them).
 PATHS: dict[str, list[tuple[str, str]]] = {
     "paid": [("paid", "payment")],
-    "fulfilled": [("paid", "payment"), ("fulfilled", "staff")],
-    "delivered": [("paid", "payment"), ("fulfilled", "staff"), ("delivered", "staff")],
+    "shipped": [("paid", "payment"), ("shipped", "vendor")],
+    "delivered": [("paid", "payment"), ("shipped", "vendor"), ("delivered", "vendor")],
     "cancelled": [("cancelled", "buyer")],
     "refunded": [("paid", "payment"), ("refunded", "staff")],
     "expired": [("expired", "system")],
 }
+# The fulfilment of each status (a closed order's parts never left their stores).
+FULFILMENT_STATUS = {"paid": "pending", "shipped": "shipped", "delivered": "delivered"}
+# Migration 0012's snapshot of the platform's default method, for orders placed before profiles.
+DEFAULT_METHOD = {"id": None, "name": "Standard delivery", "kind": "standard", "min_days": 3, "max_days": 7}
+RETURN_WINDOW_DAYS = 14
 ZIPF_S = 1.1
 POPULAR_PRODUCTS = 5_000
 ADDRESS = {"full_name": "", "line1": "1 Marina", "city": "Lagos", "country": "NG"}
@@ -150,6 +158,7 @@ class PeopleRows:
         self.users: list[tuple[Any, ...]] = []
         self.measurements: list[tuple[Any, ...]] = []
         self.orders: list[tuple[Any, ...]] = []
+        self.fulfilments: list[tuple[Any, ...]] = []
         self.lines: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
         self.statuses: Counter[str] = Counter()
@@ -226,14 +235,22 @@ def _order(
 ) -> None:
     order_id = uuid_compat.uuid7()
     chosen = {int(i) for i in rng.choice(len(products), size=int(rng.integers(1, 4)), p=weights)}
-    lines = []
+    picked = []
     for i in sorted(chosen):
         product = products[i]
         size = advise(product.chart, body, confidence, product.garment).recommended_size
         fitting = [v for v in product.variants if v[2] == size]
         rows.advised_sizes += bool(fitting)
         variant = fitting[0] if fitting else product.variants[int(rng.integers(len(product.variants)))]
-        quantity = 1 if rng.random() < 0.9 else 2
+        picked.append((product, variant, 1 if rng.random() < 0.9 else 2))
+    paid = placed + timedelta(minutes=5) if PATHS[status][0][0] == "paid" else None
+    closed = None if status in ("paid", "shipped") else placed + timedelta(days=3)
+    parts = {
+        vendor_id: _fulfilment(rows, order_id, vendor_id, status, products[0].currency, placed, closed)
+        for vendor_id in dict.fromkeys(product.vendor_id for product, _, _ in picked)
+    }
+    lines = []
+    for product, variant, quantity in picked:
         unit = variant[4] or product.price
         lines.append(
             (
@@ -242,6 +259,7 @@ def _order(
                 variant[0],
                 product.id,
                 product.vendor_id,
+                parts[product.vendor_id],
                 product.title[:200],
                 product.vendor_name,
                 variant[1],
@@ -254,9 +272,7 @@ def _order(
                 placed,
             )
         )
-    subtotal = sum(line[12] for line in lines)
-    paid = placed + timedelta(minutes=5) if PATHS[status][0][0] == "paid" else None
-    closed = None if status in ("paid", "fulfilled") else placed + timedelta(days=3)
+    subtotal = sum(line[13] for line in lines)
     rows.orders.append(
         (
             order_id,
@@ -266,7 +282,7 @@ def _order(
             subtotal,
             0,
             subtotal,
-            sum(line[11] for line in lines),
+            sum(line[12] for line in lines),
             json.dumps({**ADDRESS, "full_name": name}),
             placed + timedelta(minutes=30),
             paid,
@@ -284,6 +300,42 @@ def _order(
         )
         previous, at = target, at + timedelta(hours=1)
     rows.statuses[status] += 1
+
+
+def _fulfilment(
+    rows: PeopleRows,
+    order_id: UUID,
+    vendor_id: UUID,
+    status: str,
+    currency: str,
+    placed: datetime,
+    closed: datetime | None,
+) -> UUID:
+    """One store's part of a past order, in the state its order is in; its id."""
+    fulfilment_id = uuid_compat.uuid7()
+    state = FULFILMENT_STATUS.get(status, "cancelled")
+    shipped = placed + timedelta(days=1) if state in ("shipped", "delivered") else None
+    tracking = f"HIST-{fulfilment_id.hex[-12:].upper()}" if shipped is not None else None
+    rows.fulfilments.append(
+        (
+            fulfilment_id,
+            order_id,
+            vendor_id,
+            state,
+            currency,
+            json.dumps(DEFAULT_METHOD),
+            0,
+            RETURN_WINDOW_DAYS,
+            "GIG Logistics" if shipped is not None else None,
+            tracking,
+            shipped,
+            placed + timedelta(days=3) if state == "delivered" else None,
+            closed if state == "cancelled" else None,
+            placed,
+            placed,
+        )
+    )
+    return fulfilment_id
 
 
 COLUMNS = {
@@ -331,12 +383,30 @@ COLUMNS = {
         "created_at",
         "updated_at",
     ],
+    "fulfilments": [
+        "id",
+        "order_id",
+        "vendor_id",
+        "status",
+        "currency",
+        "shipping_method",
+        "shipping_amount",
+        "return_window_days",
+        "carrier",
+        "tracking_number",
+        "shipped_at",
+        "delivered_at",
+        "cancelled_at",
+        "created_at",
+        "updated_at",
+    ],
     "order_lines": [
         "id",
         "order_id",
         "variant_id",
         "product_id",
         "vendor_id",
+        "fulfilment_id",
         "title",
         "vendor_name",
         "sku",
@@ -370,6 +440,7 @@ async def write_people(conn: asyncpg.Connection, rows: PeopleRows) -> dict[str, 
         "users": rows.users,
         "measurements": rows.measurements,
         "orders": rows.orders,
+        "fulfilments": rows.fulfilments,
         "order_lines": rows.lines,
         "order_events": rows.events,
     }
