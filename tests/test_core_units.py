@@ -223,3 +223,13 @@ async def test_the_same_message_key_makes_the_same_mail_file(tmp_path: Path) -> 
         assert message["Message-ID"] == "<verify_email-0192_abc@fashionistar.dev>"
         await mailer.send(message)
     assert [p.name async for p in anyio.Path(tmp_path).iterdir()] == ["verify_email-0192_abc.eml"]
+
+
+def test_unknown_accounts_are_checked_against_a_hash_with_todays_parameters() -> None:
+    """The stand-in hash verified for an unknown email is written out in the code; with other
+    parameters than new hashes, an unknown email would answer faster than a wrong password."""
+    from core.adapters.passwords import _DUMMY_HASH, needs_rehash, verify_password_sync
+
+    assert not needs_rehash(_DUMMY_HASH)
+    assert not verify_password_sync(None, "this-account-does-not-exist")
+
