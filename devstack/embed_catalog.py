@@ -17,6 +17,7 @@ import anyio
 import numpy as np
 from sqlalchemy import select
 
+from core.adapters.images import register_heic_decoder
 from core.adapters.storage import ObjectNotFound, build_storage
 from core.logging import configure_logging, get_logger
 from core.settings import get_settings
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, process="backfill")
+    register_heic_decoder()  # originals may be HEIC photos from phones
     report = asyncio.run(backfill(batch_size=args.batch, threads=args.threads, limit=args.limit))
     print(
         f"embedded {report['embedded']} images ({report['failed']} failed) in {report['seconds']} s: "

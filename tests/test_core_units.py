@@ -233,3 +233,28 @@ def test_unknown_accounts_are_checked_against_a_hash_with_todays_parameters() ->
     assert not needs_rehash(_DUMMY_HASH)
     assert not verify_password_sync(None, "this-account-does-not-exist")
 
+
+def test_a_fresh_process_reads_heic_without_registering_the_decoder_first(tmp_path: Path) -> None:
+    """The HEIC decoder is loaded on first use, not at import: a process that never asked for it
+    still reads a HEIC upload (and did not load it before)."""
+    import subprocess
+    import sys
+
+    from tests.support.catalog import image_bytes
+    from tests.support.stack import ROOT
+
+    photo = tmp_path / "photo.heic"
+    photo.write_bytes(image_bytes("HEIF"))
+    code = (
+        "import sys\n"
+        "from core.adapters.images import inspect_image\n"
+        "assert 'pillow_heif' not in sys.modules\n"
+        f"data = open({str(photo)!r}, 'rb').read()\n"
+        "info = inspect_image(data, max_bytes=2**24, max_pixels=10**7, min_side=10)\n"
+        "print(info.format, info.width, info.height)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["HEIF", "400", "600"]

@@ -15,6 +15,7 @@ import anyio
 from redis.asyncio import Redis
 from taskiq import TaskiqEvents, TaskiqState
 
+from core.adapters.images import register_heic_decoder
 from core.adapters.mail import build_mailer
 from core.adapters.payments import build_payment_provider
 from core.adapters.storage import build_private_storage, build_storage
@@ -87,6 +88,8 @@ async def _load_models(threads: int, max_batch: int) -> Models:
     from inference.product_embedding import ProductEmbedder  # noqa: PLC0415
     from tasks.runtime.batching import EmbeddingBatcher  # noqa: PLC0415
 
+    # Product images and body photos may be HEIC (phones); Pillow opens them once this is done.
+    register_heic_decoder()
     manifests = all_manifests()
     manifest = manifests["product_embedding"]
     embedder = ProductEmbedder(manifest, intra_op_threads=threads, max_batch=max_batch)
