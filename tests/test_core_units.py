@@ -234,6 +234,21 @@ def test_unknown_accounts_are_checked_against_a_hash_with_todays_parameters() ->
     assert not verify_password_sync(None, "this-account-does-not-exist")
 
 
+def test_readiness_reads_the_same_revisions_from_the_scripts_as_alembic() -> None:
+    """The API reads head and known revisions without loading Alembic; they must be Alembic's."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from db.config import MIGRATIONS_DIR
+    from db.migrate import head_revisions, known_revisions
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    scripts = ScriptDirectory.from_config(config)
+    assert head_revisions() == frozenset(scripts.get_heads())
+    assert known_revisions() == frozenset(s.revision for s in scripts.walk_revisions())
+
+
 def test_a_fresh_process_reads_heic_without_registering_the_decoder_first(tmp_path: Path) -> None:
     """The HEIC decoder is loaded on first use, not at import: a process that never asked for it
     still reads a HEIC upload (and did not load it before)."""
