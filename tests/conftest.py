@@ -246,7 +246,7 @@ def start_worker(services: Services, worker_log_dir: Path) -> Iterator[Callable[
     started: list[WorkerProcess] = []
 
     def start(
-        queues: str = "inference,critical,emails", *, scheduler: bool = False, **env: str
+        queues: str = "inference,critical,emails", *, scheduler: bool = False, processes: int = 1, **env: str
     ) -> WorkerProcess:
         log_path = worker_log_dir / f"{'scheduler' if scheduler else 'worker'}-{len(started) + 1}.log"
         env = {
@@ -260,6 +260,7 @@ def start_worker(services: Services, worker_log_dir: Path) -> Iterator[Callable[
             log_path,
             queues,
             scheduler=scheduler,
+            processes=processes,
         ).start()
         started.append(worker)
         return worker

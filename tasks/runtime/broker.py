@@ -27,6 +27,7 @@ from db.engine import create_database
 from db.services.subscribers import register_all
 from tasks.runtime import heartbeat
 from tasks.runtime.factory import build_broker, redis_url_for
+from tasks.runtime.metrics import MetricsEndpoint, TaskMetricsMiddleware, serve_metrics
 from tasks.runtime.queues import Queue, parse_queues, stream_name
 from tasks.runtime.resources import Models, TaskResources
 
@@ -36,6 +37,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 broker = build_broker(get_settings(), parse_queues(os.environ.get("WORKER_QUEUES")))
+# Last, so it times a run once a retry's wait is over and sees whether a retry was scheduled.
+broker.add_middlewares(TaskMetricsMiddleware())
 
 
 def queue_task(queue: Queue, name: str, **labels: Any) -> Callable[[F], F]:
@@ -75,6 +78,7 @@ async def _startup_worker(state: TaskiqState) -> None:
         payments=build_payment_provider(settings),
         models=models,
     )
+    state.metrics = serve_metrics(settings, state.resources.redis, db)
     state.heartbeat = heartbeat.start(settings.heartbeat_file, settings.heartbeat_interval_seconds)
     log.info("worker started", queues=[s.rsplit(":", 1)[-1] for s in broker.streams])
 
@@ -126,6 +130,9 @@ async def _shutdown_client(state: TaskiqState) -> None:
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
 async def _shutdown_worker(state: TaskiqState) -> None:
     await heartbeat.stop(getattr(state, "heartbeat", None), get_settings().heartbeat_file)
+    metrics: MetricsEndpoint | None = getattr(state, "metrics", None)
+    if metrics is not None:
+        await anyio.to_thread.run_sync(metrics.close)
     resources: TaskResources | None = getattr(state, "resources", None)
     if resources is not None:
         if resources.models is not None:
