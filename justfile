@@ -61,6 +61,10 @@ scheduler:
 db *args:
     {{justfile_directory()}}/.venv/bin/alchemy --config db.config.alchemy "$@"
 
+# Litestar's CLI on the API (it finds app.py), e.g. `just litestar routes`, `just litestar run`, `just litestar database upgrade --no-prompt`.
+litestar *args:
+    {{py}} -m litestar "$@"
+
 # The deterministic demo catalog, e.g. `just seed --products 100000` for the benchmark catalog (needs DATABASE_URL, or run it after `up` created .data).
 seed *args:
     {{py}} -m devstack.demo.catalog "$@"

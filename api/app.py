@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -12,6 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components
+from litestar.plugins import PluginProtocol
 from litestar.plugins.prometheus import PrometheusController
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
@@ -240,10 +241,12 @@ def create_app(
     dispatcher: Dispatcher | None = None,
     payments: PaymentProvider | None = None,
     tracer_provider: Any | None = None,
+    plugins: Sequence[PluginProtocol] = (),
 ) -> Litestar:
     """Build the API. Resources passed in (tests) are used as given and not closed on shutdown.
 
-    ``tracer_provider`` overrides the one built from ``OTEL_EXPORTER_OTLP_ENDPOINT``.
+    ``tracer_provider`` overrides the one built from ``OTEL_EXPORTER_OTLP_ENDPOINT``; ``plugins``
+    are added to the app's (the ``litestar`` command's app adds its commands this way: ``app.py``).
     """
     settings = settings or get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, process="api")
@@ -258,7 +261,7 @@ def create_app(
         lifespan=[lifespan],
         middleware=[lambda app: BearerAuthMiddleware(app, settings)],
         exception_handlers=exception_handlers,
-        plugins=[litestar_plugin(tracer_provider)] if tracer_provider is not None else [],
+        plugins=[*([litestar_plugin(tracer_provider)] if tracer_provider is not None else []), *plugins],
         cors_config=_cors_config(settings),
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_request_body_bytes,

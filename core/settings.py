@@ -231,6 +231,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # see tasks/runtime/heartbeat.py). None: no heartbeat.
     heartbeat_file: Path | None = None
     heartbeat_interval_seconds: float = 10.0
+    # Prometheus metrics of each worker process (tasks/runtime/metrics.py): the process number n
+    # of one `--processes N` worker (0 for the first) serves them on this port + n. 0: none.
+    worker_metrics_port: int = 9100
+    worker_metrics_host: str = "127.0.0.1"
 
     @property
     def is_production(self) -> bool:

@@ -1,12 +1,15 @@
-"""Apply and inspect migrations from code (the dev stack, the test harness, readiness checks)."""
+"""Apply and inspect migrations from code (the dev stack, the test harness, readiness checks).
+
+Alembic is imported only by the functions that migrate: the API checks readiness on every
+probe, and reads the revisions it needs for that straight from the migration scripts rather
+than load Alembic (~20 MB) for it.
+"""
 
 from __future__ import annotations
 
+import ast
 import functools
 
-from advanced_alchemy.alembic.commands import AlembicCommands
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,19 +23,54 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
 
     Blocking (Alembic runs its own event loop): call it from a thread in async code.
     """
+    from advanced_alchemy.alembic.commands import AlembicCommands  # noqa: PLC0415
+
     AlembicCommands(sqlalchemy_config=make_alchemy_config(settings)).upgrade(revision=revision)
 
 
 def downgrade(settings: Settings, revision: str) -> None:
+    from advanced_alchemy.alembic.commands import AlembicCommands  # noqa: PLC0415
+
     AlembicCommands(sqlalchemy_config=make_alchemy_config(settings)).downgrade(revision=revision)
 
 
+def _parents(value: ast.expr) -> frozenset[str]:
+    """The revisions named by a ``down_revision`` value: None, a string, or a tuple of them (a merge)."""
+    literal = ast.literal_eval(value)
+    if literal is None:
+        return frozenset()
+    if isinstance(literal, str):
+        return frozenset({literal})
+    return frozenset(literal)
+
+
 @functools.cache
+def _revision_graph() -> dict[str, frozenset[str]]:
+    """Each revision of the shipped migration scripts with its parents, read from the scripts'
+    module-level ``revision`` and ``down_revision`` assignments (what Alembic reads too)."""
+    graph: dict[str, frozenset[str]] = {}
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        values: dict[str, ast.expr] = {}
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.AnnAssign | ast.Assign) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                values.update({t.id: node.value for t in targets if isinstance(t, ast.Name)})
+        if "revision" in values:
+            parents = _parents(values.get("down_revision", ast.Constant(None)))
+            graph[ast.literal_eval(values["revision"])] = parents
+    return graph
+
+
 def head_revisions() -> frozenset[str]:
     """The head revision(s) of the migration scripts shipped with this code."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return frozenset(ScriptDirectory.from_config(config).get_heads())
+    graph = _revision_graph()
+    parents = frozenset().union(*graph.values()) if graph else frozenset()
+    return frozenset(graph) - parents
+
+
+def known_revisions() -> frozenset[str]:
+    """Every revision of the migration scripts shipped with this code."""
+    return frozenset(_revision_graph())
 
 
 async def current_revisions(conn: AsyncConnection) -> frozenset[str]:
@@ -43,14 +81,6 @@ async def current_revisions(conn: AsyncConnection) -> frozenset[str]:
             return frozenset(r[0] for r in rows)
     except ProgrammingError:
         return frozenset()
-
-
-@functools.cache
-def known_revisions() -> frozenset[str]:
-    """Every revision of the migration scripts shipped with this code."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return frozenset(script.revision for script in ScriptDirectory.from_config(config).walk_revisions())
 
 
 async def is_current(conn: AsyncConnection) -> bool:

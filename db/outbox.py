@@ -8,7 +8,7 @@ from typing import Any, cast
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.jobs import Dispatcher, Job
@@ -51,6 +51,28 @@ def job_from_row(row: OutboxMessage) -> Job:
         job_id=row.job_id,
         labels=dict(row.labels),
     )
+
+
+class OutboxBacklog(msgspec.Struct, frozen=True):
+    """Outbox rows not marked sent yet, and how long the oldest of them has waited."""
+
+    unsent: int
+    oldest_age_seconds: float
+
+
+async def outbox_backlog(session: AsyncSession) -> OutboxBacklog:
+    """Rows the after-commit send has not marked yet; normally a few, each for milliseconds. A
+    growing count or age means sends fail (the broker is unreachable) or the sweep is not running.
+    Reads the sweep's partial index only."""
+    count, age = (
+        await session.execute(
+            select(
+                func.count(),
+                func.extract("epoch", func.now() - func.min(OutboxMessage.created_at)),
+            ).where(OutboxMessage.dispatched_at.is_(None))
+        )
+    ).one()
+    return OutboxBacklog(unsent=int(count), oldest_age_seconds=max(0.0, float(age or 0.0)))
 
 
 class SweepResult(msgspec.Struct, frozen=True):

@@ -106,10 +106,20 @@ class Stack:
         }
         py = sys.executable
         for index in range(self.workers):
-            self.spawn(f"worker-{index + 1}", [py, "-m", "tasks.runtime.worker"], env, stop_timeout=35)
+            # The workers share this host: each serves its metrics on a port of its own.
+            metrics_port = settings.worker_metrics_port + index if settings.worker_metrics_port > 0 else 0
+            worker_env = {**env, "WORKER_METRICS_PORT": str(metrics_port)}
+            self.spawn(f"worker-{index + 1}", [py, "-m", "tasks.runtime.worker"], worker_env, stop_timeout=35)
         if self.with_scheduler:
             self.spawn("scheduler", [py, "-m", "tasks.runtime.worker", "--scheduler"], env, stop_timeout=10)
         self.spawn("api", api_command(settings), env, stop_timeout=15)
+
+    def worker_metrics_line(self, settings: Settings) -> str:
+        if settings.worker_metrics_port <= 0:
+            return ""
+        first = settings.worker_metrics_port
+        ports = str(first) if self.workers == 1 else f"{first}-{first + self.workers - 1}"
+        return f"    Workers    http://{settings.worker_metrics_host}:{ports}/metrics\n"
 
     def stop_processes(self) -> None:
         # The API first (no new work), then the scheduler and workers (running tasks finish).
@@ -172,6 +182,7 @@ class Stack:
                 f"    OpenAPI    {base}/schema/openapi.json\n"
                 f"    Health     {base}/health/ready\n"
                 f"    Metrics    {base}/metrics\n"
+                f"{self.worker_metrics_line(settings)}"
                 f"    Data       {settings.data_dir.resolve()}\n"
                 f"    Demo users {', '.join(a[0] for a in DEMO_ACCOUNTS)} (password {DEMO_PASSWORD})\n"
                 f"  Press Ctrl-C to stop.\n",

@@ -16,7 +16,6 @@ from uuid import UUID
 import anyio
 from taskiq import Context, TaskiqDepends
 
-import core.adapters.images  # noqa: F401  # registers the HEIC decoder the body pipeline reads phone photos with
 from core.adapters.storage import ObjectNotFound
 from core.logging import get_logger
 from core.settings import get_settings

@@ -32,6 +32,7 @@ from taskiq.kicker import AsyncKicker
 
 import db.models
 from api.app import create_app
+from core.adapters.images import register_heic_decoder
 from core.settings import Settings, load_settings
 from db import migrate
 from db.engine import Database, create_database
@@ -42,6 +43,9 @@ from tasks.runtime.factory import build_broker
 from tasks.runtime.queues import queue_of, stream_name
 from tests.support.http import serve
 from tests.support.stack import ROOT, WORKER_TEST_ENV, WorkerProcess, worker_env
+
+# Tests write HEIC photos with Pillow, which the product registers only once it reads one.
+register_heic_decoder()
 
 # Rows that migrations put in place (the category tree); tests never delete them.
 REFERENCE_TABLES = frozenset({"categories"})
@@ -252,7 +256,7 @@ def start_worker(services: Services, worker_log_dir: Path) -> Iterator[Callable[
     started: list[WorkerProcess] = []
 
     def start(
-        queues: str = "inference,critical,emails", *, scheduler: bool = False, **env: str
+        queues: str = "inference,critical,emails", *, scheduler: bool = False, processes: int = 1, **env: str
     ) -> WorkerProcess:
         log_path = worker_log_dir / f"{'scheduler' if scheduler else 'worker'}-{len(started) + 1}.log"
         env = {
@@ -266,6 +270,7 @@ def start_worker(services: Services, worker_log_dir: Path) -> Iterator[Callable[
             log_path,
             queues,
             scheduler=scheduler,
+            processes=processes,
         ).start()
         started.append(worker)
         return worker

@@ -227,6 +227,31 @@ def test_importing_the_app_does_not_import_onnxruntime() -> None:
     )
 
 
+# SPEC: an API worker stays under 150 MB RSS. Building the app must leave room for serving.
+API_START_RSS_BUDGET_MB = 150
+
+
+def test_the_api_starts_within_its_memory_budget_without_numpy() -> None:
+    """Peak RSS of a fresh process that imported and built the app, and what it must not load:
+    numpy (advanced-alchemy would import it), and the HEIC decoder, Alembic and zxcvbn, which
+    only image uploads, migrations and new passwords need (loaded on first use).
+
+    The peak is the process's ``VmHWM``, not ``ru_maxrss``: Linux carries ``ru_maxrss`` across
+    ``exec`` from the forked copy of its parent, so a child of the test process would report the
+    test process's size. Run from a shell, ``ru_maxrss`` gives the same figure.
+    """
+    _check_in_a_fresh_api_process(
+        "import re\n"
+        "from pathlib import Path\n"
+        "status = Path('/proc/self/status').read_text()\n"
+        "peak_mb = int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) / 1024\n"
+        f"assert peak_mb <= {API_START_RSS_BUDGET_MB}, f'peak RSS {{peak_mb:.0f}} MB'\n"
+        "heavy = {'numpy', 'onnxruntime', 'pillow_heif', 'alembic', 'zxcvbn'}\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
+        "assert not bad, bad\n"
+    )
+
+
 def _check_in_a_fresh_api_process(assertions: str) -> None:
     """Build the app in a new interpreter, then run ``assertions`` there."""
     code = "import sys\nfrom api.app import create_app\ncreate_app()\n" + assertions

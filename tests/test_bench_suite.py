@@ -3,13 +3,16 @@ and py-spy's output, the report and the comparison of two result files (no stack
 
 from __future__ import annotations
 
+import json
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.suite.compare import compare
 from benchmarks.suite.profile import summarise_folded
-from benchmarks.suite.report import render_markdown
+from benchmarks.suite.report import render_markdown, replace_latest, run_completed, write_results
 from benchmarks.suite.runs import PGBENCH_SQL, parse_pgbench
 from benchmarks.suite.targets import at_rate, evaluate, load_targets
 from benchmarks.suite.wrk import UNIQUE, WrkRequest, parse_output
@@ -192,3 +195,87 @@ def test_report_and_comparison_name_every_scenario_and_changed_verdict() -> None
     markdown = render_markdown(b | {"quick": True, "machine": {"cpu_count": 2}})
     assert "| similar | p95 < 15 ms at 200 req/s offered | 10.0 | PASS |" in markdown
     assert "| similar | closed (None conn) | - | 150.0 |" in markdown
+
+
+# --- results: a run's own files always, the committed latest ones only when it completed -------
+
+STAMP = "20270101T120000Z"
+
+
+def _suite_report(failures: dict[str, str]) -> dict[str, Any]:
+    return {"benchmark": "suite", "quick": False, "scenarios": {}, "failures": failures, "finished_at": "now"}
+
+
+def _committed_latest(results: Path) -> dict[str, bytes]:
+    files = {
+        "latest.json": b'{"committed": true}\n',
+        "latest.md": b"# the committed run\n",
+        "latest-percentiles.png": b"committed plot",
+        "latest-rates.png": b"committed plot",
+    }
+    for name, data in files.items():
+        (results / name).write_bytes(data)
+    return files
+
+
+def _contents(results: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(results.iterdir())}
+
+
+def test_a_completed_run_becomes_the_latest_and_keeps_its_own_copy(tmp_path: Path) -> None:
+    _committed_latest(tmp_path)
+    # A scenario that failed inside the run is one of its results: the run still completed.
+    report = _suite_report({"orders": "RuntimeError: wrk exited 1"})
+    assert run_completed(report)
+    own = write_results(report, tmp_path, STAMP)
+    (tmp_path / f"bench-{STAMP}-percentiles.png").write_bytes(b"this run's plot")  # its rates plot failed
+    replaced = replace_latest(report, tmp_path, STAMP)
+
+    assert [p.name for p in own] == [f"bench-{STAMP}.json", f"bench-{STAMP}.md"]
+    assert sorted(p.name for p in replaced) == ["latest-percentiles.png", "latest.json", "latest.md"]
+    assert json.loads((tmp_path / "latest.json").read_text()) == report
+    assert (tmp_path / "latest.json").read_text() == (tmp_path / f"bench-{STAMP}.json").read_text()
+    assert (tmp_path / "latest-percentiles.png").read_bytes() == b"this run's plot"
+    assert not (tmp_path / "latest-rates.png").exists()  # not left over from the committed run
+    latest_md, own_md = (tmp_path / "latest.md").read_text(), (tmp_path / f"bench-{STAMP}.md").read_text()
+    assert "(latest-percentiles.png)" in latest_md
+    assert f"(bench-{STAMP}-percentiles.png)" in own_md
+    assert "RuntimeError: wrk exited 1" in latest_md
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.mark.parametrize("reason", ["interrupted", "RuntimeError: PostgreSQL did not start"])
+def test_a_run_that_did_not_complete_leaves_the_latest_results_as_they_were(
+    tmp_path: Path, reason: str
+) -> None:
+    committed = _committed_latest(tmp_path)
+    report = _suite_report({"run": reason})
+    assert not run_completed(report)
+    write_results(report, tmp_path, STAMP)
+    (tmp_path / f"bench-{STAMP}-rates.png").write_bytes(b"this run's plot")
+    assert replace_latest(report, tmp_path, STAMP) == []
+    files = _contents(tmp_path)
+    assert {name: files[name] for name in committed} == committed
+    assert json.loads(files[f"bench-{STAMP}.json"])["failures"] == {"run": reason}
+
+
+def test_an_interrupted_suite_run_writes_only_its_own_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``just bench`` stopped with Ctrl-C before any scenario: main's own path, plots included."""
+    from benchmarks.suite import cli
+
+    committed = _committed_latest(tmp_path)
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run", interrupted)
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # leave the test process's handlers be
+    assert cli.main(["--quick", "--results-dir", str(tmp_path)]) == 130
+    files = _contents(tmp_path)
+    assert {name: files[name] for name in committed} == committed
+    own = {name for name in files if name.startswith("bench-")}
+    assert {n.split(".")[-1] for n in own} >= {"json", "md"}
+    report = json.loads(next(files[n] for n in own if n.endswith(".json")))
+    assert report["failures"]["run"] == "interrupted"

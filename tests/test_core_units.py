@@ -223,3 +223,53 @@ async def test_the_same_message_key_makes_the_same_mail_file(tmp_path: Path) -> 
         assert message["Message-ID"] == "<verify_email-0192_abc@fashionistar.dev>"
         await mailer.send(message)
     assert [p.name async for p in anyio.Path(tmp_path).iterdir()] == ["verify_email-0192_abc.eml"]
+
+
+def test_unknown_accounts_are_checked_against_a_hash_with_todays_parameters() -> None:
+    """The stand-in hash verified for an unknown email is written out in the code; with other
+    parameters than new hashes, an unknown email would answer faster than a wrong password."""
+    from core.adapters.passwords import _DUMMY_HASH, needs_rehash, verify_password_sync
+
+    assert not needs_rehash(_DUMMY_HASH)
+    assert not verify_password_sync(None, "this-account-does-not-exist")
+
+
+def test_readiness_reads_the_same_revisions_from_the_scripts_as_alembic() -> None:
+    """The API reads head and known revisions without loading Alembic; they must be Alembic's."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from db.config import MIGRATIONS_DIR
+    from db.migrate import head_revisions, known_revisions
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    scripts = ScriptDirectory.from_config(config)
+    assert head_revisions() == frozenset(scripts.get_heads())
+    assert known_revisions() == frozenset(s.revision for s in scripts.walk_revisions())
+
+
+def test_a_fresh_process_reads_heic_without_registering_the_decoder_first(tmp_path: Path) -> None:
+    """The HEIC decoder is loaded on first use, not at import: a process that never asked for it
+    still reads a HEIC upload (and did not load it before)."""
+    import subprocess
+    import sys
+
+    from tests.support.catalog import image_bytes
+    from tests.support.stack import ROOT
+
+    photo = tmp_path / "photo.heic"
+    photo.write_bytes(image_bytes("HEIF"))
+    code = (
+        "import sys\n"
+        "from core.adapters.images import inspect_image\n"
+        "assert 'pillow_heif' not in sys.modules\n"
+        f"data = open({str(photo)!r}, 'rb').read()\n"
+        "info = inspect_image(data, max_bytes=2**24, max_pixels=10**7, min_side=10)\n"
+        "print(info.format, info.width, info.height)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["HEIF", "400", "600"]

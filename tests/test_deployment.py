@@ -99,6 +99,24 @@ def test_one_worker_per_queue_one_scheduler_and_the_api_runs_the_dev_stack_comma
     assert api["command"][0] == "granian"
 
 
+def test_workers_serve_metrics_where_prometheus_is_told_to_scrape(rendered: tuple[str, list[Obj]]) -> None:
+    _, objects = rendered
+    config = get(objects, "ConfigMap", "fashionistar-config")["data"]
+    port = int(config["WORKER_METRICS_PORT"])
+    assert port > 0
+    assert config["WORKER_METRICS_HOST"] == "0.0.0.0"  # reachable from outside the pod
+    for queue in QUEUES:
+        pod = get(objects, "Deployment", f"fashionistar-worker-{queue}")["spec"]["template"]
+        assert pod["metadata"]["annotations"] == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(port),
+            "prometheus.io/path": "/metrics",
+        }
+        worker = container(objects, "Deployment", f"fashionistar-worker-{queue}")
+        assert worker["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+        assert "--processes" not in worker["command"]  # one process per pod: one port
+
+
 def test_api_probes_shutdown_and_spread(rendered: tuple[str, list[Obj]]) -> None:
     _, objects = rendered
     api = container(objects, "Deployment", "fashionistar-api")
@@ -234,10 +252,14 @@ def test_network_policies_deny_by_default_and_allow_only_the_listed_paths(
         for p in policies.values()
         if p.get("ingress")
     }
-    assert set(admitted) == {"api", "pgbouncer"}
+    assert set(admitted) == {"api", "pgbouncer", "worker"}
     assert [f["namespaceSelector"]["matchLabels"] for f in admitted["api"][0]["from"]] == [
         {"kubernetes.io/metadata.name": "ingress-nginx"}
     ]
+    # Prometheus scrapes the API's /metrics and the workers' metrics port, and nothing else.
+    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert admitted["api"][1] == {"from": monitoring, "ports": [{"protocol": "TCP", "port": 8000}]}
+    assert admitted["worker"] == [{"from": monitoring, "ports": [{"protocol": "TCP", "port": 9100}]}]
     clients = {
         f["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
         for f in admitted["pgbouncer"][0]["from"]

@@ -41,6 +41,7 @@ from db.config import VERSION_TABLE
 from db.engine import create_database
 from db.services.catalog.taxonomy import CategoryTree, load_category_tree
 from devstack.demo.catalog import seed_catalog
+from devstack.progress import progress
 from inference.manifest import all_manifests
 from inference.product_embedding import ProductEmbedder
 
@@ -156,7 +157,7 @@ def ensure_dataset(stack: SearchStack, spec: DatasetSpec, *, rebuild: bool) -> D
         return Dataset(spec, reused=True, marker=marker, steps=timer.steps)
 
     marker_path.unlink(missing_ok=True)
-    with timer.step("drop and create the database"):
+    with timer.step("drop and create the database"), progress("drop and create the database"):
         stack.postgres.drop_database(spec.name)
         stack.postgres.ensure_database(spec.name)
         shutil.rmtree(stack.media_dir(spec.name), ignore_errors=True)
@@ -225,11 +226,15 @@ async def _build(settings: Settings, spec: DatasetSpec, timer: Timer) -> dict[st
                     model=model_label(manifest),
                     noise_rank=spec.noise_rank,
                 )
-            with timer.step("HNSW index build (maintenance_work_mem 2GB, parallel)"):
+            step = "HNSW index build (maintenance_work_mem 2GB, parallel)"
+            with timer.step(step), progress(step):
                 await build_hnsw_index(conn)
-        with timer.step("VACUUM ANALYZE"):
-            for table in ("products", "product_images", "size_chart_rows", "fit_profiles", "variants"):
+        tables = ("products", "product_images", "size_chart_rows", "fit_profiles", "variants")
+        with timer.step("VACUUM ANALYZE"), progress("VACUUM ANALYZE", len(tables)) as bar:
+            for table in tables:
+                bar.describe(f"VACUUM ANALYZE {table}")
                 await conn.execute(f"VACUUM ANALYZE {table}")
+                bar.advance()
         counts = await conn.fetchrow(
             "SELECT (SELECT count(*) FROM products) AS products,"
             " (SELECT count(*) FROM products WHERE is_listed) AS listed,"

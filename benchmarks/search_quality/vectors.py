@@ -27,6 +27,7 @@ from core.task_names import EMBED_IMAGE
 from db.models import ProductImage
 from db.models.catalog import EMBEDDING_DIMENSIONS
 from db.services.catalog.taxonomy import CategoryTree
+from devstack.progress import progress
 from inference.manifest import Manifest
 from inference.product_embedding import ProductEmbedder, preprocess
 
@@ -61,12 +62,14 @@ async def embed_stored_photos(
     rows = await conn.fetch("SELECT id, original_key FROM product_images WHERE embedding IS NULL ORDER BY id")
     ids: list[UUID] = []
     vectors: list[np.ndarray] = []
-    for start in range(0, len(rows), EMBED_BATCH):
-        batch = rows[start : start + EMBED_BATCH]
-        photos = await asyncio.gather(*(storage.get(row["original_key"]) for row in batch))
-        pixels = await asyncio.to_thread(_pixels, list(photos))
-        vectors.extend(await asyncio.to_thread(embedder.embed_pixels, pixels))
-        ids.extend(row["id"] for row in batch)
+    with progress(f"embedding {len(rows):,} photos", len(rows)) as bar:
+        for start in range(0, len(rows), EMBED_BATCH):
+            batch = rows[start : start + EMBED_BATCH]
+            photos = await asyncio.gather(*(storage.get(row["original_key"]) for row in batch))
+            pixels = await asyncio.to_thread(_pixels, list(photos))
+            vectors.extend(await asyncio.to_thread(embedder.embed_pixels, pixels))
+            ids.extend(row["id"] for row in batch)
+            bar.advance(len(batch))
     await conn.execute(
         f"CREATE TEMP TABLE bench_embeddings (id uuid PRIMARY KEY, embedding vector({EMBEDDING_DIMENSIONS}))"
     )
@@ -175,22 +178,24 @@ async def add_noise_copies(
     await conn.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
     now = datetime.now(UTC)
     to_base: list[np.ndarray] = []
-    for start in range(0, len(targets), COPY_CHUNK):
-        picks = chosen[start : start + COPY_CHUNK]
-        if basis is None:
-            noise = rng.standard_normal((len(picks), matrix.shape[1]), dtype=np.float32) * sigma
-        else:
-            noise = (rng.standard_normal((len(picks), len(basis)), dtype=np.float32) * sigma) @ basis
-        noisy = matrix[picks] + noise
-        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
-        to_base.append(np.einsum("ij,ij->i", noisy, matrix[picks]))
-        records = []
-        for row, pick, vector in zip(targets[start : start + COPY_CHUNK], picks, noisy, strict=True):
-            base = bases[pick]
-            records.append((uuid_compat.uuid7(), row["id"], 0, base.original_key, "image/jpeg", 512, 512,
-                            base.byte_size, "ready", base.thumbnails, "ready", None, vector, model, now,
-                            now))  # fmt: skip
-        await conn.copy_records_to_table("product_images", records=records, columns=_IMAGE_COLUMNS)
+    with progress(f"look-alike image rows ({len(targets):,})", len(targets)) as bar:
+        for start in range(0, len(targets), COPY_CHUNK):
+            picks = chosen[start : start + COPY_CHUNK]
+            if basis is None:
+                noise = rng.standard_normal((len(picks), matrix.shape[1]), dtype=np.float32) * sigma
+            else:
+                noise = (rng.standard_normal((len(picks), len(basis)), dtype=np.float32) * sigma) @ basis
+            noisy = matrix[picks] + noise
+            noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+            to_base.append(np.einsum("ij,ij->i", noisy, matrix[picks]))
+            records = []
+            for row, pick, vector in zip(targets[start : start + COPY_CHUNK], picks, noisy, strict=True):
+                base = bases[pick]
+                records.append((uuid_compat.uuid7(), row["id"], 0, base.original_key, "image/jpeg", 512, 512,
+                                base.byte_size, "ready", base.thumbnails, "ready", None, vector, model, now,
+                                now))  # fmt: skip
+            await conn.copy_records_to_table("product_images", records=records, columns=_IMAGE_COLUMNS)
+            bar.advance(len(picks))
     await _copy_thumbnails(conn, [(r["id"], bases[pick]) for r, pick in zip(targets, chosen, strict=True)])
     cosines = np.concatenate(to_base) if to_base else np.zeros(0, np.float32)
     pairs = rng.integers(len(bases), size=(4000, 2))

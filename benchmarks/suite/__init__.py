@@ -24,8 +24,10 @@
 5. **Verdicts** (``targets.py``) against ``benchmarks/targets.toml``; **evidence** for misses in
    full runs (``profile.py``): py-spy over the API during an extra closed-loop run per scenario,
    EXPLAIN ANALYZE of the hot queries.
-6. **Outputs** (``report.py``, ``plots.py``): ``benchmarks/results/latest.json`` and a timestamped
-   copy, ``latest.md``, ``latest-percentiles.png``, ``latest-rates.png``.
+6. **Outputs** (``report.py``, ``plots.py``): ``benchmarks/results/bench-<UTC time>.json`` and
+   ``.md`` with its plots, for every run; a run that completed (not interrupted, not stopped by an
+   error) then replaces ``latest.json``, ``latest.md``, ``latest-percentiles.png`` and
+   ``latest-rates.png``, the committed results.
 
 ``--quick`` runs a subset (7 scenarios, 5 s per run, only the target's rate, no profiling) in about
 two minutes once the dataset exists. The exit code is 0 when the suite ran (targets are reported,

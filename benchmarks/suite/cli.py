@@ -19,7 +19,7 @@ from benchmarks.search_quality.stack import Timer, log
 from benchmarks.suite import compare
 from benchmarks.suite.dataset import SuiteSpec, ensure_suite_dataset, working_copy
 from benchmarks.suite.plots import write_plots
-from benchmarks.suite.report import RESULTS_DIR, write_results
+from benchmarks.suite.report import RESULTS_DIR, replace_latest, run_completed, run_stamp, write_results
 from benchmarks.suite.runs import Plan
 from benchmarks.suite.session import run_session
 from benchmarks.suite.stack import SuiteStack
@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["plots"]:
         import json  # noqa: PLC0415
 
-        for path in write_plots(json.loads(Path(argv[1]).read_text()), load_targets(), Path(argv[1]).parent):
+        source = Path(argv[1])
+        for path in write_plots(json.loads(source.read_text()), load_targets(), source.parent, source.stem):
             print(path)
         return 0
     args = parse_args(argv)
@@ -171,13 +172,24 @@ def main(argv: list[str] | None = None) -> int:
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["steps"] = timer.steps
     report["machine"] = machine()
-    targets = load_targets()
-    report["targets"] = evaluate(report, targets)
-    paths = write_results(report, args.results_dir)
+    report["targets"] = evaluate(report, load_targets())
+    write_outputs(report, args.results_dir)
+    return exit_code
+
+
+def write_outputs(report: dict[str, Any], results_dir: Path) -> list[Path]:
+    """This run's results under its own time; the committed ``latest`` ones only if it completed."""
+    stamp = run_stamp()
+    paths = write_results(report, results_dir, stamp)
     try:
-        paths += write_plots(report, targets, args.results_dir)
+        paths += write_plots(report, load_targets(), results_dir, f"bench-{stamp}")
     except Exception as exc:  # plots are a view of the JSON; the JSON is written already
         log.warning("plots failed", error=str(exc))
-    print((args.results_dir / "latest.md").read_text().split("## The floor")[0])
+    with no_interrupts():  # a few renames: let them all happen
+        paths += replace_latest(report, results_dir, stamp)
+    print(paths[1].read_text().split("## The floor")[0])
     print("written:", *map(str, paths), sep="\n  ")
-    return exit_code
+    if not run_completed(report):
+        reason = report["failures"]["run"]
+        print(f"The run did not complete ({reason}): {results_dir}/latest.* are left as they were.")
+    return paths

@@ -28,6 +28,7 @@ from benchmarks.search_quality.dataset import Dataset, DatasetSpec, category_tre
 from benchmarks.search_quality.stack import SearchStack, Timer, connect
 from benchmarks.suite import people
 from db import migrate
+from devstack.progress import progress
 
 DATASET_VERSION = 2
 RUN_DATABASE = "bench_run"
@@ -104,7 +105,8 @@ def ensure_suite_dataset(stack: SearchStack, spec: SuiteSpec, *, rebuild: bool) 
             migrate.upgrade(stack.dataset_settings(spec.name))
         return SuiteDataset(spec, catalog, reused=True, marker=marker, steps=timer.steps)
     marker_path.unlink(missing_ok=True)
-    with timer.step("copy the catalog database (CREATE DATABASE ... TEMPLATE)"):
+    step = "copy the catalog database (CREATE DATABASE ... TEMPLATE)"
+    with timer.step(step), progress(step):
         copy_database(stack, spec.catalog.name, spec.name)
     settings = stack.dataset_settings(spec.name)
     with timer.step("migrations"):
@@ -127,14 +129,18 @@ async def _add_people(stack: SearchStack, spec: SuiteSpec, timer: Timer) -> dict
     settings = stack.dataset_settings(spec.name)
     tree = await category_tree(settings)
     async with connect(settings.require_database_url()) as conn:
-        with timer.step(f"shoppers, body profiles and order history planned ({spec.users:,} shoppers)"):
+        step = f"shoppers, body profiles and order history planned ({spec.users:,} shoppers)"
+        with timer.step(step), progress(f"planning {spec.users:,} shoppers", spec.users) as bar:
             products = await people.chart_products(conn, tree, people.POPULAR_PRODUCTS)
-            rows = people.plan_people(spec.users, spec.orders_per_user, spec.catalog.seed, products)
-        with timer.step("COPY users, measurements, orders, order lines, order events"):
-            counts = await people.write_people(conn, rows)
-        with timer.step("VACUUM ANALYZE"):
+            rows = people.plan_people(spec.users, spec.orders_per_user, spec.catalog.seed, products, bar)
+        step = "COPY users, measurements, orders, order lines, order events"
+        with timer.step(step), progress(step, len(people.COLUMNS)) as bar:
+            counts = await people.write_people(conn, rows, bar)
+        with timer.step("VACUUM ANALYZE"), progress("VACUUM ANALYZE", len(people.COLUMNS)) as bar:
             for table in people.COLUMNS:
+                bar.describe(f"VACUUM ANALYZE {table}")
                 await conn.execute(f"VACUUM ANALYZE {table}")
+                bar.advance()
     lines = max(1, len(rows.lines))
     return {
         "rows": counts,
@@ -146,6 +152,7 @@ async def _add_people(stack: SearchStack, spec: SuiteSpec, timer: Timer) -> dict
 
 def working_copy(stack: SearchStack, dataset: SuiteDataset, timer: Timer) -> str:
     """A fresh ``bench_run`` database copied from the suite database; returns its name."""
-    with timer.step(f"working copy {RUN_DATABASE} of {dataset.spec.name}"):
+    step = f"working copy {RUN_DATABASE} of {dataset.spec.name}"
+    with timer.step(step), progress(step):
         copy_database(stack, dataset.spec.name, RUN_DATABASE)
     return RUN_DATABASE

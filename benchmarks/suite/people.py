@@ -39,6 +39,7 @@ import uuid_utils.compat as uuid_compat
 from core.adapters.passwords import hash_password_sync
 from core.rules.fit import advise
 from db.services.catalog.taxonomy import CategoryTree
+from devstack.progress import Tracker
 from inference.body_measure.calibration import CALIBRATION_PATH, MEASUREMENT_KEYS, PROFILE_LEVELS
 from training.body.anthropometry import sample_body
 
@@ -165,8 +166,16 @@ class PeopleRows:
         self.advised_sizes = 0
 
 
-def plan_people(users: int, orders_per_user: float, seed: int, products: list[ChartProduct]) -> PeopleRows:
-    """Every row of the shoppers and their history (nothing is written here)."""
+def plan_people(
+    users: int,
+    orders_per_user: float,
+    seed: int,
+    products: list[ChartProduct],
+    tracker: Tracker | None = None,
+) -> PeopleRows:
+    """Every row of the shoppers and their history (nothing is written here); ``tracker`` counts
+    the shoppers done."""
+    tracker = tracker or Tracker()
     population = json.loads(CALIBRATION_PATH.read_text())["population"]
     rng = np.random.default_rng([seed, 41])
     now = datetime.now(UTC)
@@ -218,6 +227,7 @@ def plan_people(users: int, orders_per_user: float, seed: int, products: list[Ch
             placed = now - timedelta(days=float(rng.uniform(1, 365)))
             status = statuses[int(rng.choice(len(statuses), p=mix))]
             _order(rows, rng, user_id, name, placed, status, products, weights, measurements, confidence)
+        tracker.advance()
     return rows
 
 
@@ -433,9 +443,13 @@ COLUMNS = {
 }
 
 
-async def write_people(conn: asyncpg.Connection, rows: PeopleRows) -> dict[str, int]:
+async def write_people(
+    conn: asyncpg.Connection, rows: PeopleRows, tracker: Tracker | None = None
+) -> dict[str, int]:
     """COPY every row in one transaction (binary COPY: jsonb as JSON text, vectors as numpy arrays
-    through the connection's pgvector codec, ``search_quality.stack.connect``)."""
+    through the connection's pgvector codec, ``search_quality.stack.connect``); ``tracker`` counts
+    the tables done."""
+    tracker = tracker or Tracker()
     tables = {
         "users": rows.users,
         "measurements": rows.measurements,
@@ -446,5 +460,7 @@ async def write_people(conn: asyncpg.Connection, rows: PeopleRows) -> dict[str, 
     }
     async with conn.transaction():
         for table, records in tables.items():
+            tracker.describe(f"COPY {table} ({len(records):,} rows)")
             await conn.copy_records_to_table(table, records=records, columns=COLUMNS[table])
+            tracker.advance()
     return {table: len(records) for table, records in tables.items()}

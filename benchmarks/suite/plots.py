@@ -1,11 +1,12 @@
-"""PNG plots of a result file (matplotlib, no screen needed):
+"""PNG plots of a result file (matplotlib, no screen needed), named after the run
+(``bench-<UTC time>``; ``latest`` for the committed run's, see ``report.py``):
 
-* ``latest-percentiles.png``: p50/p95/p99 per scenario at its target's offered rate (open loop),
+* ``<name>-percentiles.png``: p50/p95/p99 per scenario at its target's offered rate (open loop),
   with the target's p95 limit marked; log scale, since they span 1 ms to seconds.
-* ``latest-rates.png``: p95 latency against offered rate, one line per scenario (open loop), with
+* ``<name>-rates.png``: p95 latency against offered rate, one line per scenario (open loop), with
   the floor app's product page for comparison.
 
-    python -m benchmarks.suite plots benchmarks/results/latest.json
+    python -m benchmarks.suite plots benchmarks/results/latest.json    # latest-*.png
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from benchmarks.suite.targets import at_rate
 JsonDict = dict[str, Any]
 
 
-def write_plots(report: JsonDict, targets: dict[str, JsonDict], out_dir: Path) -> list[Path]:
+def write_plots(
+    report: JsonDict, targets: dict[str, JsonDict], out_dir: Path, run_name: str = "latest"
+) -> list[Path]:
     import matplotlib as mpl  # noqa: PLC0415  # a dev dependency, loaded only to plot
 
     mpl.use("Agg")
@@ -50,9 +53,10 @@ def write_plots(report: JsonDict, targets: dict[str, JsonDict], out_dir: Path) -
     ax.set_xticks(range(len(names)), names, fontsize=8)
     ax.set_ylabel("latency, ms (open loop, log scale); dashed: target p95")
     ax.set_title(f"Latency percentiles per scenario ({report.get('finished_at')})")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # a run that measured nothing has nothing to label
+        ax.legend()
     fig.tight_layout()
-    paths.append(out_dir / "latest-percentiles.png")
+    paths.append(out_dir / f"{run_name}-percentiles.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
@@ -73,9 +77,10 @@ def write_plots(report: JsonDict, targets: dict[str, JsonDict], out_dir: Path) -
     ax.set_xlabel("offered rate, req/s (log)")
     ax.set_ylabel("p95 latency, ms (log)")
     ax.set_title("p95 latency vs offered rate (open loop)")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(out_dir / "latest-rates.png")
+    paths.append(out_dir / f"{run_name}-rates.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
     return paths

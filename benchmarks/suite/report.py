@@ -1,28 +1,76 @@
-"""The suite's outputs: ``latest.json`` (+ a timestamped copy) and ``latest.md`` in
-``benchmarks/results/``; the plots are ``plots.py``'s."""
+"""The suite's outputs in ``benchmarks/results/``: every run writes ``bench-<UTC time>.json`` and
+``.md`` (and its plots, ``plots.py``); a run that completed also replaces ``latest.json``,
+``latest.md`` and ``latest-*.png``, the committed results. An interrupted or failed run never
+does: its own files say how far it got."""
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+LATEST = "latest"
+PLOTS = ("percentiles", "rates")
 VERDICT = {True: "PASS", False: "FAIL", None: "n/a"}
 JsonDict = dict[str, Any]
 
 
-def write_results(report: JsonDict, results_dir: Path = RESULTS_DIR) -> list[Path]:
+def run_stamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def run_completed(report: JsonDict) -> bool:
+    """The run went through all its steps: not interrupted, not stopped by an error. (A scenario
+    that failed inside it is one of its results, under ``failures`` by its name.)"""
+    return "run" not in (report.get("failures") or {})
+
+
+def write_results(report: JsonDict, results_dir: Path, stamp: str) -> list[Path]:
+    """This run's ``bench-<stamp>.json`` and ``.md`` (whose plots are ``bench-<stamp>-*.png``)."""
     results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    text = json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n"
-    markdown = render_markdown(report)
-    paths = [results_dir / "latest.json", results_dir / f"bench-{stamp}.json", results_dir / "latest.md"]
-    paths[0].write_text(text)
-    paths[1].write_text(text)
-    paths[2].write_text(markdown)
+    prefix = f"bench-{stamp}"
+    paths = [results_dir / f"{prefix}.json", results_dir / f"{prefix}.md"]
+    paths[0].write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+    paths[1].write_text(render_markdown(report, plots=prefix))
     return paths
+
+
+def replace_latest(report: JsonDict, results_dir: Path, stamp: str) -> list[Path]:
+    """Make the run ``stamp`` the latest: ``latest.json``, ``latest.md`` and the plots it has.
+
+    Only for a run that completed (:func:`run_completed`; otherwise nothing is touched and the
+    list is empty). Each file is written beside its target and renamed over it, so an
+    interruption leaves every ``latest`` file whole; a plot this run could not draw is removed
+    rather than left over from an older run.
+    """
+    if not run_completed(report):
+        return []
+    prefix = f"bench-{stamp}"
+    paths = []
+    for plot in PLOTS:
+        source, target = results_dir / f"{prefix}-{plot}.png", results_dir / f"{LATEST}-{plot}.png"
+        if source.exists():
+            _replace(target, source.read_bytes())
+            paths.append(target)
+        else:
+            target.unlink(missing_ok=True)
+    texts = {
+        f"{LATEST}.json": (results_dir / f"{prefix}.json").read_text(),
+        f"{LATEST}.md": render_markdown(report, plots=LATEST),
+    }
+    for name, text in texts.items():  # the Markdown last: it names the others
+        _replace(results_dir / name, text.encode())
+        paths.append(results_dir / name)
+    return paths
+
+
+def _replace(target: Path, data: bytes) -> None:
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, target)
 
 
 def _n(value: Any, digits: int = 1) -> str:
@@ -91,7 +139,8 @@ def scenario_rows(report: JsonDict) -> list[list[Any]]:
     return rows
 
 
-def render_markdown(report: JsonDict) -> str:
+def render_markdown(report: JsonDict, plots: str = LATEST) -> str:
+    """The report as Markdown; its plots are ``<plots>-percentiles.png`` and ``<plots>-rates.png``."""
     m, v = report.get("machine") or {}, report.get("versions") or {}
     lines = [
         f"# Benchmark suite: {report.get('finished_at')} ({'quick' if report.get('quick') else 'full'} run)",
@@ -182,9 +231,9 @@ def render_markdown(report: JsonDict) -> str:
         "",
         "## Plots",
         "",
-        "![latency percentiles](latest-percentiles.png)",
+        f"![latency percentiles]({plots}-percentiles.png)",
         "",
-        "![latency vs offered rate](latest-rates.png)",
+        f"![latency vs offered rate]({plots}-rates.png)",
         "",
     ]
     return "\n".join(lines)

@@ -8,16 +8,14 @@ decoded at 1/8 scale (every byte is still read), which keeps memory small.
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 
 import msgspec
 from PIL import Image, ImageOps, UnidentifiedImageError
-from pillow_heif import register_heif_opener
 
 from core.errors import DomainError
-
-register_heif_opener()
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "HEIF": "image/heic"}
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
@@ -43,6 +41,19 @@ class ImageTooLarge(DomainError):
     code = "image_too_large"
 
 
+@functools.cache
+def register_heic_decoder() -> None:
+    """Teach Pillow to open HEIC photos (phones). Idempotent.
+
+    Done on first use rather than at import: pillow-heif costs ~12 MB, which the API would
+    carry from its start for the uploads and searches by photo that need it. Processes that
+    decode photos with Pillow directly (the inference worker) call it before they do.
+    """
+    from pillow_heif import register_heif_opener  # noqa: PLC0415
+
+    register_heif_opener()
+
+
 class ImageInfo(msgspec.Struct, frozen=True):
     format: str
     content_type: str
@@ -63,6 +74,7 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int
         raise ImageTooLarge(f"Images may be at most {max_bytes // (1024 * 1024)} MiB.")
     if not data:
         raise UnsupportedImage("The upload is empty.")
+    register_heic_decoder()
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -105,6 +117,7 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int
 
 def make_thumbnail(data: bytes, max_side: int, *, quality: int = 82) -> bytes:
     """A WebP no larger than ``max_side`` on its longer side, orientation applied, RGB."""
+    register_heic_decoder()
     with Image.open(io.BytesIO(data)) as image:
         if image.format == "JPEG":
             image.draft("RGB", (max_side * 2, max_side * 2))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import anyio
 from argon2 import PasswordHasher as _Argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from zxcvbn import zxcvbn
 
 MIN_LENGTH = 10
 MAX_LENGTH = 128
@@ -21,7 +20,13 @@ _ZXCVBN_MAX = 72
 
 _argon2 = _Argon2()  # Argon2id with argon2-cffi's RFC 9106 low-memory parameters
 # Verified when the account does not exist, so an unknown email costs as much as a wrong password.
-_DUMMY_HASH = _argon2.hash("this-account-does-not-exist")
+# Written out rather than computed at import: one hash costs ~64 MiB and tens of milliseconds,
+# which every process importing this module (the API at start) would pay. It must carry the
+# parameters of ``_argon2`` (a test checks that ``needs_rehash`` is false for it), or unknown
+# emails would answer faster than wrong passwords.
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$hEPkBQ2Dg8dMbqs9myqjcA$dLZ+/xm7KTJ63cG87LmTakpArrfug1i3iFekQUnsmLk"
+)
 
 
 def password_problems(password: str, *, user_inputs: list[str] | None = None) -> list[str]:
@@ -29,6 +34,10 @@ def password_problems(password: str, *, user_inputs: list[str] | None = None) ->
 
     ``user_inputs`` (email, name) count as guessable words.
     """
+    # Imported on first use: zxcvbn builds its dictionaries at import (~12 MB), which only the
+    # few requests that set a password need.
+    from zxcvbn import zxcvbn  # noqa: PLC0415
+
     if len(password) < MIN_LENGTH:
         return [f"Use at least {MIN_LENGTH} characters."]
     if len(password) > MAX_LENGTH:

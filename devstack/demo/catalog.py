@@ -37,6 +37,7 @@ from db.services.catalog.listing_refresh import refresh_listing
 from db.services.catalog.taxonomy import load_category_tree
 from devstack.demo import pictures
 from devstack.demo.catalog_plan import Rows, catalog_leaves, plan_catalog
+from devstack.progress import progress
 from devstack.services import EmbeddedPostgres
 
 log = get_logger(__name__)
@@ -117,10 +118,12 @@ def _render(job: tuple[UUID, UUID, str, str, int]) -> tuple[UUID, UUID, bytes, b
 async def _write_pictures(storage: MediaStorage, rows: Rows) -> None:
     now = datetime.now(UTC)
     loop = asyncio.get_running_loop()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch_start in range(0, len(rows.pictures), 64):
+    count = len(rows.pictures)
+    with ThreadPoolExecutor(max_workers=2) as pool, progress(f"product photos ({count:,})", count) as bar:
+        for batch_start in range(0, count, 64):
             batch = rows.pictures[batch_start : batch_start + 64]
             rendered = await asyncio.gather(*(loop.run_in_executor(pool, _render, job) for job in batch))
+            bar.advance(len(batch))
             for product_id, image_id, original, small, medium in rendered:
                 folder = f"products/{product_id}/{image_id}"
                 await storage.put(f"{folder}/original.jpg", original, "image/jpeg")
@@ -140,19 +143,25 @@ async def _load(session: AsyncSession, rows: Rows) -> None:
     # Bulk loading a benchmark catalog takes longer than any request may.
     await session.execute(text("SET LOCAL statement_timeout = 0"))
     await _reuse_fit_profiles(session, rows)
-    for table, records in (
-        ("users", rows.users),
-        ("vendors", rows.vendors),
-        ("brands", rows.brands),
-        ("products", rows.products),
-        ("variants", rows.variants),
-        ("fit_profiles", list(rows.fit_profiles.values())),
-        ("size_chart_rows", rows.charts),
-        ("product_images", rows.images),
-        ("outbox_messages", rows.jobs),
-    ):
-        await _copy(session, table, records)
-    await refresh_listing(session, vendor_ids=[v[0] for v in rows.vendors])
+    tables = {
+        "users": rows.users,
+        "vendors": rows.vendors,
+        "brands": rows.brands,
+        "products": rows.products,
+        "variants": rows.variants,
+        "fit_profiles": list(rows.fit_profiles.values()),
+        "size_chart_rows": rows.charts,
+        "product_images": rows.images,
+        "outbox_messages": rows.jobs,
+    }
+    with progress("loading the catalog", len(tables) + 1) as bar:
+        for table, records in tables.items():
+            bar.describe(f"COPY {table} ({len(records):,} rows)")
+            await _copy(session, table, records)
+            bar.advance()
+        bar.describe("listing columns: prices, stock, sizes, colours, search text")
+        await refresh_listing(session, vendor_ids=[v[0] for v in rows.vendors])
+        bar.advance()
 
 
 async def _analyze(database: Database) -> None:
@@ -198,13 +207,15 @@ async def seed_catalog(
             tree = await load_category_tree(session)
         leaves = catalog_leaves(tree.roots)
         wanted_pictures = products if pictures_for is None else min(pictures_for, products)
-        rows = plan_catalog(
-            leaves, products=products, seed=seed, pictures_for=wanted_pictures, currency=settings.currency
-        )
+        with progress(f"planning {products:,} products"):
+            rows = plan_catalog(
+                leaves, products=products, seed=seed, pictures_for=wanted_pictures, currency=settings.currency
+            )
         await _write_pictures(storage, rows)
         async with database.session_maker() as session, session.begin():
             await _load(session, rows)
-        await _analyze(database)
+        with progress("ANALYZE (planner statistics)"):
+            await _analyze(database)
         log.info(
             "demo catalog written",
             products=products,

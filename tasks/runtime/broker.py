@@ -15,6 +15,7 @@ import anyio
 from redis.asyncio import Redis
 from taskiq import TaskiqEvents, TaskiqState
 
+from core.adapters.images import register_heic_decoder
 from core.adapters.mail import build_mailer
 from core.adapters.payments import build_payment_provider
 from core.adapters.storage import build_private_storage, build_storage
@@ -26,6 +27,7 @@ from db.engine import create_database
 from db.services.subscribers import register_all
 from tasks.runtime import heartbeat
 from tasks.runtime.factory import build_broker, redis_url_for
+from tasks.runtime.metrics import MetricsEndpoint, TaskMetricsMiddleware, serve_metrics
 from tasks.runtime.queues import Queue, parse_queues, stream_name
 from tasks.runtime.resources import Models, TaskResources
 
@@ -35,6 +37,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 broker = build_broker(get_settings(), parse_queues(os.environ.get("WORKER_QUEUES")))
+# Last, so it times a run once a retry's wait is over and sees whether a retry was scheduled.
+broker.add_middlewares(TaskMetricsMiddleware())
 
 
 def queue_task(queue: Queue, name: str, **labels: Any) -> Callable[[F], F]:
@@ -74,6 +78,7 @@ async def _startup_worker(state: TaskiqState) -> None:
         payments=build_payment_provider(settings),
         models=models,
     )
+    state.metrics = serve_metrics(settings, state.resources.redis, db)
     state.heartbeat = heartbeat.start(settings.heartbeat_file, settings.heartbeat_interval_seconds)
     log.info("worker started", queues=[s.rsplit(":", 1)[-1] for s in broker.streams])
 
@@ -87,6 +92,8 @@ async def _load_models(threads: int, max_batch: int) -> Models:
     from inference.product_embedding import ProductEmbedder  # noqa: PLC0415
     from tasks.runtime.batching import EmbeddingBatcher  # noqa: PLC0415
 
+    # Product images and body photos may be HEIC (phones); Pillow opens them once this is done.
+    register_heic_decoder()
     manifests = all_manifests()
     manifest = manifests["product_embedding"]
     embedder = ProductEmbedder(manifest, intra_op_threads=threads, max_batch=max_batch)
@@ -123,6 +130,9 @@ async def _shutdown_client(state: TaskiqState) -> None:
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
 async def _shutdown_worker(state: TaskiqState) -> None:
     await heartbeat.stop(getattr(state, "heartbeat", None), get_settings().heartbeat_file)
+    metrics: MetricsEndpoint | None = getattr(state, "metrics", None)
+    if metrics is not None:
+        await anyio.to_thread.run_sync(metrics.close)
     resources: TaskResources | None = getattr(state, "resources", None)
     if resources is not None:
         if resources.models is not None:

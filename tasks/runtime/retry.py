@@ -49,6 +49,14 @@ class PermanentTaskError(Exception):
     """Raised by a task for a failure that retrying cannot fix (the job is dropped, logged)."""
 
 
+class RetryScheduled(NoResultError):
+    """The result of an attempt that failed and was sent again: no result is saved for it (a
+    ``NoResultError`` to taskiq), and the metrics count it as a retry rather than a failure."""
+
+    __template__ = "failed and sent again (outage: {outage})"
+    outage: bool
+
+
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
     ceiling = min(cap, base * 2.0 ** (attempt - 1))
@@ -120,4 +128,4 @@ class BackoffRetryMiddleware(TaskiqMiddleware):
             error=repr(exception)[:500],
         )
         # The final result belongs to the last attempt, not this one.
-        result.error = NoResultError()
+        result.error = RetryScheduled(outage=outage)

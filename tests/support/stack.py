@@ -25,6 +25,8 @@ WORKER_TEST_ENV = {
     # unless a test gives a store a shipping profile (tests/test_shipping.py prices shipping).
     "SHIPPING_DEFAULT_PRICE": "0",
     "SHIPPING_DEFAULT_PER_EXTRA_ITEM": "0",
+    # Workers of the tests serve no metrics unless a test asks (they would all want one port).
+    "WORKER_METRICS_PORT": "0",
 }
 
 
@@ -32,17 +34,28 @@ class WorkerProcess:
     """``python -m tasks.runtime.worker`` with the test task module, as a real child process tree."""
 
     def __init__(
-        self, env: Mapping[str, str], log_path: Path, queues: str = "all", *, scheduler: bool = False
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        queues: str = "all",
+        *,
+        scheduler: bool = False,
+        processes: int = 1,
     ) -> None:
         self.env = dict(env)
         self.log_path = log_path
         self.queues = queues
         self.scheduler = scheduler
+        self.processes = processes
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
-        role = ["--scheduler"] if self.scheduler else ["--queues", self.queues, "--shutdown-timeout", "5"]
+        role = (
+            ["--scheduler"]
+            if self.scheduler
+            else ["--queues", self.queues, "--shutdown-timeout", "5", "--processes", str(self.processes)]
+        )
         self.process = subprocess.Popen(  # our own module and arguments
             [sys.executable, "-m", "tasks.runtime.worker", *role, "--module", "tests.support.worker_tasks"],
             cwd=ROOT,
