@@ -16,31 +16,9 @@ from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
+from core.secret import Secret
+
 Environment = Literal["dev", "test", "production"]
-
-
-class Secret:
-    """A secret string whose repr and str hide its value; call :meth:`reveal` to use it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    def __str__(self) -> str:
-        return "**********"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

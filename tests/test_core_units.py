@@ -14,7 +14,8 @@ from sqlalchemy.engine import make_url
 from core.adapters.mail import FileMailer, compose
 from core.events import Event, EventBus
 from core.jobs import NoActiveUnitOfWork, defer, job_buffer
-from core.settings import Secret, SettingsError, load_settings
+from core.secret import Secret
+from core.settings import SettingsError, load_settings
 from db.engine import create_database, engine_options, engine_url, normalise_url
 from tasks.runtime.queues import QUEUES, UnknownQueue, parse_queues, queue_of, stream_name
 from tasks.runtime.retry import backoff_delay

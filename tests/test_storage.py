@@ -11,7 +11,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from core.adapters.storage import MediaStorage, ObjectNotFound, build_storage
-from core.settings import Secret, Settings
+from core.secret import Secret
+from core.settings import Settings
 from devstack.services import free_port
 
 pytestmark = pytest.mark.anyio
