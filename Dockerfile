@@ -24,14 +24,16 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 # Only the dependency list first, so code changes do not reinstall the dependencies. The runtime
-# dependencies and the otel extra (tracing turns on with OTEL_EXPORTER_OTLP_ENDPOINT) are read
-# from pyproject.toml; the project itself runs from /app, not from site-packages.
+# dependencies, the inference extra (onnxruntime) and the otel extra (tracing turns on with
+# OTEL_EXPORTER_OTLP_ENDPOINT) are read from pyproject.toml; the project itself runs from /app,
+# not from site-packages.
 COPY pyproject.toml ./
 RUN python - <<'EOF' > requirements.txt
 import tomllib
 
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-print("\n".join([*project["dependencies"], *project["optional-dependencies"]["otel"]]))
+extras = project["optional-dependencies"]
+print("\n".join([*project["dependencies"], *extras["inference"], *extras["otel"]]))
 EOF
 RUN pip install --no-cache-dir -r requirements.txt \
     && python -m compileall -q /opt/venv/lib
