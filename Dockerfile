@@ -23,19 +23,12 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-# Only the dependency list first, so code changes do not reinstall the dependencies. The runtime
+# Only the lockfile first, so code changes do not reinstall the dependencies: the exact versions
+# of requirements/runtime.txt, hash-checked (`just lock` makes it from pyproject.toml: the runtime
 # dependencies, the inference extra (onnxruntime) and the otel extra (tracing turns on with
-# OTEL_EXPORTER_OTLP_ENDPOINT) are read from pyproject.toml; the project itself runs from /app,
-# not from site-packages.
-COPY pyproject.toml ./
-RUN python - <<'EOF' > requirements.txt
-import tomllib
-
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-extras = project["optional-dependencies"]
-print("\n".join([*project["dependencies"], *extras["inference"], *extras["otel"]]))
-EOF
-RUN pip install --no-cache-dir -r requirements.txt \
+# OTEL_EXPORTER_OTLP_ENDPOINT)). The project itself runs from /app, not from site-packages.
+COPY requirements/runtime.txt ./requirements.txt
+RUN pip install --no-cache-dir --require-hashes -r requirements.txt \
     && python -m compileall -q /opt/venv/lib
 
 # --- runtime: the virtualenv and the application code, nothing else -------------------------

@@ -18,8 +18,9 @@ from packaging.utils import canonicalize_name
 from tests.support.stack import ROOT
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+# Ours: the packages, and dev.py (the bootstrap script at the root).
 FIRST_PARTY = frozenset(
-    {"api", "core", "db", "tasks", "inference", "devstack", "training", "benchmarks", "tests"}
+    {"api", "core", "db", "tasks", "inference", "devstack", "training", "benchmarks", "tests", "dev"}
 )
 # The extras each package may import from, besides the runtime dependencies. core imports the
 # OpenTelemetry SDK only when tracing is switched on (core/adapters/telemetry.py).
@@ -49,6 +50,7 @@ NOT_IMPORTED = {
     "rust-just": "the recipe runner (just)",
     "py-spy": "a command (just bench profiles the API with it)",
     "pip-audit": "a command (just audit)",
+    "uv": "a command (just lock)",
 }
 
 

@@ -74,7 +74,9 @@ def test_the_default_command_is_the_api_as_the_dev_stack_runs_it() -> None:
             "installs packages",
         ),
         ("COPY inference/ /app/inference/", "COPY inference/body.py /app/inference/", "ONNX models"),
-        ("pip install --no-cache-dir -r", "pip install -r", None),
+        ("pip install --no-cache-dir --require-hashes", "pip install --require-hashes", None),
+        ("--require-hashes -r requirements.txt", "fashionistar[otel]", "no lockfile pins"),
+        ("--require-hashes -r requirements.txt", "-r requirements.txt", "no lockfile pins"),
     ],
 )
 def test_the_dockerfile_check_catches_breakage(old: str, new: str, message: str | None) -> None:

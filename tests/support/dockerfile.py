@@ -107,6 +107,8 @@ def problems(dockerfile: str, dockerignore: str) -> list[str]:
     for rest in (r for s in all_stages for w, r in s.instructions if w == "RUN"):
         if "pip install" in rest and "--no-cache-dir" not in rest and "PIP_NO_CACHE_DIR=1" not in dockerfile:
             found.append(f"pip keeps its cache: {rest[:60]}")
+        if "pip install" in rest and not re.search(r"pip install\b.*--require-hashes -r \S+\.txt", rest):
+            found.append(f"pip installs what no lockfile pins (--require-hashes -r <lockfile>): {rest[:60]}")
     return found + _final_stage_problems(all_stages[-1]) + _ignore_problems(dockerignore.splitlines())
 
 
