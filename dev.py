@@ -67,7 +67,7 @@ def _remove_unlocked(pip: list[str]) -> None:
     installed = {_canonical(d["name"]) for d in json.loads(listed.stdout)}
     extra = sorted(installed - locked - KEEP)
     if extra:
-        print(f"Removing what the lockfile no longer lists: {', '.join(extra)}", flush=True)
+        print(f"Removing packages the lockfile does not list: {', '.join(extra)}", flush=True)
         subprocess.run([*pip, "uninstall", "--quiet", "--yes", *extra], check=True)  # noqa: S603
 
 
