@@ -5,14 +5,18 @@
     python3 dev.py test      # the test suite
     python3 dev.py --list    # every recipe
 
-Needs only Python >= 3.11 and access to a package index. Re-installs when pyproject.toml
-changes. Standard library only.
+Needs only Python >= 3.11 and access to a package index. Installs exactly the hash-pinned
+versions of requirements/dev.txt (the lockfile, made by `just lock`), then the project itself
+(editable, without dependencies), and removes what the lockfile no longer lists. Re-installs when
+the lockfile or pyproject.toml changes. Standard library only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -20,7 +24,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-STAMP = VENV / ".installed-pyproject.sha256"
+LOCK = ROOT / "requirements" / "dev.txt"
+STAMP = VENV / ".installed-lock.sha256"
+# Part of every virtualenv, never in a lockfile.
+KEEP = frozenset({"pip", "setuptools", "wheel", "fashionistar"})
 
 
 def _venv_bin(name: str) -> Path:
@@ -33,17 +40,35 @@ def ensure_environment() -> None:
     if not _venv_bin("python").exists():
         print("Creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256(LOCK.read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text().strip() == digest:
         return
     print(
-        "Installing Fashionistar and its tools into .venv (first run or pyproject.toml changed) ...",
+        "Installing Fashionistar and its tools into .venv (first run, or the lockfile changed) ...",
         flush=True,
     )
-    python = str(_venv_bin("python"))
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)  # noqa: S603
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"], check=True)  # noqa: S603
+    pip = [str(_venv_bin("python")), "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "install", "--quiet", "--require-hashes", "-r", str(LOCK)], check=True)  # noqa: S603
+    subprocess.run([*pip, "install", "--quiet", "--no-deps", "-e", str(ROOT)], check=True)  # noqa: S603
+    _remove_unlocked(pip)
     STAMP.write_text(digest)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _remove_unlocked(pip: list[str]) -> None:
+    """Uninstall what .venv has and the lockfile does not list (a dependency that was dropped)."""
+    locked = {
+        _canonical(m[1]) for m in re.finditer(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==", LOCK.read_text(), re.M)
+    }
+    listed = subprocess.run([*pip, "list", "--format=json"], check=True, capture_output=True, text=True)  # noqa: S603
+    installed = {_canonical(d["name"]) for d in json.loads(listed.stdout)}
+    extra = sorted(installed - locked - KEEP)
+    if extra:
+        print(f"Removing packages the lockfile does not list: {', '.join(extra)}", flush=True)
+        subprocess.run([*pip, "uninstall", "--quiet", "--yes", *extra], check=True)  # noqa: S603
 
 
 def main() -> None:

@@ -37,6 +37,18 @@ lint:
     {{py}} -m ruff format --check .
     {{py}} -m mypy .
 
+# Re-lock requirements/*.txt from pyproject.toml with uv: hash-pinned versions valid on every Python >= 3.11 and platform (dev.txt: what dev.py installs; runtime.txt: the image; api.txt: the API's image). Keeps today's pins; `just lock --upgrade` or `just lock --upgrade-package NAME` moves them.
+lock *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    compile() {
+        {{py}} -m uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+            --custom-compile-command "just lock" --quiet "$@"
+    }
+    compile --extra dev -o requirements/dev.txt "$@"
+    compile --extra inference --extra otel -c requirements/dev.txt -o requirements/runtime.txt
+    compile --extra otel -c requirements/dev.txt -o requirements/api.txt
+
 # Apply ruff's fixes and formatting.
 fmt:
     {{py}} -m ruff check --fix .

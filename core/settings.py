@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import msgspec
+from dotenv import dotenv_values
 
 from core.secret import Secret
 
@@ -297,16 +298,14 @@ def _strip_credentials(url: str) -> str:
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
+    """The variables a ``.env`` file sets, read by python-dotenv (``export`` prefixes, single and
+    double quotes, escapes in double quotes, ``# comments`` after a value). Values are taken
+    literally (``${VAR}`` is not expanded: a secret may contain it); a key without ``=`` is skipped."""
     if not path.is_file():
-        return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+        return {}
+    return {
+        k: v for k, v in dotenv_values(path, interpolate=False, encoding="utf-8").items() if v is not None
+    }
 
 
 def _coerce(name: str, raw: str, annotation: Any) -> Any:

@@ -97,6 +97,52 @@ def test_dotenv_fills_only_missing_variables(tmp_path: Path, monkeypatch: pytest
     assert s.log_level == "DEBUG"
 
 
+DOTENV_CASES = {
+    # a shell-style file: `export` is dropped
+    "export SECRET_KEY=abc-from-an-exported-line-0123456789": (
+        "SECRET_KEY",
+        "abc-from-an-exported-line-0123456789",
+    ),
+    # a comment after an unquoted value is not part of it
+    "LOG_LEVEL=DEBUG # verbose": ("LOG_LEVEL", "DEBUG"),
+    # inside quotes `#` is text, and the quotes go
+    'MAIL_FROM="Shop <shop@example.test> # 1"  # the sender': ("MAIL_FROM", "Shop <shop@example.test> # 1"),
+    "SMTP_HOST='smtp.example.test'": ("SMTP_HOST", "smtp.example.test"),
+    # `#` inside an unquoted value (no space before it) is kept
+    "PAYMENT_CALLBACK_URL=https://shop.example.test/orders#paid": (
+        "PAYMENT_CALLBACK_URL",
+        "https://shop.example.test/orders#paid",
+    ),
+    # spaces around `=` are allowed; `${...}` is literal (secrets may contain it)
+    "SMTP_PASSWORD = pa${ss}word": ("SMTP_PASSWORD", "pa${ss}word"),
+    # escapes in double quotes
+    'SMTP_USERNAME="a\\"b"': ("SMTP_USERNAME", 'a"b'),
+}
+
+
+@pytest.mark.parametrize("line", sorted(DOTENV_CASES))
+def test_dotenv_reads_export_quotes_and_comments(
+    line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variable, expected = DOTENV_CASES[line]
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"# local settings\n\n{line}\nMAIL_BACKEND=file\n")
+    monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("APP_ENV", "dev")
+    value = getattr(load_settings(dotenv=env_file), variable.lower())
+    assert (value.reveal() if isinstance(value, Secret) else value) == expected
+    # What is already set wins over the file.
+    monkeypatch.setenv(variable, "from-the-environment")
+    value = getattr(load_settings(dotenv=env_file), variable.lower())
+    assert (value.reveal() if isinstance(value, Secret) else value) == "from-the-environment"
+
+
+def test_a_missing_dotenv_file_is_no_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    monkeypatch.setenv("APP_ENV", "dev")
+    assert load_settings(dotenv=tmp_path / "absent.env").log_level == "INFO"
+
+
 def test_secret_hides_its_value() -> None:
     secret = Secret("hunter2")
     assert "hunter2" not in repr(secret)

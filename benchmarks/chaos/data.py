@@ -233,9 +233,11 @@ async def payment_checks(db: Database, order_ids: Iterable[UUID]) -> list[Check]
             ).all()
         )
         statuses: dict[UUID, str] = dict(
-            (await session.execute(text("SELECT id, status FROM orders WHERE id = ANY(:ids)"), {"ids": ids}))
-            .tuples()
-            .all()
+            (
+                await session.execute(
+                    text("SELECT id, status FROM orders WHERE id = ANY(:ids)"), {"ids": ids}
+                )
+            ).all()
         )
         references = list(await session.scalars(select(Payment.reference).where(Payment.order_id.in_(ids))))
         unprocessed = await session.scalar(

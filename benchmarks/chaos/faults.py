@@ -253,7 +253,7 @@ class Chaos:
             rows = await session.execute(
                 select(Order.id, Order.status).where(Order.id.in_([UUID(i) for i in ids]))
             )
-            return {str(i): s for i, s in rows.tuples()}
+            return {str(i): s for i, s in rows}
 
     async def backdate(self, ids: list[str]) -> None:
         """Reservations of these orders ran out a second ago (the expiry job may now take them)."""
@@ -776,7 +776,7 @@ class Chaos:
                     PaymentEvent.reference.in_(references), PaymentEvent.event_type == "charge.success"
                 )
             )
-            return dict(rows.tuples().all())
+            return dict(rows.all())
 
     async def processed(self, references: list[str], within: float = 60) -> None:
         async def done() -> bool:

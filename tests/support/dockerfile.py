@@ -95,6 +95,41 @@ def final_copies(stage: Stage) -> list[tuple[list[str], str]]:
     return copies
 
 
+def targets(all_stages: list[Stage]) -> list[Stage]:
+    """The stages images are built from: those no other stage builds on or copies from."""
+    used = {s.base for s in all_stages} | {
+        found[1]
+        for s in all_stages
+        for word, rest in s.instructions
+        if word == "COPY" and (found := re.search(r"--from=(\S+)", rest))
+    }
+    return [s for s in all_stages if s.name not in used]
+
+
+def lineage(all_stages: list[Stage], stage: Stage) -> list[Stage]:
+    """``stage`` and the stages it is built on, the first one first."""
+    by_name = {s.name: s for s in all_stages if s.name}
+    chain = [stage]
+    while chain[0].base in by_name:
+        chain.insert(0, by_name[chain[0].base])
+    return chain
+
+
+def lockfiles_behind(all_stages: list[Stage], target: Stage) -> list[str]:
+    """The lockfiles (requirements/*.txt) installed into the virtualenv ``target`` copies in."""
+    by_name = {s.name: s for s in all_stages if s.name}
+    found = []
+    for stage in lineage(all_stages, target):
+        for word, rest in stage.instructions:
+            source = re.search(r"--from=(\S+)\s+/opt/venv\b", rest) if word == "COPY" else None
+            if source and source[1] in by_name:
+                for built in lineage(all_stages, by_name[source[1]]):
+                    found += [
+                        s for srcs, _ in final_copies(built) for s in srcs if s.startswith("requirements/")
+                    ]
+    return found
+
+
 def problems(dockerfile: str, dockerignore: str) -> list[str]:
     """Everything wrong with the image definition, by the rules of the deployment issue."""
     all_stages = stages(dockerfile)
@@ -107,7 +142,13 @@ def problems(dockerfile: str, dockerignore: str) -> list[str]:
     for rest in (r for s in all_stages for w, r in s.instructions if w == "RUN"):
         if "pip install" in rest and "--no-cache-dir" not in rest and "PIP_NO_CACHE_DIR=1" not in dockerfile:
             found.append(f"pip keeps its cache: {rest[:60]}")
-    return found + _final_stage_problems(all_stages[-1]) + _ignore_problems(dockerignore.splitlines())
+        if "pip install" in rest and not re.search(r"pip install\b.*--require-hashes -r \S+\.txt", rest):
+            found.append(f"pip installs what no lockfile pins (--require-hashes -r <lockfile>): {rest[:60]}")
+    for target in targets(all_stages):
+        found += _target_problems(all_stages, target)
+    if len(all_stages) >= 2 and "api" not in {t.name for t in targets(all_stages)}:
+        found.append("no api target (the API's image without onnxruntime and models)")
+    return found + _ignore_problems(dockerignore.splitlines())
 
 
 def _base_problems(all_stages: list[Stage]) -> list[str]:
@@ -124,23 +165,31 @@ def _base_problems(all_stages: list[Stage]) -> list[str]:
     return found
 
 
-def _final_stage_problems(final: Stage) -> list[str]:
+def _target_problems(all_stages: list[Stage], target: Stage) -> list[str]:
     found = []
-    users = [rest for word, rest in final.instructions if word == "USER"]
+    image = f"the {target.name or 'final'} image"
+    steps = [step for stage in lineage(all_stages, target) for step in stage.instructions]
+    users = [rest for word, rest in steps if word == "USER"]
     if not users:
-        found.append("the final stage runs as root (no USER)")
+        found.append(f"{image} runs as root (no USER)")
     elif users[-1].split(":")[0] in ("root", "0"):
-        found.append(f"the final stage runs as {users[-1]}")
-    runs = [rest for word, rest in final.instructions if word == "RUN"]
+        found.append(f"{image} runs as {users[-1]}")
+    runs = [rest for word, rest in steps if word == "RUN"]
     for rest in runs:
         if re.search(r"\b(apt-get|apk|yum)\b.*\binstall\b", rest):
-            found.append(f"the final stage installs packages: {rest[:60]}")
+            found.append(f"{image} installs packages: {rest[:60]}")
         if "pip install" in rest:
-            found.append("the final stage runs pip install")
-    found += [f"the final stage has build tool {t}" for t in BUILD_TOOLS if any(t in r.split() for r in runs)]
-    sources = [s for srcs, _ in final_copies(final) for s in srcs]
-    if not any(s == "inference/" or s.startswith("inference/models") for s in sources):
-        found.append("the ONNX models (inference/models/) are not copied into the final stage")
+            found.append(f"{image} runs pip install")
+    found += [f"{image} has build tool {t}" for t in BUILD_TOOLS if any(t in r.split() for r in runs)]
+    sources = [s for stage in lineage(all_stages, target) for srcs, _ in final_copies(stage) for s in srcs]
+    models = any(s == "inference/" or s.startswith("inference/models") for s in sources)
+    if target is all_stages[-1] and not models:
+        found.append(f"the ONNX models (inference/models/) are not copied into {image} (the default target)")
+    if target.name == "api":
+        if any(s.startswith("inference") for s in sources):
+            found.append(f"{image} copies inference/ (ONNX models the API never loads)")
+        if lockfiles_behind(all_stages, target) != ["requirements/api.txt"]:
+            found.append(f"{image}'s virtualenv is not built from requirements/api.txt alone")
     return found
 
 

@@ -5,7 +5,9 @@ manifest that relies on a feature it does not know fails here instead of renderi
 ``resources`` (files, or directories with a ``kustomization.yaml``), ``namespace``, ``images``
 (``newName``/``newTag``) and ``patches`` with ``path`` (strategic-merge patches found by kind and
 name; lists of containers, volumes and env entries merge by ``name``, volume mounts by
-``mountPath``, container ports by ``containerPort``, other lists are replaced, ``null`` deletes).
+``mountPath``, container ports by ``containerPort``, the patch's entries first as kustomize orders
+them; other lists are replaced, ``null`` deletes). tests/test_kustomize.py compares it with the
+real kustomize where one is installed.
 
 ``schema_errors`` validates built-in kinds against the Kubernetes OpenAPI schemas shipped by the
 ``kubernetes-validate`` package (strict: unknown fields are errors) and KEDA's kinds against
@@ -106,15 +108,19 @@ def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:
                 merged[name] = copy.deepcopy(value)
         return merged
     if isinstance(base, list) and isinstance(patch, list) and field in MERGE_KEYS:
+        # kustomize's order: the patch's entries first (merged into their base entry), in the
+        # patch's order, then the base entries the patch does not name. Order matters: an env
+        # entry may refer to earlier ones, and the first container is the default one.
         merge_key = MERGE_KEYS[field]
-        merged_list = copy.deepcopy(base)
-        for item in patch:
-            match = next((i for i, b in enumerate(merged_list) if b.get(merge_key) == item[merge_key]), None)
-            if match is None:
-                merged_list.append(copy.deepcopy(item))
-            else:
-                merged_list[match] = strategic_merge(merged_list[match], item, field)
-        return merged_list
+        by_key = {b.get(merge_key): b for b in base}
+        named = {item[merge_key] for item in patch}
+        merged_list = [
+            strategic_merge(by_key[item[merge_key]], item, field)
+            if item[merge_key] in by_key
+            else copy.deepcopy(item)
+            for item in patch
+        ]
+        return merged_list + [copy.deepcopy(b) for b in base if b.get(merge_key) not in named]
     return copy.deepcopy(patch)
 
 

@@ -59,8 +59,8 @@ async def similar_shoppers(
     ef = max(NEIGHBOURS + 20, 40)
     await session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef)})
     rows = await session.execute(text(_PRODUCT), {**params, "product_id": product_id})
-    found = summarise_shoppers([(str(u), size) for u, size in rows.tuples()], "product")
+    found = summarise_shoppers([(str(u), size) for u, size in rows], "product")
     if found is not None or brand_id is None:
         return found
     rows = await session.execute(text(_BRAND), {**params, "brand_id": brand_id, "category_id": category_id})
-    return summarise_shoppers([(str(u), size) for u, size in rows.tuples()], "brand")
+    return summarise_shoppers([(str(u), size) for u, size in rows], "brand")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.passwords import PasswordHasher, needs_rehash
@@ -193,7 +194,7 @@ class SessionService(IdentityService):
                 select(RefreshToken)
                 .where(RefreshToken.family_id.in_([f[0] for f in families]))
                 .order_by(RefreshToken.family_id, RefreshToken.id.desc())
-                .distinct(RefreshToken.family_id)
+                .ext(distinct_on(RefreshToken.family_id))
             )
         }
         return [

@@ -126,7 +126,7 @@ async def _priced_lines(
         .join(Vendor, Vendor.id == Product.vendor_id)
         .where(Variant.id.in_(ids))
     )
-    found = {variant.id: (variant, product, vendor) for variant, product, vendor in rows.tuples()}
+    found = {variant.id: (variant, product, vendor) for variant, product, vendor in rows}
     problems = [
         {"field": f"items[{index}].variant_id" if not from_cart else "items", "message": "not for sale"}
         for index, variant_id in enumerate(ids)

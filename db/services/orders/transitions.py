@@ -45,7 +45,7 @@ async def line_quantities(session: AsyncSession, order_id: UUID) -> dict[UUID, i
     rows = await session.execute(
         select(OrderLine.variant_id, OrderLine.quantity).where(OrderLine.order_id == order_id)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def record(

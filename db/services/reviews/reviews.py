@@ -114,7 +114,7 @@ async def list_reviews(
     )
     if cursor is not None:
         stmt = stmt.where(Review.id < cursor_id(cursor))
-    rows = (await session.execute(stmt)).tuples().all()
+    rows = (await session.execute(stmt)).all()
     items = [_row(values) for values in rows[:limit]]
     more = len(rows) > limit
     return ReviewPage(
@@ -173,14 +173,10 @@ async def create_review(
         raise AlreadyReviewed()
     await _adjust_summary(session, product_id, count=1, total=rating)
     row = (
-        (
-            await session.execute(
-                select(*_REVIEW_COLUMNS).join(User, User.id == Review.user_id).where(Review.id == inserted)
-            )
+        await session.execute(
+            select(*_REVIEW_COLUMNS).join(User, User.id == Review.user_id).where(Review.id == inserted)
         )
-        .tuples()
-        .one()
-    )
+    ).one()
     return _row(row)
 
 
