@@ -85,5 +85,5 @@ async def account_ids(
             LedgerAccount.currency == currency, LedgerAccount.code.in_([a.code for a in wanted])
         )
     )
-    by_code = dict(rows.tuples().all())
+    by_code = dict(rows.all())
     return {a: by_code[a.code] for a in wanted}

@@ -142,4 +142,4 @@ async def totals(session: AsyncSession) -> dict[str, int]:
             """
         )
     )
-    return {code: int(total) for code, total in rows.tuples()}
+    return {code: int(total) for code, total in rows.all()}

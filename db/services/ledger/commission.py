@@ -47,7 +47,7 @@ async def _rules(
     )
     by_vendor: dict[UUID, int] = {}
     by_category: dict[UUID, int] = {}
-    for vendor_id, category_id, rate in rows.tuples():
+    for vendor_id, category_id, rate in rows.all():
         if vendor_id is not None:
             by_vendor[vendor_id] = rate
         elif category_id is not None:
@@ -62,7 +62,7 @@ async def rates(
     wanted = list(dict.fromkeys(lines))
     categories = list({category for _, category in wanted})
     chains: dict[UUID, list[tuple[int, UUID]]] = {}
-    for start, category, depth in (await session.execute(_ANCESTORS, {"ids": categories})).tuples():
+    for start, category, depth in (await session.execute(_ANCESTORS, {"ids": categories})).all():
         chains.setdefault(start, []).append((depth, category))
     every_category = list({c for chain in chains.values() for _, c in chain})
     by_vendor, by_category = await _rules(session, at, list({v for v, _ in wanted}), every_category)

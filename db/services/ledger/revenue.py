@@ -80,4 +80,4 @@ async def revenue(
         key, label = _GROUPS[group_by]
         sql = _BY_LEDGER.format(key=key, label=label)
     rows = await session.execute(text(sql), params)
-    return [RevenueRow(str(k), str(lbl), int(c), int(f), int(p)) for k, lbl, c, f, p in rows.tuples()]
+    return [RevenueRow(str(k), str(lbl), int(c), int(f), int(p)) for k, lbl, c, f, p in rows.all()]

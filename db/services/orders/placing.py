@@ -150,9 +150,7 @@ async def set_commission(session: AsyncSession, settings: Settings, lines: list[
                     Product.id.in_({line.product_id for line in lines})
                 )
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     keys = [(line.vendor_id, categories[line.product_id]) for line in lines]
     rates = await commission.rates(session, settings, keys, datetime.now(UTC))
@@ -187,7 +185,7 @@ async def add_fulfilments(
     )
     # A store's own window, 0 (no returns) included; the platform's when it has none.
     windows = {
-        vendor_id: settings.return_window_days if days is None else days for vendor_id, days in rows.tuples()
+        vendor_id: settings.return_window_days if days is None else days for vendor_id, days in rows.all()
     }
     fulfilments = {
         vendor_id: Fulfilment(

@@ -97,7 +97,7 @@ async def _unshipped_quantities(session: AsyncSession, fulfilments: list[Fulfilm
             OrderLine.fulfilment_id.in_(ids)
         )
     )
-    return {variant_id: units for variant_id, units in rows.tuples() if units > 0}
+    return {variant_id: units for variant_id, units in rows.all() if units > 0}
 
 
 async def _move_stock(session: AsyncSession, order: Order, current: str, target: str) -> None:

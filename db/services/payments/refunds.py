@@ -114,7 +114,7 @@ async def remaining(session: AsyncSession, order_id: UUID) -> int:
             Payment.order_id == order_id, Payment.status.in_(("succeeded", "refund_pending"))
         )
     )
-    return sum(amount - refunded for amount, refunded in rows.tuples())
+    return sum(amount - refunded for amount, refunded in rows.all())
 
 
 async def next_pending(session: AsyncSession, payment_id: UUID) -> tuple[Payment, Refund | None]:

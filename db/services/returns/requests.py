@@ -38,7 +38,7 @@ async def _already(session: AsyncSession, line_ids: list[UUID]) -> dict[UUID, in
         .where(ReturnLine.order_line_id.in_(line_ids), Return.status.in_(OPEN_OR_DONE))
         .group_by(ReturnLine.order_line_id)
     )
-    return {line_id: int(units) for line_id, units in rows.tuples()}
+    return {line_id: int(units) for line_id, units in rows.all()}
 
 
 def _check_lines(

@@ -31,7 +31,7 @@ async def views(session: AsyncSession, returns: Sequence[Return]) -> list[Return
         .order_by(ReturnLine.id)
     )
     lines: dict[UUID, list[tuple[ReturnLine, OrderLine]]] = {}
-    for return_line, order_line in rows.tuples():
+    for return_line, order_line in rows.all():
         lines.setdefault(return_line.return_id, []).append((return_line, order_line))
     return [ReturnView(r, lines.get(r.id, [])) for r in returns]
 

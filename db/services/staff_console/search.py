@@ -156,7 +156,7 @@ async def _vendors(session: AsyncSession, order_ids: list[UUID]) -> dict[UUID, l
         .order_by(OrderLine.order_id, OrderLine.id)
     )
     found: dict[UUID, list[VendorName]] = {}
-    for order_id, vendor_id, name in rows.tuples():
+    for order_id, vendor_id, name in rows.all():
         names = found.setdefault(order_id, [])
         if all(known.id != vendor_id for known in names):
             names.append(VendorName(vendor_id, name))

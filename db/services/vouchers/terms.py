@@ -73,7 +73,7 @@ async def items_of(session: AsyncSession, terms: Terms, lines: Sequence[Line]) -
     chains: dict[UUID, set[UUID]] = {}
     if terms.scope == "category" and lines:
         rows = await session.execute(_CATEGORY_CHAINS, {"ids": list({line.product_id for line in lines})})
-        for product_id, category_id in rows.tuples():
+        for product_id, category_id in rows.all():
             chains.setdefault(product_id, set()).add(category_id)
     return [
         Item(
