@@ -9,7 +9,15 @@ from uuid import UUID
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.adapters.images import ImageInfo, ImageTooLarge, UnsupportedImage, UnusableImage, inspect_image
+from core.adapters.images import (
+    ImageInfo,
+    ImageTooLarge,
+    UnsupportedImage,
+    UnusableImage,
+    clean_extension,
+    inspect_image,
+    strip_metadata,
+)
 from core.adapters.storage import ObjectStorage
 from core.ids import new_id
 from core.jobs import defer
@@ -70,8 +78,9 @@ async def create_measurement(
     """Check both photos, store them in private storage and queue the measurement
     (``pending`` until the inference worker is done).
 
-    Each photo is read, checked and dropped in turn, then read again to be stored, so at most
-    one photo is held in memory. Nothing is stored or queued unless both photos pass.
+    Each photo is read, checked and dropped in turn, then read again to be stripped of its
+    metadata and stored, so at most one photo is held in memory. Nothing is stored or queued
+    unless both photos pass.
 
     Raises:
         InvalidInput: height or weight out of range (422).
@@ -89,7 +98,9 @@ async def create_measurement(
         infos[field] = await anyio.to_thread.run_sync(partial(_inspect, field, data, settings))
         del data
     measurement_id = new_id()
-    keys = {field: f"measurements/{measurement_id}/{field}.{infos[field].extension}" for field in photos}
+    keys = {
+        field: f"measurements/{measurement_id}/{field}.{clean_extension(infos[field])}" for field in photos
+    }
     measurement = Measurement(
         id=measurement_id,
         user_id=user_id,
@@ -105,7 +116,11 @@ async def create_measurement(
     stored: list[str] = []
     try:
         for field, photo in photos.items():
-            await storage.put(keys[field], await _read(photo, limit), infos[field].content_type)
+            # Stored without EXIF (GPS position, camera, times) or any other metadata; the
+            # orientation is applied to the pixels, so the worker sees the photo upright.
+            clean, info = await anyio.to_thread.run_sync(strip_metadata, await _read(photo, limit))
+            await storage.put(keys[field], clean, info.content_type)
+            del clean
             stored.append(keys[field])
     except BaseException:
         # Personal data that no row points at would never be cleaned up.
