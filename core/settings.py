@@ -3,14 +3,18 @@
 Every setting is an upper-case environment variable named after the field (``api_port`` ->
 ``API_PORT``). ``APP_ENV`` (``dev`` | ``test`` | ``production``) picks a set of defaults first;
 explicit variables always win. A ``.env`` file in the working directory is read too, without
-overriding variables that are already set. Secrets are wrapped in :class:`Secret` so they
-never show up in a repr, a log line or a traceback.
+overriding variables that are already set, and then ``DATA_DIR/secrets.env`` (the secrets ``up``
+generates for its data directory). Secrets are wrapped in :class:`Secret` so they never show up
+in a repr, a log line or a traceback. No secret has a value written in the source: an unset one
+is random to its process (production refuses to start without them), and a placeholder
+published in the repository is refused everywhere.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import secrets
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -41,6 +45,11 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+def _process_secret() -> Secret:
+    """A secret nobody else knows: what an unset secret is, so nothing signs with a known value."""
+    return Secret(secrets.token_urlsafe(48))
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,7 +91,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_request_body_bytes: int = 16 * 1024 * 1024
     cors_allow_origins: list[str] = msgspec.field(default_factory=list)
     hsts_max_age_seconds: int = 31_536_000
-    secret_key: Secret = Secret("dev-only-secret-key-change-me-0123456789abcdef")
+    secret_key: Secret = msgspec.field(default_factory=_process_secret)
 
     # --- Identity -------------------------------------------------------------------------
     # "kid=secret,kid2=secret2": the first key signs, every key verifies (rotation). Unset: one
@@ -127,7 +136,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # "sandbox" (dev: a local checkout page that delivers a signed webhook) or "paystack".
     payment_provider: Literal["sandbox", "paystack"] = "sandbox"
     # Signs and verifies webhooks (x-paystack-signature) and authorises Paystack API calls.
-    paystack_secret_key: Secret = Secret("dev-only-paystack-sandbox-secret-0123456789")
+    paystack_secret_key: Secret = msgspec.field(default_factory=_process_secret)
     paystack_base_url: str = "https://api.paystack.co"
     # Where the provider sends the shopper back after paying (the web shop's order page).
     payment_callback_url: str | None = None
@@ -251,7 +260,10 @@ _ENV_DEFAULTS: dict[str, dict[str, str]] = {
     "production": {"log_format": "json", "mail_backend": "smtp", "payment_provider": "paystack"},
 }
 
-_DEV_SECRET_PREFIX = "dev-only-"  # noqa: S105  # a marker, not a secret
+# Parts of the placeholder values published in the repository (.env.example, the k8s secret
+# template, values earlier versions shipped as defaults): a secret containing one is refused.
+_PUBLISHED_SECRET_MARKERS = ("dev-only-", "change-me", "REPLACE", "sk_live_...")
+SECRETS_FILE = "secrets.env"
 
 
 class SettingsError(ValueError):
@@ -315,6 +327,8 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     if dotenv is not None and environ is None:
         for key, value in _read_dotenv(dotenv).items():
             env.setdefault(key, value)
+        for key, value in _read_dotenv(Path(env.get("DATA_DIR") or ".data") / SECRETS_FILE).items():
+            env.setdefault(key, value)
 
     app_env = env.get("APP_ENV", "dev")
     if app_env not in get_args(Environment):
@@ -337,19 +351,35 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     if any(len(secret) < 32 for _, secret in settings.jwt_keys()) and settings.is_production:
         raise SettingsError("JWT signing keys (or SECRET_KEY) must be at least 32 characters")
     _check_private_storage(settings)
+    _refuse_published_secrets(settings)
     if settings.is_production:
-        _check_production(settings)
+        _check_production(settings, given=set(raw))
     return settings
 
 
-def _check_production(settings: Settings) -> None:
-    """Production refuses development secrets and the payment sandbox."""
+def _refuse_published_secrets(settings: Settings) -> None:
+    """Anyone can read the repository: a placeholder from it must not sign anything, anywhere."""
+    values = {
+        "SECRET_KEY": settings.secret_key.reveal(),
+        "PAYSTACK_SECRET_KEY": settings.paystack_secret_key.reveal(),
+        **{f"JWT_SIGNING_KEYS ({kid})": secret for kid, secret in settings.jwt_keys()},
+    }
+    for name, value in values.items():
+        if any(marker in value for marker in _PUBLISHED_SECRET_MARKERS):
+            raise SettingsError(
+                f"{name} is a placeholder published in the repository: leave it unset in development "
+                "(`up` generates one) or set a random value"
+            )
+
+
+def _check_production(settings: Settings, *, given: set[str]) -> None:
+    """Production refuses unset secrets (they would be random per process) and the sandbox."""
     missing = [n for n in ("database_url", "redis_url") if not getattr(settings, n)]
-    if settings.secret_key.reveal().startswith(_DEV_SECRET_PREFIX):
+    if "secret_key" not in given:
         missing.append("secret_key")
     if settings.payment_provider != "paystack":
         raise SettingsError("production takes payments through Paystack: PAYMENT_PROVIDER=paystack")
-    if settings.paystack_secret_key.reveal().startswith(_DEV_SECRET_PREFIX):
+    if "paystack_secret_key" not in given:
         missing.append("paystack_secret_key")
     if missing:
         raise SettingsError("production needs these variables set: " + ", ".join(m.upper() for m in missing))
