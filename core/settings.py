@@ -14,42 +14,24 @@ from __future__ import annotations
 
 import functools
 import os
-import secrets
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
+from core.secret import Secret, random_secret
+
+__all__ = [
+    "SECRETS_FILE",
+    "Environment",
+    "Secret",
+    "Settings",
+    "SettingsError",
+    "get_settings",
+    "load_settings",
+]
+
 Environment = Literal["dev", "test", "production"]
-
-
-class Secret:
-    """A secret string whose repr and str hide its value; call :meth:`reveal` to use it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    def __str__(self) -> str:
-        return "**********"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-def _process_secret() -> Secret:
-    """A secret nobody else knows: what an unset secret is, so nothing signs with a known value."""
-    return Secret(secrets.token_urlsafe(48))
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,7 +73,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_request_body_bytes: int = 16 * 1024 * 1024
     cors_allow_origins: list[str] = msgspec.field(default_factory=list)
     hsts_max_age_seconds: int = 31_536_000
-    secret_key: Secret = msgspec.field(default_factory=_process_secret)
+    secret_key: Secret = msgspec.field(default_factory=random_secret)
 
     # --- Identity -------------------------------------------------------------------------
     # "kid=secret,kid2=secret2": the first key signs, every key verifies (rotation). Unset: one
@@ -136,10 +118,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # "sandbox" (dev: a local checkout page that delivers a signed webhook) or "paystack".
     payment_provider: Literal["sandbox", "paystack"] = "sandbox"
     # Signs and verifies webhooks (x-paystack-signature) and authorises Paystack API calls.
-    paystack_secret_key: Secret = msgspec.field(default_factory=_process_secret)
+    paystack_secret_key: Secret = msgspec.field(default_factory=random_secret)
     paystack_base_url: str = "https://api.paystack.co"
     # Where the provider sends the shopper back after paying (the web shop's order page).
     payment_callback_url: str | None = None
+    # Where clients reach the API: links to itself (the sandbox checkout) are built on it, never
+    # on a request's Host header. Unset: http://API_HOST:API_PORT.
+    public_base_url: str | None = None
     payment_http_timeout_seconds: float = 10.0
 
     # --- Catalog and media ---------------------------------------------------------------
@@ -218,6 +203,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def measurement_request_max_bytes(self) -> int:
         """Body limit of a measurement upload: two photos plus the form around them."""
         return 2 * self.max_image_bytes + 256 * 1024
+
+    @property
+    def public_api_base_url(self) -> str:
+        """``PUBLIC_BASE_URL`` without a trailing slash, or the API's own address when unset."""
+        return (self.public_base_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     def require_database_url(self) -> str:
         """The database URL. Raises RuntimeError, with how to fix it, when unset."""

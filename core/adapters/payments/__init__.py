@@ -24,8 +24,6 @@ class PaymentRequest:
     currency: str
     email: str
     callback_url: str | None
-    # The API's own origin ("https://api.example.com"); the sandbox builds its checkout URL on it.
-    origin: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,4 +90,4 @@ def build_payment_provider(settings: Settings) -> PaymentProvider:
         )
     from core.adapters.payments.sandbox import SandboxProvider  # noqa: PLC0415
 
-    return SandboxProvider()
+    return SandboxProvider(base_url=settings.public_api_base_url)

@@ -21,12 +21,18 @@ CHECKOUT_PATH = "/api/v1/sandbox/paystack/checkout"
 
 
 class SandboxProvider:
+    """Checkout URLs are built on ``base_url`` (``PUBLIC_BASE_URL``), never on the Host header of
+    the request that asked for them: a forged Host would send the shopper elsewhere."""
+
     name = "sandbox"
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
 
     async def initialize(self, request: PaymentRequest) -> InitializedPayment:
         query = urlencode({"amount": request.amount, "currency": request.currency, "email": request.email})
         return InitializedPayment(
-            authorization_url=f"{request.origin.rstrip('/')}{CHECKOUT_PATH}/{request.reference}?{query}"
+            authorization_url=f"{self.base_url}{CHECKOUT_PATH}/{request.reference}?{query}"
         )
 
     async def verify(self, reference: str) -> VerifiedPayment | None:
