@@ -21,6 +21,7 @@ from db.models.outbox import OutboxMessage
 from db.models.payment import Payment, PaymentEvent
 from db.models.refresh_token import RefreshToken
 from db.models.review import Review
+from db.models.sent_mail import SentMail
 from db.models.user import ROLES, Role, User
 from db.models.wishlist import WishlistItem
 
@@ -47,6 +48,7 @@ __all__ = [
     "RefreshToken",
     "Review",
     "Role",
+    "SentMail",
     "SizeChartRow",
     "User",
     "Variant",
