@@ -58,6 +58,7 @@ import psutil
 from core.logging import configure_logging, get_logger
 from core.settings import Settings, load_settings
 from db import migrate
+from devstack.secrets import new_secrets
 from devstack.seed import DEMO_PASSWORD, seed_demo_data
 from devstack.services import die_with_parent, free_port
 from devstack.up import Child, Stack, api_command
@@ -188,6 +189,7 @@ def bench_environment(data_dir: Path) -> dict[str, str]:
         "API_PORT": str(free_port()),
         "API_WORKERS": "1",
         "MEASUREMENT_UPLOADS_PER_HOUR": "1000000",
+        **new_secrets(),  # secrets of this run, as `up` makes them for a data directory
     }
 
 

@@ -1,6 +1,8 @@
-"""A secret string that never shows its value in a repr, a log line or a traceback."""
+"""Secret values: hidden from reprs, logs and tracebacks; random when nobody chose one."""
 
 from __future__ import annotations
+
+import secrets
 
 
 class Secret:
@@ -25,3 +27,8 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+def random_secret() -> Secret:
+    """A secret nobody else knows: what an unset secret is, so nothing signs with a known value."""
+    return Secret(secrets.token_urlsafe(48))

@@ -3,8 +3,11 @@
 Every setting is an upper-case environment variable named after the field (``api_port`` ->
 ``API_PORT``). ``APP_ENV`` (``dev`` | ``test`` | ``production``) picks a set of defaults first;
 explicit variables always win. A ``.env`` file in the working directory is read too, without
-overriding variables that are already set. Secrets are wrapped in :class:`Secret` so they
-never show up in a repr, a log line or a traceback.
+overriding variables that are already set, and then ``DATA_DIR/secrets.env`` (the secrets ``up``
+generates for its data directory). Secrets are wrapped in :class:`Secret` so they never show up
+in a repr, a log line or a traceback. No secret has a value written in the source: an unset one
+is random to its process (production refuses to start without them), and a placeholder
+published in the repository is refused everywhere.
 """
 
 from __future__ import annotations
@@ -17,7 +20,17 @@ from typing import Any, Literal, get_args, get_origin
 import msgspec
 from dotenv import dotenv_values
 
-from core.secret import Secret
+from core.secret import Secret, random_secret
+
+__all__ = [
+    "SECRETS_FILE",
+    "Environment",
+    "Secret",
+    "Settings",
+    "SettingsError",
+    "get_settings",
+    "load_settings",
+]
 
 Environment = Literal["dev", "test", "production"]
 
@@ -61,7 +74,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_request_body_bytes: int = 16 * 1024 * 1024
     cors_allow_origins: list[str] = msgspec.field(default_factory=list)
     hsts_max_age_seconds: int = 31_536_000
-    secret_key: Secret = Secret("dev-only-secret-key-change-me-0123456789abcdef")
+    secret_key: Secret = msgspec.field(default_factory=random_secret)
 
     # --- Identity -------------------------------------------------------------------------
     # "kid=secret,kid2=secret2": the first key signs, every key verifies (rotation). Unset: one
@@ -106,10 +119,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # "sandbox" (dev: a local checkout page that delivers a signed webhook) or "paystack".
     payment_provider: Literal["sandbox", "paystack"] = "sandbox"
     # Signs and verifies webhooks (x-paystack-signature) and authorises Paystack API calls.
-    paystack_secret_key: Secret = Secret("dev-only-paystack-sandbox-secret-0123456789")
+    paystack_secret_key: Secret = msgspec.field(default_factory=random_secret)
     paystack_base_url: str = "https://api.paystack.co"
     # Where the provider sends the shopper back after paying (the web shop's order page).
     payment_callback_url: str | None = None
+    # Where clients reach the API: links to itself (the sandbox checkout) are built on it, never
+    # on a request's Host header. Unset: http://API_HOST:API_PORT.
+    public_base_url: str | None = None
     payment_http_timeout_seconds: float = 10.0
     # A payment attempt still waiting for its webhook this long after it started is verified with
     # the provider by the reconciliation job (every PAYMENT_RECONCILE_INTERVAL_SECONDS), and
@@ -224,6 +240,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """Body limit of a measurement upload: two photos plus the form around them."""
         return 2 * self.max_image_bytes + 256 * 1024
 
+    @property
+    def public_api_base_url(self) -> str:
+        """``PUBLIC_BASE_URL`` without a trailing slash, or the API's own address when unset."""
+        return (self.public_base_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
     def require_database_url(self) -> str:
         """The database URL. Raises RuntimeError, with how to fix it, when unset."""
         return _required(self.database_url, "DATABASE_URL", "postgresql+asyncpg://user:pass@host:5432/db")
@@ -265,7 +286,10 @@ _ENV_DEFAULTS: dict[str, dict[str, str]] = {
     "production": {"log_format": "json", "mail_backend": "smtp", "payment_provider": "paystack"},
 }
 
-_DEV_SECRET_PREFIX = "dev-only-"  # noqa: S105  # a marker, not a secret
+# Parts of the placeholder values published in the repository (.env.example, the k8s secret
+# template, values earlier versions shipped as defaults): a secret containing one is refused.
+_PUBLISHED_SECRET_MARKERS = ("dev-only-", "change-me", "REPLACE", "sk_live_...")
+SECRETS_FILE = "secrets.env"
 
 
 class SettingsError(ValueError):
@@ -327,6 +351,8 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     if dotenv is not None and environ is None:
         for key, value in _read_dotenv(dotenv).items():
             env.setdefault(key, value)
+        for key, value in _read_dotenv(Path(env.get("DATA_DIR") or ".data") / SECRETS_FILE).items():
+            env.setdefault(key, value)
 
     app_env = env.get("APP_ENV", "dev")
     if app_env not in get_args(Environment):
@@ -349,19 +375,35 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     if any(len(secret) < 32 for _, secret in settings.jwt_keys()) and settings.is_production:
         raise SettingsError("JWT signing keys (or SECRET_KEY) must be at least 32 characters")
     _check_private_storage(settings)
+    _refuse_published_secrets(settings)
     if settings.is_production:
-        _check_production(settings)
+        _check_production(settings, given=set(raw))
     return settings
 
 
-def _check_production(settings: Settings) -> None:
-    """Production refuses development secrets and the payment sandbox."""
+def _refuse_published_secrets(settings: Settings) -> None:
+    """Anyone can read the repository: a placeholder from it must not sign anything, anywhere."""
+    values = {
+        "SECRET_KEY": settings.secret_key.reveal(),
+        "PAYSTACK_SECRET_KEY": settings.paystack_secret_key.reveal(),
+        **{f"JWT_SIGNING_KEYS ({kid})": secret for kid, secret in settings.jwt_keys()},
+    }
+    for name, value in values.items():
+        if any(marker in value for marker in _PUBLISHED_SECRET_MARKERS):
+            raise SettingsError(
+                f"{name} is a placeholder published in the repository: leave it unset in development "
+                "(`up` generates one) or set a random value"
+            )
+
+
+def _check_production(settings: Settings, *, given: set[str]) -> None:
+    """Production refuses unset secrets (they would be random per process) and the sandbox."""
     missing = [n for n in ("database_url", "redis_url") if not getattr(settings, n)]
-    if settings.secret_key.reveal().startswith(_DEV_SECRET_PREFIX):
+    if "secret_key" not in given:
         missing.append("secret_key")
     if settings.payment_provider != "paystack":
         raise SettingsError("production takes payments through Paystack: PAYMENT_PROVIDER=paystack")
-    if settings.paystack_secret_key.reveal().startswith(_DEV_SECRET_PREFIX):
+    if "paystack_secret_key" not in given:
         missing.append("paystack_secret_key")
     if missing:
         raise SettingsError("production needs these variables set: " + ", ".join(m.upper() for m in missing))

@@ -31,6 +31,7 @@ from core.settings import Settings, get_settings
 from db import migrate
 from devstack.demo.catalog import seed_catalog
 from devstack.embedded_redis import EmbeddedRedis
+from devstack.secrets import ensure_secrets
 from devstack.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, seed_demo_data
 from devstack.services import DataDirectoryError, EmbeddedPostgres, die_with_parent, port_is_free
 
@@ -211,8 +212,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (all queues)")
     parser.add_argument("--no-scheduler", action="store_true")
     args = parser.parse_args(argv)
+    # Secrets of their own for this data directory before anything reads the settings for good:
+    # the children read the same file, so the API, workers and scheduler agree on the keys.
+    secrets_file = ensure_secrets(get_settings().data_dir)
+    get_settings.cache_clear()
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, process="devstack")
+    log.info("secrets of this data directory", file=str(secrets_file))
     stack = Stack(settings, workers=args.workers, with_scheduler=not args.no_scheduler)
     sys.exit(stack.run())
 

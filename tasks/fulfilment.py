@@ -2,7 +2,7 @@
 theirs, shoppers of each shipment (with its tracking), delivery, cancellation and refund.
 
 Each job may run twice: a notice is unique per user and dedupe key in the database; a mail is
-recorded as sent in Redis under a transaction-scoped advisory lock, as the order mails are
+recorded in ``sent_mails`` by the transaction that sends it, as the order mails are
 (``tasks/orders.py``).
 """
 
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
-
-from sqlalchemy import func, select
 
 from core.adapters.mail import compose
 from core.logging import get_logger
@@ -26,13 +24,11 @@ from db.services.notifications.fulfilments import (
 )
 from db.services.notifications.orders import format_money, items_text, order_number
 from db.services.payments.errors import PaymentNotFound
-from tasks.orders import MAIL_SENT_TTL_SECONDS, address_text, lines_text
+from tasks.orders import address_text, lines_text, record_send
 from tasks.runtime.broker import queue_task
 from tasks.runtime.resources import Resources, TaskResources
 
 log = get_logger(__name__)
-
-_SENT_PREFIX = "fashionistar:mail:fulfilment:"
 
 
 @queue_task("emails", "notifications.vendor_sale")
@@ -117,24 +113,23 @@ def _live(found: FulfilmentForMessage) -> list[Any]:
 
 
 async def _send(resources: TaskResources, fulfilment_id: UUID, kind: str, build: Any) -> str:
-    """Send the ``kind`` mail about a fulfilment once; returns what happened."""
-    sent_key = f"{_SENT_PREFIX}{fulfilment_id}:{kind}"
+    """Send the ``kind`` mail about a fulfilment once (recorded in ``sent_mails`` by the
+    transaction that hands it over, as the order mails are); returns what happened."""
+    message_key = f"fulfilment-{fulfilment_id}-{kind}"
     try:
         async with resources.uow() as session:
-            # Two runs of one mail take turns here, so the second finds the first one's record.
-            await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(sent_key))))
-            if await resources.redis.exists(sent_key):
+            found = await fulfilment_for_message(session, fulfilment_id)
+            if not await record_send(session, message_key, found.order.id):
                 return "already_sent"
-            to, template, values = build(await fulfilment_for_message(session, fulfilment_id))
+            to, template, values = build(found)
             mail = compose(
                 sender=resources.settings.mail_from,
                 to=to,
                 template=template,
-                message_key=f"fulfilment-{fulfilment_id}-{kind}",
+                message_key=message_key,
                 **values,
             )
             await resources.mailer.send(mail)
-            await resources.redis.set(sent_key, "1", ex=MAIL_SENT_TTL_SECONDS)
     except FulfilmentNotFound:
         log.warning("fulfilment mail for a missing fulfilment", fulfilment_id=str(fulfilment_id), kind=kind)
         return "fulfilment_not_found"

@@ -55,3 +55,30 @@ async def send_code(
         row.sent_at = datetime.now(UTC)
     log.info("code sent", purpose=purpose, user_id=str(user.id))
     return "sent"
+
+
+@queue_task("emails", "identity.send_account_exists")
+async def send_account_exists(
+    email: str, resources: Resources, context: Annotated[Context, TaskiqDepends()]
+) -> str:
+    """Tell the owner of ``email`` that someone tried to register with it (registration answers
+    the same for new and existing emails, so the owner learns it here, not the caller).
+
+    A redelivered job composes the same message id, which the file mailer writes to the same file.
+    """
+    job_id = context.message.labels.get("job_id") or context.message.task_id
+    settings = resources.settings
+    async with resources.uow() as session:
+        user = await UserService(session=session).by_email(email)
+        if user is None:
+            return "no_account"
+        message = compose(
+            sender=settings.mail_from,
+            to=user.email,
+            template="account_exists",
+            message_key=f"account-exists-{job_id}",
+            name=user.full_name,
+        )
+    await resources.mailer.send(message)
+    log.info("account-exists notice sent", user_id=str(user.id))
+    return "sent"

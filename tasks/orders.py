@@ -2,9 +2,9 @@
 
 Every job here may run more than once (a redelivery after a worker died, the outbox sweeper
 re-sending a job whose send was not recorded), so each is idempotent: a mail is recorded as sent
-in Redis and concurrent runs of one mail take turns on a database advisory lock; a notice is
-unique per order and kind in the database; an analytics line carries a stable event key the
-pipeline deduplicates on.
+in PostgreSQL (``sent_mails``) by the transaction that sends it, and concurrent runs of one mail
+take turns on that row's unique key; a notice is unique per order and kind in the database; an
+analytics line carries a stable event key the pipeline deduplicates on.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from string import Template
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.mail import compose
 from core.logging import get_logger
 from core.rules.orders import SOLD
-from db.models import OrderEvent, OrderLine
+from db.models import OrderEvent, OrderLine, SentMail
 from db.services.notifications.orders import (
     OrderForMessage,
     add_order_notification,
@@ -34,10 +36,6 @@ from tasks.runtime.resources import Resources, TaskResources
 from tasks.runtime.retry import PermanentTaskError
 
 log = get_logger(__name__)
-
-# A mail's "sent" record outlives any redelivery or outbox re-send by far.
-MAIL_SENT_TTL_SECONDS = 30 * 24 * 3600
-_MAIL_SENT_PREFIX = "fashionistar:mail:order:"
 
 # Status -> (subject, message) of the status mails; the subscribers only ask for these.
 STATUS_MAILS: dict[str, tuple[str, str]] = {
@@ -85,20 +83,33 @@ def _confirmation_values(found: OrderForMessage) -> dict[str, str]:
     }
 
 
+async def record_send(session: AsyncSession, message_key: str, order_id: UUID) -> bool:
+    """Record the mail ``message_key`` as sent in this transaction; False if it already was.
+
+    The row is written before the hand-over and committed after it: a worker dying in between
+    rolls it back and the mail is sent again (at least once, never zero times). A second run of
+    the same mail (a redelivery racing a slow first run) waits here on the unique key until the
+    first transaction ends, then finds its row, or takes over if the first one failed.
+    """
+    recorded = await session.scalar(
+        insert(SentMail)
+        .values(message_key=message_key, order_id=order_id)
+        .on_conflict_do_nothing(index_elements=[SentMail.message_key])
+        .returning(SentMail.id)
+    )
+    return recorded is not None
+
+
 async def _send_order_mail(
     resources: TaskResources, order_id: UUID, *, kind: str, template: str, status: str | None = None
 ) -> str:
     """Send the ``kind`` mail about an order to its buyer once; returns what happened."""
-    sent_key = f"{_MAIL_SENT_PREFIX}{order_id}:{kind}"
+    message_key = f"order-{order_id}-{kind}"
     try:
         async with resources.uow() as session:
-            # Two runs of one mail (a redelivery racing a slow first run) take turns here, so the
-            # second finds the first one's record. The lock ends with the transaction, also when
-            # the worker dies; a hash collision only makes two unrelated mails wait for each other.
-            await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(sent_key))))
-            if await resources.redis.exists(sent_key):
-                return "already_sent"
             found = await order_for_message(session, order_id)
+            if not await record_send(session, message_key, order_id):
+                return "already_sent"
             order = found.order
             number = order_number(order.id)
             total = format_money(order.total_amount, order.currency)
@@ -121,13 +132,10 @@ async def _send_order_mail(
                 sender=resources.settings.mail_from,
                 to=found.buyer.email,
                 template=template,
-                message_key=f"order-{order.id}-{kind}",
+                message_key=message_key,
                 **values,
             )
             await resources.mailer.send(mail)
-            # Recorded after the hand-over: a worker dying in between sends it again (at least
-            # once), never zero times.
-            await resources.redis.set(sent_key, "1", ex=MAIL_SENT_TTL_SECONDS)
     except OrderNotFound:
         log.warning("order mail for a missing order", order_id=str(order_id), kind=kind)
         return "order_not_found"

@@ -42,7 +42,7 @@ from tasks.runtime.dispatch import BrokerDispatcher
 from tasks.runtime.factory import build_broker
 from tasks.runtime.queues import queue_of, stream_name
 from tests.support.http import serve
-from tests.support.stack import ROOT, WORKER_TEST_ENV, WorkerProcess, worker_env
+from tests.support.stack import ROOT, TEST_SECRETS, WORKER_TEST_ENV, WorkerProcess, worker_env
 
 # Tests write HEIC photos with Pillow, which the product registers only once it reads one.
 register_heic_decoder()
@@ -96,6 +96,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             "MAIL_DIR": str(mail_dir),
             "MEDIA_DIR": str(media_dir),
             "PRIVATE_MEDIA_DIR": str(private_media_dir),
+            **TEST_SECRETS,
             **WORKER_TEST_ENV,
         },
         dotenv=None,

@@ -41,6 +41,7 @@ from tests.support.access import POLICY, Access
 from tests.support.api_process import ApiProcess
 from tests.support.catalog import make_product, make_store
 from tests.support.identity import PASSWORD, make_user
+from tests.support.stack import TEST_SECRETS
 from tests.test_fit import TOPS_CHART, chart, profile
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "5"))
@@ -124,6 +125,7 @@ def fuzz_target(services: Services, tmp_path_factory: pytest.TempPathFactory) ->
         "ACCESS_TOKEN_TTL_SECONDS": "14400",
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
+        **TEST_SECRETS,
     }
     api = ApiProcess(env, Path(root) / "api.log").start()
     try:

@@ -6,6 +6,7 @@ import io
 import os
 import struct
 import time
+import uuid
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,7 @@ from db.models import ProductImage
 from tests.support.catalog import image_bytes, make_product, make_store
 from tests.support.http import serve
 from tests.support.identity import bearer, login, make_user
+from tests.support.images import SRGB, metadata_of, phone_photo
 from tests.support.stack import WorkerProcess
 from tests.test_tasks_e2e import eventually
 
@@ -97,6 +99,27 @@ async def test_accepted_images(
     assert body["url"].startswith("/media/products/")
     detail = (await client.get(f"{API}/products/{product.id}")).json()
     assert [image["id"] for image in detail["images"]] == [body["id"]]
+
+
+async def test_stored_originals_carry_no_exif_gps_or_camera(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    product, auth = await vendor_with_product(client, session)
+    response = await upload(client, auth, product.id, phone_photo((600, 400), orientation=6))
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert (body["width"], body["height"]) == (400, 600)  # the orientation is applied
+    row = await session.get(ProductImage, uuid.UUID(body["id"]))
+    assert row is not None
+    stored = (settings.media_dir / row.original_key).read_bytes()
+    assert metadata_of(stored) == {}
+    assert row.byte_size == len(stored)
+    with Image.open(io.BytesIO(stored)) as image:
+        assert image.size == (400, 600)
+        assert image.info.get("icc_profile") == SRGB  # the colour profile stays
+    served = await client.get(body["url"])
+    assert served.status_code == 200
+    assert metadata_of(served.content) == {}
 
 
 def _truncated() -> bytes:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -188,10 +189,15 @@ def test_config_maps_and_secrets_referenced_exist(rendered: tuple[str, list[Obj]
         assert all(t["key"] in secrets[t["name"]] for t in auth["spec"]["secretTargetRef"])
 
 
-def app_environment(objects: list[Obj]) -> dict[str, str]:
+def app_environment(objects: list[Obj], *, filled: bool = True) -> dict[str, str]:
+    """The overlay's ConfigMap with the secret template, its placeholders replaced by random
+    values as an operator does (``filled=False``: as published)."""
     config = get(objects, "ConfigMap", "fashionistar-config")["data"]
     secret = next(s for s in SECRET_TEMPLATE if s["metadata"]["name"] == "fashionistar-secrets")
-    return {**config, **secret["stringData"]}
+    values = secret["stringData"]
+    if filled:
+        values = {k: v.replace("REPLACE", secrets.token_hex(32)) for k, v in values.items()}
+    return {**config, **values}
 
 
 def test_config_and_secret_template_are_settings_the_app_accepts(rendered: tuple[str, list[Obj]]) -> None:
@@ -211,6 +217,12 @@ def test_config_and_secret_template_are_settings_the_app_accepts(rendered: tuple
         "DATABASE_URL_DIRECT"
     )
     assert job["command"][:3] == ["alchemy", "--config", "db.config.alchemy"]
+
+
+def test_the_secret_template_as_published_is_refused(rendered: tuple[str, list[Obj]]) -> None:
+    _, objects = rendered
+    with pytest.raises(ValueError, match="published in the repository"):
+        load_settings(app_environment(objects, filled=False), dotenv=None)
 
 
 def test_production_config_without_a_required_secret_is_refused() -> None:

@@ -42,36 +42,64 @@ async def test_register_creates_an_unverified_user_and_queues_the_code_email(
         f"{API}/auth/register",
         json={"email": f"  {email.upper()} ", "password": PASSWORD, "full_name": "Ada Obi", "role": "vendor"},
     )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert body["email"] == email.lower()
-    assert body["role"] == "vendor"
-    assert body["is_verified"] is False
-    assert {"id", "full_name", "created_at"} <= body.keys()
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "accepted"
     assert "password" not in response.text
+    user = await session.scalar(select(User).where(User.email == email.lower()))
+    assert user is not None
+    assert (user.role, user.is_verified, user.full_name) == ("vendor", False, "Ada Obi")
     job = await session.scalar(
         select(OutboxMessage).where(OutboxMessage.task_name == "emails.identity.send_code")
     )
     assert job is not None
     assert job.args == [email.lower(), "verify_email"]
-    assert await audit_types(session, body["id"]) == ["registered"]
+    assert await audit_types(session, user.id) == ["registered"]
 
 
-async def test_register_defaults_to_client(client: httpx.AsyncClient) -> None:
+async def test_register_defaults_to_client(client: httpx.AsyncClient, session: AsyncSession) -> None:
+    email = unique_email()
     response = await client.post(
-        f"{API}/auth/register", json={"email": unique_email(), "password": PASSWORD, "full_name": "Kemi"}
+        f"{API}/auth/register", json={"email": email, "password": PASSWORD, "full_name": "Kemi"}
     )
-    assert response.json()["role"] == "client"
+    assert response.status_code == 202
+    assert await session.scalar(select(User.role).where(User.email == email)) == "client"
 
 
-async def test_register_duplicate_email_is_409_whatever_the_case(
+async def test_register_answers_the_same_for_an_existing_email_and_mails_its_owner(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     user = await make_user(session)
-    response = await client.post(
+    fresh = await client.post(
+        f"{API}/auth/register", json={"email": unique_email(), "password": PASSWORD, "full_name": "X"}
+    )
+    taken = await client.post(
         f"{API}/auth/register", json={"email": user.email.upper(), "password": PASSWORD, "full_name": "X"}
     )
-    assert problem(response, 409)["title"] == "Email already registered"
+    assert (taken.status_code, taken.json()) == (fresh.status_code, fresh.json())
+    assert taken.status_code == 202
+    jobs = list(
+        await session.scalars(select(OutboxMessage).where(OutboxMessage.args[0].astext == user.email))
+    )
+    assert [(job.task_name, job.args) for job in jobs] == [
+        ("emails.identity.send_account_exists", [user.email])
+    ]
+    assert await session.scalar(select(func.count()).select_from(User).where(User.email == user.email)) == 1
+
+
+async def test_register_notices_to_an_existing_owner_are_capped_silently(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    user = await make_user(session)
+    body = {"email": user.email, "password": PASSWORD, "full_name": "X"}
+    for _ in range(settings.otp_max_sends_per_email + 2):
+        assert (await client.post(f"{API}/auth/register", json=body)).status_code == 202
+    notices = await session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.task_name == "emails.identity.send_account_exists")
+        .where(OutboxMessage.args[0].astext == user.email)
+    )
+    assert notices == settings.otp_max_sends_per_email
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,7 @@ async def test_registration_code_arrives_by_mail_from_the_worker(
     registered = await live_client.post(
         f"{API}/auth/register", json={"email": address, "password": PASSWORD, "full_name": "Nneka Eze"}
     )
-    assert registered.status_code == 201, registered.text
+    assert registered.status_code == 202, registered.text
     message = await wait_for_mail(settings.mail_dir, address, "verification code")
     assert "Nneka Eze" in message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
 
@@ -80,6 +80,23 @@ async def test_registration_code_arrives_by_mail_from_the_worker(
     assert (
         await live_client.post(f"{API}/auth/login", json={"email": address, "password": PASSWORD})
     ).status_code == 200
+
+
+async def test_registering_a_taken_address_mails_its_owner_not_a_code(
+    worker: WorkerProcess, live_client: httpx.AsyncClient, committed_db: Database, settings: Settings
+) -> None:
+    async with committed_db.session_maker() as session:
+        user = await make_user(session)
+    again = await live_client.post(
+        f"{API}/auth/register", json={"email": user.email, "password": PASSWORD, "full_name": "Intruder"}
+    )
+    assert again.status_code == 202, again.text
+    message = await wait_for_mail(settings.mail_dir, user.email, "tried to register")
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "sign in" in text
+    assert "reset your password" in text
+    assert re.search(r"\b\d{6}\b", text) is None
+    assert mail_to(settings.mail_dir, user.email, "verification code") == []
 
 
 async def test_password_reset_mail_is_produced_by_the_worker_and_its_code_works(

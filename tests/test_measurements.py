@@ -36,6 +36,7 @@ from db.services.measurements.processing import BodyReading, Claim
 from tests.support.catalog import image_bytes
 from tests.support.http import problem, serve
 from tests.support.identity import bearer, login, make_user
+from tests.support.images import metadata_of, phone_photo
 from tests.test_catalog_images import png_header_only
 
 pytestmark = pytest.mark.anyio
@@ -186,8 +187,12 @@ async def test_upload_is_accepted_stored_privately_and_queued(
     assert row.side_key is not None
     assert row.front_key.endswith("front.jpg")
     assert row.side_key.endswith("side.png")
-    assert await private_storage.get(row.front_key) == front
-    assert await private_storage.get(row.side_key) == side
+    for key, sent in ((row.front_key, front), (row.side_key, side)):
+        with (
+            Image.open(io.BytesIO(await private_storage.get(key))) as kept,
+            Image.open(io.BytesIO(sent)) as ours,
+        ):
+            assert (kept.format, kept.size) == (ours.format, ours.size)
     # Personal photos are not under the public media folder, nor reachable at /media.
     assert not (settings.media_dir / row.front_key).exists()
     assert (await client.get(f"/media/{row.front_key}")).status_code == 404
@@ -201,6 +206,24 @@ async def test_upload_is_accepted_stored_privately_and_queued(
     again = await client.get(response.headers["location"], headers=auth)
     assert again.status_code == 200
     assert again.json() == body
+
+
+async def test_body_photos_are_stored_without_exif_gps_or_camera(
+    client: httpx.AsyncClient, session: AsyncSession, private_storage: ObjectStorage
+) -> None:
+    _, auth = await signed_in(client, session)
+    sent = phone_photo((720, 480), orientation=6)
+    response = await upload(client, auth, front=sent, side=phone_photo((480, 720), orientation=1))
+    assert response.status_code == 202, response.text
+    row = await session.get(Measurement, uuid.UUID(response.json()["id"]))
+    assert row is not None
+    assert row.front_key is not None
+    assert row.side_key is not None
+    front = await private_storage.get(row.front_key)
+    assert metadata_of(front) == {}
+    assert metadata_of(await private_storage.get(row.side_key)) == {}
+    with Image.open(io.BytesIO(front)) as upright:
+        assert upright.size == (480, 720)  # the orientation is applied to the pixels
 
 
 async def test_heic_and_exif_rotated_photos_are_accepted(

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from litestar import Litestar
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 from taskiq import AsyncBroker
 
@@ -21,7 +22,7 @@ from core.events import EventBus
 from core.jobs import job_buffer
 from core.settings import Settings
 from db.engine import Database
-from db.models import Notification, Order, User
+from db.models import Notification, Order, SentMail, User
 from db.services.fulfilment.queries import of_order
 from db.services.notifications.orders import order_number
 from db.services.orders.events import OrderPlaced
@@ -171,6 +172,22 @@ async def test_a_confirmation_job_run_again_sends_no_second_mail(
         run_task(broker, CONFIRM, str(order.id)), run_task(broker, CONFIRM, str(order.id))
     )
     assert sorted(both) == ["already_sent", "sent"]
+    assert await run_task(broker, CONFIRM, str(order.id)) == "already_sent"
+    assert len(mail_to(settings.mail_dir, buyer.email)) == 1
+
+
+async def test_a_sent_mail_is_recorded_in_postgresql_so_losing_redis_sends_nothing_twice(
+    worker: WorkerProcess, committed_db: Database, broker: AsyncBroker, settings: Settings, redis: Redis
+) -> None:
+    order, buyer = await committed_order(committed_db)
+    assert await run_task(broker, CONFIRM, str(order.id)) == "sent"
+    async with committed_db.session_maker() as session:
+        keys = list(await session.scalars(select(SentMail.message_key).where(SentMail.order_id == order.id)))
+    assert keys == [f"order-{order.id}-confirmation"]
+    # What a Redis failover or eviction loses (the task queue itself is not touched).
+    lost = [key async for key in redis.scan_iter(match="fashionistar:mail:*")]
+    if lost:
+        await redis.delete(*lost)
     assert await run_task(broker, CONFIRM, str(order.id)) == "already_sent"
     assert len(mail_to(settings.mail_dir, buyer.email)) == 1
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -15,6 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import msgspec
 import pytest
+from litestar import Litestar
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +33,7 @@ from db.services.fulfilment.queries import of_order
 from db.services.orders.lifecycle import cancel, expire_due, staff_move
 from db.services.payments.processing import process_event, refund_next
 from tests.support.catalog import make_product, make_store
-from tests.support.http import problem
+from tests.support.http import problem, serve
 from tests.support.identity import make_user
 from tests.support.orders import make_order, variants_of
 from tests.test_cart_orders import auth
@@ -40,6 +42,7 @@ pytestmark = pytest.mark.anyio
 
 API = "/api/v1"
 WEBHOOK = f"{API}/webhooks/paystack"
+SANDBOX = SandboxProvider("http://api.test")
 
 
 def signed(settings: Settings, body: bytes) -> dict[str, str]:
@@ -81,6 +84,31 @@ async def the_event(session: AsyncSession, reference: str) -> PaymentEvent:
 
 
 # --- starting a payment ---------------------------------------------------------------------
+
+
+async def test_the_sandbox_checkout_url_comes_from_configuration_not_the_host_header(
+    make_app: Callable[..., Litestar], session: AsyncSession, settings: Settings
+) -> None:
+    configured = msgspec.structs.replace(settings, public_base_url="https://api.fashionistar.example/")
+    buyer, order, _ = await unpaid_order(session)
+    async with serve(make_app(settings=configured)) as client:
+        response = await client.post(
+            f"{API}/orders/{order.id}/payments",
+            headers={
+                **auth(settings, buyer),
+                "Host": "attacker.example",
+                "X-Forwarded-Host": "attacker.example",
+            },
+        )
+    assert response.status_code == 201, response.text
+    url = urlparse(response.json()["authorization_url"])
+    assert (url.scheme, url.netloc) == ("https", "api.fashionistar.example")
+    assert url.path == f"{API}/sandbox/paystack/checkout/{response.json()['reference']}"
+
+
+def test_without_a_public_base_url_the_api_address_is_used(settings: Settings) -> None:
+    local = msgspec.structs.replace(settings, public_base_url=None, api_host="127.0.0.1", api_port=8123)
+    assert local.public_api_base_url == "http://127.0.0.1:8123"
 
 
 async def test_starting_a_payment_gives_a_sandbox_checkout_url(
@@ -188,9 +216,9 @@ async def test_a_charge_pays_the_order_once_and_sells_its_stock(
     await deliver(client, settings, started["reference"], 5_000_000)
     event = await the_event(session, started["reference"])
     with job_buffer():
-        assert await process_event(session, SandboxProvider(), event.id) == "paid"
+        assert await process_event(session, SANDBOX, event.id) == "paid"
     for _ in range(3):
-        assert await process_event(session, SandboxProvider(), event.id) == "paid"
+        assert await process_event(session, SANDBOX, event.id) == "paid"
     await session.refresh(order)
     await session.refresh(variant)
     assert order.status == "paid"
@@ -214,7 +242,7 @@ async def test_an_amount_mismatch_never_pays_and_is_flagged(
     started = await start(client, settings, buyer, order)
     await deliver(client, settings, started["reference"], 100)
     assert (
-        await process_event(session, SandboxProvider(), (await the_event(session, started["reference"])).id)
+        await process_event(session, SANDBOX, (await the_event(session, started["reference"])).id)
         == "amount_mismatch"
     )
     await session.refresh(order)
@@ -234,7 +262,7 @@ async def test_a_currency_mismatch_never_pays(
     started = await start(client, settings, buyer, order)
     await deliver(client, settings, started["reference"], 5_000_000, "USD")
     assert (
-        await process_event(session, SandboxProvider(), (await the_event(session, started["reference"])).id)
+        await process_event(session, SANDBOX, (await the_event(session, started["reference"])).id)
         == "amount_mismatch"
     )
     await session.refresh(order)
@@ -255,9 +283,7 @@ async def test_a_payment_just_after_expiry_takes_the_stock_again_when_it_can(
     assert (variant.stock, variant.reserved) == (3, 0)
     await deliver(client, settings, started["reference"], 5_000_000)
     with job_buffer():
-        outcome = await process_event(
-            session, SandboxProvider(), (await the_event(session, started["reference"])).id
-        )
+        outcome = await process_event(session, SANDBOX, (await the_event(session, started["reference"])).id)
     assert outcome == "paid_after_expiry"
     await session.refresh(order)
     await session.refresh(variant)
@@ -279,9 +305,7 @@ async def test_a_payment_after_expiry_is_refunded_when_the_stock_is_gone(
     await make_order(session, await make_user(session), [(variant, 2)], status="paid")
     await deliver(client, settings, started["reference"], 5_000_000)
     with job_buffer() as jobs:
-        outcome = await process_event(
-            session, SandboxProvider(), (await the_event(session, started["reference"])).id
-        )
+        outcome = await process_event(session, SANDBOX, (await the_event(session, started["reference"])).id)
     assert outcome == "refunded_expired"
     await session.refresh(order)
     await session.refresh(variant)
@@ -294,8 +318,8 @@ async def test_a_payment_after_expiry_is_refunded_when_the_stock_is_gone(
         ("critical.payments.refund", (str(payment.id),), True)
     ]
     with job_buffer() as notices:
-        assert await refund_next(session, SandboxProvider(), payment.id) == "refunded"
-        assert await refund_next(session, SandboxProvider(), payment.id) == "nothing_pending"
+        assert await refund_next(session, SANDBOX, payment.id) == "refunded"
+        assert await refund_next(session, SANDBOX, payment.id) == "nothing_pending"
     assert [job.task_name for job in notices.jobs] == ["emails.notifications.refund_sent"]
     await session.refresh(payment)
     assert (payment.status, payment.refunded_amount) == ("refunded", payment.amount)
@@ -490,7 +514,6 @@ async def test_paystack_adapter_speaks_paystacks_api() -> None:
             currency="NGN",
             email="a@b.co",
             callback_url="https://shop/x",
-            origin="http://api",
         )
     )
     assert started.authorization_url == "https://checkout.paystack.com/abc"

@@ -11,6 +11,7 @@ from litestar.datastructures import UploadFile
 from msgspec import Meta
 
 from api.common import Currency, Money
+from core.rules import attributes as attribute_limits
 
 Amount = Annotated[int, Meta(gt=0, le=10**12, description="Integer minor units (kobo, cents)")]
 Title = Annotated[str, Meta(min_length=2, max_length=200, pattern=r"\S")]
@@ -23,6 +24,24 @@ ColorLabel = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"\S")]
 Stock = Annotated[int, Meta(ge=0, le=1_000_000)]
 Range = Annotated[tuple[float, float], Meta(description="[min, max] in cm")]
 ProductStatus = Literal["draft", "active", "archived"]
+AttributeKey = Annotated[str, Meta(min_length=1, max_length=attribute_limits.MAX_KEY_LENGTH)]
+AttributeText = Annotated[str, Meta(max_length=attribute_limits.MAX_TEXT_LENGTH)]
+AttributeScalar = AttributeText | int | float | bool | None
+AttributeValue = (
+    AttributeScalar
+    | Annotated[list[AttributeScalar], Meta(max_length=attribute_limits.MAX_KEYS)]
+    | Annotated[dict[AttributeKey, AttributeScalar], Meta(max_length=attribute_limits.MAX_KEYS)]
+)
+Attributes = Annotated[
+    dict[AttributeKey, AttributeValue],
+    Meta(
+        max_length=attribute_limits.MAX_KEYS,
+        description=(
+            "Free-form product facts (material, care ...): text, numbers, booleans, or one level of "
+            f"list/object of them; at most {attribute_limits.MAX_BYTES} bytes of JSON"
+        ),
+    ),
+]
 
 
 class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -190,7 +209,7 @@ class ProductCreate(msgspec.Struct, forbid_unknown_fields=True):
     price: Price
     description: Description = ""
     brand: BrandName | None = None
-    attributes: dict[str, Any] | None = None
+    attributes: Attributes | None = None
 
 
 class ProductUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -201,7 +220,7 @@ class ProductUpdate(msgspec.Struct, forbid_unknown_fields=True):
     category_id: UUID | msgspec.UnsetType = msgspec.UNSET
     brand: BrandName | msgspec.UnsetType | None = msgspec.UNSET
     price: Price | msgspec.UnsetType = msgspec.UNSET
-    attributes: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    attributes: Attributes | msgspec.UnsetType | None = msgspec.UNSET
     status: ProductStatus | msgspec.UnsetType = msgspec.UNSET
 
 

@@ -24,6 +24,12 @@ ACCEPTED = schemas.Accepted(
     detail="If the address belongs to an account that needs a code, we have emailed one.",
 )
 
+# The same answer whether or not the email already has an account.
+REGISTERED = schemas.Accepted(
+    status="accepted",
+    detail="Check your email: we have sent a verification code, or a note if you already have an account.",
+)
+
 
 def provide_accounts(
     db_session: NamedDependency[AsyncSession],
@@ -57,14 +63,18 @@ class AuthController(Controller):
         "sessions": Provide(provide_sessions, sync_to_thread=False),
     }
 
-    @post("/register", status_code=201, summary="Create an account; emails a verification code")
+    @post(
+        "/register",
+        status_code=202,
+        summary="Create an account; emails a verification code (or the owner of an existing one)",
+    )
     async def register(
         self, data: JSONBody[schemas.RegisterRequest], accounts: NamedDependency[AccountService]
-    ) -> schemas.User:
-        user = await accounts.register(
+    ) -> schemas.Accepted:
+        await accounts.register(
             email=data.email, password=data.password, full_name=data.full_name, role=data.role
         )
-        return user_out(user)
+        return REGISTERED
 
     @post("/otp/verify", status_code=200, summary="Verify the email address with its code")
     async def verify(

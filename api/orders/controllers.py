@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -183,7 +183,6 @@ class OrdersController(Controller):
     async def pay(
         self,
         order_id: FromPath[UUID],
-        request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
         resources: NamedDependency[AppResources],
@@ -194,7 +193,6 @@ class OrdersController(Controller):
             resources.payments,
             user_id=principal.user_id,
             order_id=order_id,
-            origin=str(request.base_url),
         )
         return schemas.PaymentStarted(
             provider=payment.provider,

@@ -80,7 +80,7 @@ class ShippingAddress(msgspec.Struct, forbid_unknown_fields=True):
     line2: Optional | None = None
     state: Optional | None = None
     postal_code: Annotated[str, Meta(max_length=20)] | None = None
-    phone: Annotated[str, Meta(pattern=r"^\+?[0-9 ()\-]{6,20}$")] | None = None
+    phone: Annotated[str, Meta(max_length=21, pattern=r"^\+?[0-9 ()\-]{6,20}$")] | None = None
 
 
 class OrderItemIn(msgspec.Struct, forbid_unknown_fields=True):

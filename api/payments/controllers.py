@@ -69,7 +69,9 @@ class SandboxCheckoutController(Controller):
         # Delivered through this app's own ASGI stack, exactly as a provider's POST arrives
         # (signature check, storage, queueing), without needing a public address.
         transport = httpx.ASGITransport(app=request.app)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url=str(request.base_url)) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url=resources.settings.public_api_base_url
+        ) as client:
             response = await client.post(
                 WEBHOOK_PATH,
                 content=body,

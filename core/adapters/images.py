@@ -127,3 +127,57 @@ def make_thumbnail(data: bytes, max_side: int, *, quality: int = 82) -> bytes:
         out = io.BytesIO()
         rgb.save(out, format="WEBP", quality=quality, method=4)
         return out.getvalue()
+
+
+# What each accepted format is stored as once its metadata is stripped (HEIC becomes JPEG: the
+# format every client can show, and pillow-heif's encoder is slow).
+_CLEAN_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WEBP", "HEIF": "JPEG"}
+_CLEAN_OPTIONS: dict[str, dict[str, object]] = {
+    "JPEG": {"quality": 95, "optimize": True},
+    "PNG": {"optimize": False},
+    "WEBP": {"quality": 95, "method": 4},
+}
+
+
+def clean_extension(info: ImageInfo) -> str:
+    """The file extension an image of ``info`` has once :func:`strip_metadata` re-encoded it."""
+    return EXTENSIONS[_CLEAN_FORMATS[info.format]]
+
+
+def strip_metadata(data: bytes) -> tuple[bytes, ImageInfo]:
+    """Re-encode an image :func:`inspect_image` accepted with no metadata but its colour profile.
+
+    The EXIF orientation is applied to the pixels, then EXIF (GPS position, camera, times), XMP,
+    IPTC, comments and text chunks are left behind: only the pixels, the ICC profile and PNG
+    transparency are written. JPEG, PNG and WebP keep their format; HEIC becomes JPEG.
+
+    Raises:
+        UnusableImage: the image cannot be decoded after all (422).
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = image.format or ""
+            icc_profile = image.info.get("icc_profile")
+            transparency = image.info.get("transparency")
+            pixels = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnusableImage(f"The image is damaged or incomplete ({type(exc).__name__}).") from None
+    target = _CLEAN_FORMATS[fmt]
+    if target == "JPEG" and pixels.mode not in ("L", "RGB", "CMYK"):
+        pixels = pixels.convert("RGB")
+    # A fresh info dict: savers fall back to ``image.info`` for some fields (a JPEG's comment).
+    pixels.info = {} if transparency is None or target != "PNG" else {"transparency": transparency}
+    options = dict(_CLEAN_OPTIONS[target])
+    if icc_profile:
+        options["icc_profile"] = icc_profile
+    out = io.BytesIO()
+    pixels.save(out, format=target, **options)
+    width, height = pixels.size
+    info = ImageInfo(
+        format=target,
+        content_type=CONTENT_TYPES[target],
+        extension=EXTENSIONS[target],
+        width=width,
+        height=height,
+    )
+    return out.getvalue(), info

@@ -25,6 +25,7 @@ from db.models.payout import PAYOUT_STATUSES, Payout, PayoutAccount
 from db.models.refresh_token import RefreshToken
 from db.models.returns import Return, ReturnLine
 from db.models.review import Review
+from db.models.sent_mail import SentMail
 from db.models.shipping import SHIPPING_KINDS, ShippingMethod
 from db.models.user import ROLES, Role, User
 from db.models.voucher import CartVoucher, Voucher, VoucherRedemption
@@ -67,6 +68,7 @@ __all__ = [
     "ReturnLine",
     "Review",
     "Role",
+    "SentMail",
     "ShippingMethod",
     "SizeChartRow",
     "User",

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import psutil
 
+from devstack.secrets import new_secrets
+
 ROOT = Path(__file__).resolve().parents[2]
+
+# Secrets of this test run, generated as `up` generates them for a data directory: every process
+# of the run (the in-process apps, worker and API processes) signs and verifies with them.
+TEST_SECRETS = new_secrets()
 
 # Timings that keep the worker tests short; production defaults are much longer.
 WORKER_TEST_ENV = {
@@ -109,6 +115,7 @@ def worker_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str
         "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "json",
         "PYTHONUNBUFFERED": "1",
+        **TEST_SECRETS,
         **WORKER_TEST_ENV,
         **extra,
     }

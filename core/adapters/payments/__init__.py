@@ -26,8 +26,6 @@ class PaymentRequest:
     currency: str
     email: str
     callback_url: str | None
-    # The API's own origin ("https://api.example.com"); the sandbox builds its checkout URL on it.
-    origin: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +163,9 @@ def build_payment_provider(settings: Settings) -> PaymentProvider:
     from core.adapters.payments.sandbox import SandboxProvider  # noqa: PLC0415
 
     return SandboxProvider(
-        secret=settings.paystack_secret_key.reveal(), transfer_webhook_url=_sandbox_webhook_url(settings)
+        settings.public_api_base_url,
+        secret=settings.paystack_secret_key.reveal(),
+        transfer_webhook_url=_sandbox_webhook_url(settings),
     )
 
 

@@ -41,15 +41,20 @@ NUBAN = re.compile(r"[0-9]{10}")
 
 
 class SandboxProvider:
+    """Checkout URLs are built on ``base_url`` (``PUBLIC_BASE_URL``), never on the Host header of
+    the request that asked for them: a forged Host would send the shopper elsewhere."""
+
     name = "sandbox"
 
     def __init__(
         self,
+        base_url: str = "http://127.0.0.1:8000",
         *,
         secret: str = "",
         transfer_webhook_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        self.base_url = base_url.rstrip("/")
         self._secret = secret
         self._webhook_url = transfer_webhook_url
         # How webhooks reach the API (tests deliver through the app's ASGI stack in-process).
@@ -58,7 +63,7 @@ class SandboxProvider:
     async def initialize(self, request: PaymentRequest) -> InitializedPayment:
         query = urlencode({"amount": request.amount, "currency": request.currency, "email": request.email})
         return InitializedPayment(
-            authorization_url=f"{request.origin.rstrip('/')}{CHECKOUT_PATH}/{request.reference}?{query}"
+            authorization_url=f"{self.base_url}{CHECKOUT_PATH}/{request.reference}?{query}"
         )
 
     async def verify(self, reference: str) -> VerifiedPayment | None:

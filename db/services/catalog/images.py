@@ -8,7 +8,7 @@ import anyio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.adapters.images import inspect_image, make_thumbnail
+from core.adapters.images import inspect_image, make_thumbnail, strip_metadata
 from core.adapters.storage import MediaStorage
 from core.ids import new_id
 from core.jobs import defer
@@ -30,15 +30,15 @@ async def upload_image(
     product_id: UUID,
     data: bytes,
 ) -> ProductImage:
-    """Check the upload, store the original and queue its thumbnails and its embedding
-    (``embedding_status`` is ``pending`` until the inference worker is done).
+    """Check the upload, store the original (re-encoded without its metadata) and queue its
+    thumbnails and its embedding (``embedding_status`` is ``pending`` until the inference worker is done).
 
     Raises:
         ProductNotFound (404), ImageTooLarge (413), UnsupportedImage (415), UnusableImage or
         too many images (422).
     """
     product = await own_product(session, vendor, product_id, for_update=True)
-    info = await anyio.to_thread.run_sync(
+    await anyio.to_thread.run_sync(
         lambda: inspect_image(
             data,
             max_bytes=settings.max_image_bytes,
@@ -46,6 +46,9 @@ async def upload_image(
             min_side=settings.min_image_side,
         )
     )
+    # Originals are public: a phone photo's EXIF would tell everyone where and with what it was
+    # taken. Only the re-encoded pixels (orientation applied) and the colour profile are kept.
+    data, info = await anyio.to_thread.run_sync(strip_metadata, data)
     count = await session.scalar(select(func.count()).where(ProductImage.product_id == product.id)) or 0
     if count >= MAX_IMAGES_PER_PRODUCT:
         raise field_error("image", f"a product has at most {MAX_IMAGES_PER_PRODUCT} images")

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.ids import new_id
+from core.rules.attributes import attribute_problems
 from core.rules.measurements import PLAUSIBLE_CM
 from db.models import Category, Product, SizeChartRow, Variant, Vendor
 from db.ownership import get_owned
@@ -68,6 +69,13 @@ async def own_product(
     )
 
 
+def _check_attributes(attributes: dict[str, Any] | None) -> None:
+    """Raises InvalidInput (422, field ``attributes``) past the limits of ``core.rules.attributes``."""
+    problems = attribute_problems(attributes or {})
+    if problems:
+        raise field_error("attributes", "; ".join(problems[:5]))
+
+
 async def create_product(
     session: AsyncSession,
     vendor: Vendor,
@@ -81,6 +89,7 @@ async def create_product(
     attributes: dict[str, Any] | None,
 ) -> Product:
     amount = check_money(price, currency, "price")
+    _check_attributes(attributes)
     await _check_category(session, category_id)
     brand_row = await find_or_create_brand(session, brand) if brand else None
     product_id = new_id()
@@ -125,6 +134,7 @@ async def update_product(
     if "price" in changes:
         product.price_amount = check_money(changes["price"], currency, "price")
     if "attributes" in changes:
+        _check_attributes(changes["attributes"])
         product.attributes = changes["attributes"] or {}
     if "status" in changes and changes["status"] != product.status:
         if changes["status"] == "active":

@@ -11,13 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from core.adapters.passwords import password_problems
 from core.adapters.ratelimit import subject
 from core.jobs import defer
-from core.task_names import SEND_CODE
+from core.task_names import SEND_ACCOUNT_EXISTS, SEND_CODE
 from db.models import RefreshToken, User
 from db.models.one_time_code import CodePurpose
 from db.services.identity import audit
 from db.services.identity.base import IdentityService
 from db.services.identity.codes import consume_code
-from db.services.identity.errors import EmailAlreadyRegistered, WeakPassword
+from db.services.identity.errors import WeakPassword
 from db.services.identity.users import normalise_email
 
 
@@ -32,33 +32,44 @@ class AccountService(IdentityService):
 
     async def register(
         self, *, email: str, password: str, full_name: str, role: Literal["client", "vendor"]
-    ) -> User:
-        """Create an unverified account and send it a verification code (after commit).
+    ) -> None:
+        """Create an unverified account and send it a verification code (after commit); for an
+        email that already has an account, mail its owner instead. The caller's answer is the
+        same either way, so registration does not tell whether an address has an account.
 
         Raises:
-            WeakPassword: too short, too long or too guessable (422).
-            EmailAlreadyRegistered: the email has an account (409).
+            WeakPassword: too short, too long or too guessable (422; judged on the request alone).
         """
         email = normalise_email(email)
         full_name = full_name.strip()
         self._check_password(password, email, full_name)
+        # Hashed whether or not the account exists, so both answers take as long.
+        password_hash = await self.hasher.hash(password)
         if await self.users.by_email(email) is not None:
-            raise EmailAlreadyRegistered("An account with this email already exists.")
-        user = User(
-            email=email,
-            password_hash=await self.hasher.hash(password),
-            full_name=full_name,
-            role=role,
-        )
-        self.session.add(user)
+            await self._notify_owner(email)
+            return
+        user = User(email=email, password_hash=password_hash, full_name=full_name, role=role)
         try:
             async with self.session.begin_nested():
+                self.session.add(user)
                 await self.session.flush()
         except IntegrityError:  # registered concurrently between the check and the insert
-            raise EmailAlreadyRegistered("An account with this email already exists.") from None
+            if user in self.session:
+                self.session.expunge(user)
+            await self._notify_owner(email)
+            return
         self.audit.record(audit.REGISTERED, user_id=user.id, role=role)
         defer(SEND_CODE, email, "verify_email", durable=True)
-        return user
+
+    async def _notify_owner(self, email: str) -> None:
+        """Mail the owner of ``email`` that someone tried to register with it. Past the per-email
+        cap the notice is skipped rather than refused: a 429 here would tell that the account
+        exists, and the owner has been told already."""
+        window = await self.limiter.count(
+            "register-existing", subject(email), window=self.settings.otp_window_seconds
+        )
+        if window.count <= self.settings.otp_max_sends_per_email:
+            defer(SEND_ACCOUNT_EXISTS, email, durable=True)
 
     async def request_code(self, email: str, purpose: CodePurpose) -> None:
         """Ask for a (new) code by email. Known and unknown emails take the same path (the mail

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from core.errors import (
-    Conflict,
     DomainError,
     InvalidInput,
     NotAuthenticated,
@@ -11,11 +10,6 @@ from core.errors import (
     PermissionDenied,
     RateLimited,
 )
-
-
-class EmailAlreadyRegistered(Conflict):
-    title = "Email already registered"
-    code = "email_taken"
 
 
 class WeakPassword(InvalidInput):

@@ -9,7 +9,15 @@ from uuid import UUID
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.adapters.images import ImageInfo, ImageTooLarge, UnsupportedImage, UnusableImage, inspect_image
+from core.adapters.images import (
+    ImageInfo,
+    ImageTooLarge,
+    UnsupportedImage,
+    UnusableImage,
+    clean_extension,
+    inspect_image,
+    strip_metadata,
+)
 from core.adapters.storage import ObjectStorage
 from core.ids import new_id
 from core.jobs import defer
@@ -56,6 +64,31 @@ def _check_range(field: str, value: float | None, bounds: tuple[float, float], u
         raise field_error(field, f"must be between {low:g} and {high:g} {unit}")
 
 
+async def _store_photos(
+    storage: ObjectStorage, photos: dict[str, PhotoFile], keys: dict[str, str], limit: int
+) -> None:
+    """Store each photo re-encoded without its metadata; all or none (a failure deletes the rest).
+
+    Raises:
+        whatever the storage raises, after removing what was stored.
+    """
+    stored: list[str] = []
+    try:
+        for field, photo in photos.items():
+            # Stored without EXIF (GPS position, camera, times) or any other metadata; the
+            # orientation is applied to the pixels, so the worker sees the photo upright.
+            clean, info = await anyio.to_thread.run_sync(strip_metadata, await _read(photo, limit))
+            await storage.put(keys[field], clean, info.content_type)
+            del clean
+            stored.append(keys[field])
+    except BaseException:
+        # Personal data that no row points at would never be cleaned up.
+        with anyio.CancelScope(shield=True):
+            for key in stored:
+                await storage.delete(key)
+        raise
+
+
 async def create_measurement(
     session: AsyncSession,
     storage: ObjectStorage,
@@ -70,8 +103,9 @@ async def create_measurement(
     """Check both photos, store them in private storage and queue the measurement
     (``pending`` until the inference worker is done).
 
-    Each photo is read, checked and dropped in turn, then read again to be stored, so at most
-    one photo is held in memory. Nothing is stored or queued unless both photos pass.
+    Each photo is read, checked and dropped in turn, then read again to be stripped of its
+    metadata and stored, so at most one photo is held in memory. Nothing is stored or queued
+    unless both photos pass.
 
     Raises:
         InvalidInput: height or weight out of range (422).
@@ -80,7 +114,7 @@ async def create_measurement(
     """
     _check_range("height_cm", height_cm, HEIGHT_RANGE_CM, "cm")
     _check_range("weight_kg", weight_kg, WEIGHT_RANGE_KG, "kg")
-    photos = {"front": front, "side": side}
+    photos: dict[str, PhotoFile] = {"front": front, "side": side}
     # One byte over the limit is enough to know a photo is too large.
     limit = settings.max_image_bytes + 1
     infos: dict[str, ImageInfo] = {}
@@ -89,7 +123,9 @@ async def create_measurement(
         infos[field] = await anyio.to_thread.run_sync(partial(_inspect, field, data, settings))
         del data
     measurement_id = new_id()
-    keys = {field: f"measurements/{measurement_id}/{field}.{infos[field].extension}" for field in photos}
+    keys = {
+        field: f"measurements/{measurement_id}/{field}.{clean_extension(infos[field])}" for field in photos
+    }
     measurement = Measurement(
         id=measurement_id,
         user_id=user_id,
@@ -102,16 +138,6 @@ async def create_measurement(
     )
     session.add(measurement)
     await session.flush()
-    stored: list[str] = []
-    try:
-        for field, photo in photos.items():
-            await storage.put(keys[field], await _read(photo, limit), infos[field].content_type)
-            stored.append(keys[field])
-    except BaseException:
-        # Personal data that no row points at would never be cleaned up.
-        with anyio.CancelScope(shield=True):
-            for key in stored:
-                await storage.delete(key)
-        raise
+    await _store_photos(storage, photos, keys, limit)
     defer(MEASURE_BODY, str(measurement.id), durable=True)
     return measurement

@@ -22,7 +22,6 @@ async def start_payment(
     *,
     user_id: UUID,
     order_id: UUID,
-    origin: str,
 ) -> Payment:
     """A payment for the caller's unpaid order, with the provider's checkout URL.
 
@@ -50,7 +49,6 @@ async def start_payment(
             currency=order.currency,
             email=email or "",
             callback_url=settings.payment_callback_url,
-            origin=origin,
         )
     )
     payment = Payment(
