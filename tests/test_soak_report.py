@@ -417,6 +417,7 @@ FACTS: dict[str, Any] = {
     "measurements": {"accepted": 6, "ready": 5, "refused": 1, "failed_otherwise": 0, "unfinished": 0},
     "mails": {"expected": 29, "written": 29, "missing": []},
     "outbox": {"undispatched": 0},
+    "ledger": {"breaches": []},
 }
 
 
@@ -441,7 +442,7 @@ def test_the_marketplace_takes_its_share_of_the_flows_from_browse_only() -> None
 
 def test_invariants_all_hold_on_consistent_facts() -> None:
     found = evaluate_invariants(FACTS)
-    assert len(found) == 13
+    assert len(found) == 14
     assert all(i["holds"] for i in found), [i for i in found if not i["holds"]]
 
 
@@ -477,6 +478,7 @@ def test_invariants_all_hold_on_consistent_facts() -> None:
         ("mails.written", 28, "every order mail"),
         ("mails.missing", ["order-x-status-paid.eml"], "every order mail"),
         ("outbox.undispatched", 3, "every durable job"),
+        ("ledger.breaches", ["transactions balance: 0190..., 5"], "the ledger holds"),
     ],
 )
 def test_each_invariant_fails_on_its_own_breach(path: str, value: Any, failing: str) -> None:

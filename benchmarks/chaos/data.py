@@ -41,6 +41,7 @@ from db.models import (
 )
 from db.services.catalog import products as product_service
 from db.services.catalog.listing_refresh import refresh_listing
+from db.services.ledger import checks
 
 PASSWORD = "chaos-Runway-2026!"  # noqa: S105  # accounts of a throwaway stack
 CATEGORY = "women-tops-t-shirts"
@@ -165,6 +166,14 @@ def photo(index: int, size: tuple[int, int] = (480, 640)) -> bytes:
 
 
 # --- invariants ---------------------------------------------------------------------------------
+async def ledger_check(db: Database) -> Check:
+    """The ledger's invariants (``just ledger-check``) over everything the stack did so far."""
+    async with db.session_maker() as session:
+        breaches = await checks.check(session)
+    detail = "; ".join(f"{b.invariant}: {b.detail}" for b in breaches[:5])
+    return Check("ledger holds (just ledger-check)", not breaches, detail or "every invariant holds")
+
+
 _STOCK = text(
     """
     SELECT v.id, v.stock, v.reserved,

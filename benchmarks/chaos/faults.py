@@ -33,6 +33,7 @@ from benchmarks.chaos.data import (
     Shopper,
     idempotency_checks,
     job_checks,
+    ledger_check,
     notification_checks,
     payment_checks,
     photo,
@@ -169,6 +170,8 @@ class Chaos:
             await fault(result)
         except Exception as exc:  # the run goes on to the next fault and reports this one failed
             result.error = f"{type(exc).__name__}: {exc}"
+        # Whatever the fault did, the money must still add up (just ledger-check's invariants).
+        result.checks.append(await ledger_check(self.db))
         result.seconds = round(time.monotonic() - started, 1)
         result.requests += sum(self.answers.values())
         result.statuses = dict(sorted((Counter(result.statuses) + self.answers).items()))

@@ -32,6 +32,7 @@ from benchmarks.soak import report as rp
 from benchmarks.soak.report import PIPELINE_REFUSALS
 from benchmarks.suite import people
 from benchmarks.suite import scenarios as sc
+from db.services.ledger.checks import CHECKS
 
 # Per variant sold: its stock and reserved units; units of the soak's orders that were paid (sold),
 # how many of those their stores cancelled, and units of received returns put back on sale.
@@ -234,7 +235,17 @@ async def gather_facts(
             "missing": missing,
         },
         "outbox": {"undispatched": undispatched},
+        "ledger": {"breaches": await ledger_breaches(conn)},
     }
+
+
+async def ledger_breaches(conn: asyncpg.Connection) -> list[str]:
+    """Every breach of the ledger's invariants (the queries of ``just ledger-check``)."""
+    return [
+        f"{name}: " + ", ".join(str(v) for v in row)
+        for name, sql in CHECKS.items()
+        for row in await conn.fetch(sql)
+    ]
 
 
 async def marketplace_facts(conn: asyncpg.Connection, since: datetime) -> dict[str, Any]:

@@ -581,7 +581,19 @@ def _work_invariants(facts: dict[str, Any]) -> list[dict[str, Any]]:
             outbox["undispatched"] == 0,
             f"{outbox['undispatched']} outbox rows not dispatched",
         ),
+        _ledger_invariant(facts),
     ]
+
+
+def _ledger_invariant(facts: dict[str, Any]) -> dict[str, Any]:
+    """``facts["ledger"]``: {breaches: ["<invariant>: <row>", ...]} from just ledger-check's checks."""
+    breaches = facts.get("ledger", {}).get("breaches", [])
+    return _inv(
+        "the ledger holds (just ledger-check: balanced, no negative available balance, paid less refunds = "
+        "earnings + commission - promotions, refunds and payouts posted once)",
+        not breaches,
+        "; ".join(breaches[:5]) if breaches else "every invariant holds",
+    )
 
 
 def jobs_table(facts: dict[str, Any]) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ class Breach:
     detail: str
 
 
-_CHECKS: dict[str, str] = {
+CHECKS: dict[str, str] = {
     "transactions balance": """
         SELECT transaction_id::text, sum(amount) FROM ledger_entries
         GROUP BY transaction_id HAVING sum(amount) <> 0
@@ -124,7 +124,7 @@ _CHECKS: dict[str, str] = {
 async def check(session: AsyncSession) -> list[Breach]:
     """Every breach of the invariants (empty when the ledger holds)."""
     breaches = []
-    for name, sql in _CHECKS.items():
+    for name, sql in CHECKS.items():
         for row in (await session.execute(text(sql))).all():
             breaches.append(Breach(name, ", ".join(str(v) for v in row)))
     return breaches
