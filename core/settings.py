@@ -21,6 +21,12 @@ import msgspec
 from dotenv import dotenv_values
 
 from core.secret import Secret, random_secret
+from core.settings_checks import (
+    SettingsError,
+    check_private_storage,
+    check_production,
+    refuse_published_secrets,
+)
 
 __all__ = [
     "SECRETS_FILE",
@@ -286,14 +292,7 @@ _ENV_DEFAULTS: dict[str, dict[str, str]] = {
     "production": {"log_format": "json", "mail_backend": "smtp", "payment_provider": "paystack"},
 }
 
-# Parts of the placeholder values published in the repository (.env.example, the k8s secret
-# template, values earlier versions shipped as defaults): a secret containing one is refused.
-_PUBLISHED_SECRET_MARKERS = ("dev-only-", "change-me", "REPLACE", "sk_live_...")
 SECRETS_FILE = "secrets.env"
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 def _required(value: str | None, variable: str, example: str) -> str:
@@ -303,15 +302,6 @@ def _required(value: str | None, variable: str, example: str) -> str:
             f"or set {variable}={example}."
         )
     return value
-
-
-def _check_private_storage(settings: Settings) -> None:
-    """Private files (body photos) must never land where public media are served from."""
-    if settings.media_backend == "s3" and settings.s3_private_bucket in ("", settings.s3_bucket):
-        raise SettingsError("MEDIA_BACKEND=s3 needs S3_PRIVATE_BUCKET, a bucket other than S3_BUCKET")
-    private, public = settings.private_media_dir.resolve(), settings.media_dir.resolve()
-    if settings.media_backend == "local" and private.is_relative_to(public):
-        raise SettingsError("PRIVATE_MEDIA_DIR must not be inside MEDIA_DIR (which is served publicly)")
 
 
 def _strip_credentials(url: str) -> str:
@@ -374,39 +364,11 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
         raise SettingsError("JWT_SIGNING_KEYS must look like 'kid=secret[,kid2=secret2]'")
     if any(len(secret) < 32 for _, secret in settings.jwt_keys()) and settings.is_production:
         raise SettingsError("JWT signing keys (or SECRET_KEY) must be at least 32 characters")
-    _check_private_storage(settings)
-    _refuse_published_secrets(settings)
+    check_private_storage(settings)
+    refuse_published_secrets(settings)
     if settings.is_production:
-        _check_production(settings, given=set(raw))
+        check_production(settings, given=set(raw))
     return settings
-
-
-def _refuse_published_secrets(settings: Settings) -> None:
-    """Anyone can read the repository: a placeholder from it must not sign anything, anywhere."""
-    values = {
-        "SECRET_KEY": settings.secret_key.reveal(),
-        "PAYSTACK_SECRET_KEY": settings.paystack_secret_key.reveal(),
-        **{f"JWT_SIGNING_KEYS ({kid})": secret for kid, secret in settings.jwt_keys()},
-    }
-    for name, value in values.items():
-        if any(marker in value for marker in _PUBLISHED_SECRET_MARKERS):
-            raise SettingsError(
-                f"{name} is a placeholder published in the repository: leave it unset in development "
-                "(`up` generates one) or set a random value"
-            )
-
-
-def _check_production(settings: Settings, *, given: set[str]) -> None:
-    """Production refuses unset secrets (they would be random per process) and the sandbox."""
-    missing = [n for n in ("database_url", "redis_url") if not getattr(settings, n)]
-    if "secret_key" not in given:
-        missing.append("secret_key")
-    if settings.payment_provider != "paystack":
-        raise SettingsError("production takes payments through Paystack: PAYMENT_PROVIDER=paystack")
-    if "paystack_secret_key" not in given:
-        missing.append("paystack_secret_key")
-    if missing:
-        raise SettingsError("production needs these variables set: " + ", ".join(m.upper() for m in missing))
 
 
 def _dec_hook(type_: type, obj: Any) -> Any:
