@@ -358,6 +358,9 @@ async def test_a_worker_killed_mid_payout_neither_pays_twice_nor_loses_it(
     assert paystack.calls["transfer"] == calls + 1
     async with committed_db.session_maker() as session:
         row = await the_payout(session, payout.id)
-        assert (row.attempts, row.status) == (2, "paid")
+        # Settled either by the redelivered job (its second attempt found the transfer by reference)
+        # or, when the transfer's webhook came first, by the webhook: never by a second transfer.
+        assert row.status == "paid"
+        assert row.attempts in (1, 2)
         assert await available(session, seller.vendor_id) == 0
         assert await ledger_problems(session) == []

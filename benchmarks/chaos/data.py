@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from PIL import Image
-from sqlalchemy import func, select, text
+from sqlalchemy import String, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.passwords import hash_password_sync
@@ -29,6 +29,7 @@ from core.settings import Settings
 from db.engine import Database
 from db.models import (
     Category,
+    Fulfilment,
     IdempotencyKey,
     Notification,
     OrderEvent,
@@ -178,7 +179,8 @@ _STOCK = text(
     """
     SELECT v.id, v.stock, v.reserved,
            COALESCE(SUM(l.quantity) FILTER (WHERE o.status = 'pending_payment'), 0) AS pending,
-           COALESCE(SUM(l.quantity) FILTER (WHERE o.status IN ('paid', 'fulfilled', 'delivered')), 0) AS sold
+           COALESCE(SUM(l.quantity) FILTER (
+               WHERE o.status IN ('paid', 'partially_shipped', 'shipped', 'delivered')), 0) AS sold
     FROM variants v
     LEFT JOIN order_lines l ON l.variant_id = v.id
     LEFT JOIN orders o ON o.id = l.order_id
@@ -337,6 +339,10 @@ EFFECTS = {
     "critical.payments.refund": "refunded:{0}",
     "inference.catalog.embed_image": "embedded:{0}",
     "critical.catalog.process_image": "thumbnails:{0}",
+    "emails.notifications.vendor_sale": "vendor_sale:{0}",
+    "emails.notifications.fulfilment_update": "notice:fulfilment:{0}:{1}:{2}",
+    "emails.fulfilment.send_shipped": "mail:fulfilment-{0}-shipped",
+    "emails.notifications.refund_sent": "notice:refund:{0}",
 }
 
 
@@ -378,7 +384,18 @@ class Effects:
                 select(ProductImage.id).where(ProductImage.embedding_status.in_(("ready", "failed")))
             )
             thumbs = await session.scalars(select(ProductImage.id).where(ProductImage.status == "ready"))
-            done = {f"notice:{k}" for k in notices}
+            # A paid order's vendors were told once every live part of it has its vendor notice.
+            sold_notice = Notification.dedupe_key == func.concat(
+                "fulfilment:", cast(Fulfilment.id, String), ":sold"
+            )
+            told = await session.scalars(
+                select(Fulfilment.order_id)
+                .outerjoin(Notification, sold_notice)
+                .where(Fulfilment.status != "cancelled")
+                .group_by(Fulfilment.order_id)
+                .having(func.bool_and(Notification.id.is_not(None)))
+            )
+            done = {f"notice:{k}" for k in notices} | {f"vendor_sale:{i}" for i in told}
             done |= {f"processed:{i}" for i in processed} | {f"refunded:{i}" for i in refunded}
             done |= {f"embedded:{i}" for i in embedded} | {f"thumbnails:{i}" for i in thumbs}
         done |= {f"mail:{k}" for k in self.mail_keys()}
