@@ -3,17 +3,22 @@ the expected ranking is known."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from pgvector.sqlalchemy import HALFVEC
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Product, Vendor
-from db.services.catalog.similar import SimilarityFilters, similar_products
+from db.models import Product, ProductImage, Vendor
+from db.models.catalog import EMBEDDING_DIMENSIONS
+from db.services.catalog.similar import PRODUCT_IMAGES, SimilarityFilters, first_embedding, similar_products
 from db.services.catalog.taxonomy import load_category_tree
+from db.services.vector_search import nearest
 from tests.support.catalog import category, make_product, make_store
 from tests.support.http import problem
 from tests.support.identity import bearer, login, make_user
@@ -190,3 +195,23 @@ async def test_a_product_whose_photos_fill_the_first_rows_still_leaves_a_full_pa
     assert [p.summary.id for p in found] == [crowded.id, second.id]
     assert result is not None
     assert result.path == ("nearest", "nearest")
+
+
+async def test_an_index_on_half_precision_copies_orders_the_same_and_scores_at_full_precision(
+    session: AsyncSession,
+) -> None:
+    store = await make_store(session)
+    query = await product_with_photo(session, store, 0)
+    near = await product_with_photo(session, store, 20)
+    far = await product_with_photo(session, store, 50, axis=2)
+    matching = (
+        select(ProductImage.id)
+        .select_from(ProductImage)
+        .join(Product, Product.id == ProductImage.product_id)
+        .where(Product.id != query.id)
+    )
+    half = dataclasses.replace(PRODUCT_IMAGES, indexed_as=HALFVEC(EMBEDDING_DIMENSIONS))
+    result = await nearest(session, half, first_embedding(query.id), matching=matching, limit=5)
+    assert [n.group for n in result.neighbours] == [near.id, far.id]
+    for neighbour, angle in zip(result.neighbours, (20, 50), strict=True):
+        assert 1 - neighbour.distance == pytest.approx(math.cos(math.radians(angle)), abs=1e-6)

@@ -19,8 +19,8 @@ from benchmarks.search_quality.report import render_table, targets, write_report
 from benchmarks.search_quality.stack import SearchStack, Timer, log
 from core.logging import configure_logging
 
-PARTS = ("recall", "filtered", "latency", "precision", "fit")
-# filtered studies how the search works; it runs when asked for.
+PARTS = ("recall", "filtered", "halfvec", "latency", "precision", "fit")
+# filtered and halfvec study how the search works; they run when asked for.
 DEFAULT_PARTS = ("recall", "latency", "precision", "fit")
 DATA_DIR = Path(".data/bench-search")
 # option: (full run, --quick)
@@ -132,7 +132,7 @@ def _run_stack_parts(args: argparse.Namespace, report: dict[str, Any], timer: Ti
             "'jit ' || current_setting('jit'))",
             "postgres",
         )
-        if {"recall", "filtered", "latency"} & config.parts:
+        if {"recall", "filtered", "halfvec", "latency"} & config.parts:
             spec = DatasetSpec(
                 "similarity", args.products, args.seed, args.base_photos, args.noise_cosine, args.noise_rank
             )
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     exit_code = 0
     try:
-        if {"recall", "filtered", "latency", "precision"} & set(args.parts):
+        if {"recall", "filtered", "halfvec", "latency", "precision"} & set(args.parts):
             _run_stack_parts(args, report, timer)
         if "fit" in args.parts:
             from benchmarks.search_quality.fit_agreement import fit_agreement  # noqa: PLC0415  # loads models

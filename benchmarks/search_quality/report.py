@@ -159,6 +159,39 @@ def _filtered_lines(filtered: JsonDict) -> list[str]:
     return lines
 
 
+def _halfvec_lines(half: JsonDict) -> list[str]:
+    index = half["index"]
+    built = "reused" if index["reused"] else f"built in {index['build_seconds']} s"
+    sizes = ", ".join(f"{kind} {mb} MB" for kind, mb in index["index_mb"].items())
+    lines = [
+        f"halfvec(1280) expression index {index['index']} ({built}); HNSW sizes: {sizes}",
+        "  exact ranking by half-precision distance vs full precision: recall {recall_at_k}, "
+        "min {min_recall}, {queries_below_0_9} queries below 0.9".format(**half["rounding"]),
+        f"  {'index':<9}{'ef_search':>10}{'recall':>9}{'min':>7}{'<0.9':>6}{'db p50':>9}{'db p95':>9}"
+        f"{'rt p50':>9}{'rt p95':>9}  (recall vs exact at full precision; ms)",
+    ]
+    for row in half["recall_database"]:
+        db, rt = row["db_ms"], row["round_trip_ms"]
+        lines.append(
+            f"  {row['index']:<9}{row['ef_search']:>10}{row['recall_at_k']:>9.4f}{row['min_recall']:>7.2f}"
+            f"{row['queries_below_0_9']:>6}{_n(db['p50'], 2):>9}{_n(db['p95'], 2):>9}"
+            f"{_n(rt['p50'], 2):>9}{_n(rt['p95'], 2):>9}"
+        )
+    lines.append(
+        f"  {'index':<9}{'filter':<44}{'recall':>8}{'short':>6}{'p50 ms':>8}{'p95 ms':>8}"
+        "  plan of the nearest rows; statements run"
+    )
+    for row in half["search"]:
+        ms = row["search_ms"]
+        plans = ", ".join(f"{k} {v}" for k, v in row["nearest_rows_plan"].items())
+        paths = ", ".join(f"{k} {v}" for k, v in row["paths"].items())
+        lines.append(
+            f"  {row['index']:<9}{_filter_name(row['filter']):<44}{_n(row['recall_at_k'], 4):>8}"
+            f"{row['short_answers']:>6}{_n(ms['p50'], 1):>8}{_n(ms['p95'], 1):>8}  {plans}; {paths}"
+        )
+    return lines
+
+
 def _latency_lines(latency: list[JsonDict]) -> list[str]:
     lines = [
         "Latency, open loop (ms from each request's scheduled send time; nearest-rank, over 200s)",
@@ -239,6 +272,8 @@ def render_table(report: JsonDict) -> str:
     lines += _recall_lines(similarity)
     if similarity.get("filtered"):
         lines += _filtered_lines(similarity["filtered"])
+    if similarity.get("halfvec"):
+        lines += _halfvec_lines(similarity["halfvec"])
     if similarity.get("latency"):
         lines += _latency_lines(similarity["latency"])
     if report.get("precision"):

@@ -60,7 +60,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, Select, func, null, select, text
+from sqlalchemy import ColumnElement, Row, Select, cast, func, null, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.selectable import CTE, Subquery
@@ -90,7 +90,10 @@ class VectorTable:
 
     ``metric`` must match the index's operator class (cosine: ``vector_cosine_ops``, l2:
     ``vector_l2_ops``, inner_product: ``vector_ip_ops``) or the index cannot serve the search.
-    ``max_group_rows``: the most rows one group can hold (a product's images).
+    ``max_group_rows``: the most rows one group can hold (a product's images). ``indexed_as``:
+    the type the HNSW index stores the vectors as when it is an expression index on a cast
+    (e.g. ``HALFVEC(1280)`` for ``(vector::halfvec(1280)) halfvec_cosine_ops``); the index
+    orders by that distance, results are scored at the column's own precision.
     """
 
     key: InstrumentedAttribute[Any]
@@ -98,9 +101,19 @@ class VectorTable:
     group: InstrumentedAttribute[Any]
     metric: Metric
     max_group_rows: int = 1
+    indexed_as: Any = None
 
     def distance(self, query: Query) -> ColumnElement[float]:
-        comparator: Any = self.vector.comparator  # pgvector's comparator adds the operators
+        return self._distance(self.vector, query)
+
+    def index_distance(self, query: Query) -> ColumnElement[float]:
+        """The distance the HNSW index orders by."""
+        if self.indexed_as is None:
+            return self.distance(query)
+        return self._distance(cast(self.vector, self.indexed_as), cast(query, self.indexed_as))
+
+    def _distance(self, vector: Any, query: Any) -> ColumnElement[float]:
+        comparator: Any = vector.comparator  # pgvector's comparator adds the operators
         if self.metric == "cosine":
             result: ColumnElement[float] = comparator.cosine_distance(query)
         elif self.metric == "l2":
@@ -144,11 +157,12 @@ def nearest_statement(
     table: VectorTable, query: Query, matching: Select[Any], limit: int, rows: int
 ) -> tuple[Subquery, Select[Any]]:
     distance = table.distance(query).label("distance")
+    # ORDER BY the output column when the index orders by it: the vector is then sent once.
+    order = distance if table.indexed_as is None else table.index_distance(query)
     nearest = (
-        # ORDER BY the output column: the same expression for the index, the vector sent once.
         matching.with_only_columns(table.group.label("group"), distance)
         .where(table.vector.is_not(None))
-        .order_by(distance)
+        .order_by(order)
         .limit(rows)
         .cte("nearest")
         .prefix_with("MATERIALIZED")
