@@ -78,9 +78,9 @@ EF_MIN = 40
 EF_MAX = 1000
 # Rows asked for per result in the first pass: most groups have one row near the query.
 OVERFETCH = 2
-# Index rows an iterative scan may go through per row asked before it gives up (pgvector's
-# default is a flat 20,000): a filter that passes fewer rows near the query than this implies is
-# searched exactly instead (see the module docstring).
+# hnsw.max_scan_tuples per row asked (pgvector's default is a flat 20,000): past it a scan hands
+# over the matching rows it has, and a page it cannot fill is searched exactly. Chosen by
+# measurement (see the module docstring).
 SCAN_TUPLES_PER_ROW = 50
 
 
