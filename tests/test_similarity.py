@@ -1,18 +1,24 @@
 """More like this (``GET /products/{id}/similar``) on the real database, with embeddings chosen so
-the expected ranking is known; and the search strategy's decisions."""
+the expected ranking is known."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from pgvector.sqlalchemy import HALFVEC
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Product, Vendor
-from db.services.vector_search import EF_MAX, EF_MIN, Estimate, Plan, plan_search, retry_ef_search
+from db.models import Product, ProductImage, Vendor
+from db.models.catalog import EMBEDDING_DIMENSIONS
+from db.services.catalog.similar import PRODUCT_IMAGES, SimilarityFilters, first_embedding, similar_products
+from db.services.catalog.taxonomy import load_category_tree
+from db.services.vector_search import nearest
 from tests.support.catalog import category, make_product, make_store
 from tests.support.http import problem
 from tests.support.identity import bearer, login, make_user
@@ -169,41 +175,43 @@ async def test_openapi_describes_similarity(client: httpx.AsyncClient) -> None:
     assert "200" in photo["responses"]
 
 
-# --- the strategy's decisions (pure) -----------------------------------------------------------
+# --- several photos per product ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("matching", "indexed", "limit", "expected"),
-    [
-        # Small catalogs and selective filters: score the few matching rows.
-        (30, 30, 20, Plan("exact")),
-        (0, 100_000, 20, Plan("exact")),
-        (2_000, 100_000, 20, Plan("exact")),  # 2%: HNSW would need 2,000 candidates
-        (5_000, 100_000, 100, Plan("exact")),  # a larger page needs more candidates still
-        # Broad filters: the index, asked for limit * 2 / selectivity candidates.
-        (100_000, 100_000, 20, Plan("hnsw", ef_search=EF_MIN)),
-        (50_000, 100_000, 20, Plan("hnsw", ef_search=80)),
-        (10_000, 100_000, 20, Plan("hnsw", ef_search=400)),
-        (100_000, 100_000, 100, Plan("hnsw", ef_search=200)),
-    ],
-)
-def test_plan(matching: float, indexed: float, limit: int, expected: Plan) -> None:
-    assert plan_search(Estimate(matching=matching, indexed=indexed), limit) == expected
+async def test_a_product_whose_photos_fill_the_first_rows_still_leaves_a_full_page(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    store = await make_store(session)
+    query = await product_with_photo(session, store, 0)
+    crowded = await product_with_photo(session, store, 10)
+    for position, angle in enumerate((11, 12, 13, 14, 15), start=1):
+        await add_image(session, crowded, direction(angle), position=position)
+    second = await product_with_photo(session, store, 30, axis=2)
+    await product_with_photo(session, store, 40, axis=3)
+    # The first pass asks for 2 * limit = 4 rows: all four are the crowded product's photos.
+    assert ids(await similar(client, query, limit=2)) == [str(crowded.id), str(second.id)]
+    tree = await load_category_tree(session)
+    found, result = await similar_products(session, tree, query.id, SimilarityFilters(), limit=2)
+    assert [p.summary.id for p in found] == [crowded.id, second.id]
+    assert result is not None
+    assert result.path == ("nearest", "nearest")
 
 
-def test_plan_never_asks_the_index_for_more_than_it_can_give() -> None:
-    for matching in range(1_000, 100_001, 1_000):
-        plan = plan_search(Estimate(matching=matching, indexed=100_000), 50)
-        assert plan.strategy == "exact" or EF_MIN <= plan.ef_search <= EF_MAX
-
-
-def test_a_short_index_pass_is_retried_wider_or_searched_exactly() -> None:
-    # 8 products passed out of 80 candidates: 10% pass, 40 / 10% = 400 candidates next time.
-    assert retry_ef_search(20, 8, 80, matching=50_000) == 400
-    # Short by one: still at least twice as wide (40 / (19 / 80) = 169).
-    assert retry_ef_search(20, 19, 80, matching=50_000) == 169
-    # Nothing passed: the filter's rows are not near the query; only exact search finds them.
-    assert retry_ef_search(20, 0, 400, matching=10_000) is None
-    # More candidates than the index can return, or few enough rows to score them all.
-    assert retry_ef_search(20, 2, 400, matching=10_000) is None
-    assert retry_ef_search(20, 8, 80, matching=1_200) is None
+async def test_an_index_on_half_precision_copies_orders_the_same_and_scores_at_full_precision(
+    session: AsyncSession,
+) -> None:
+    store = await make_store(session)
+    query = await product_with_photo(session, store, 0)
+    near = await product_with_photo(session, store, 20)
+    far = await product_with_photo(session, store, 50, axis=2)
+    matching = (
+        select(ProductImage.id)
+        .select_from(ProductImage)
+        .join(Product, Product.id == ProductImage.product_id)
+        .where(Product.id != query.id)
+    )
+    half = dataclasses.replace(PRODUCT_IMAGES, indexed_as=HALFVEC(EMBEDDING_DIMENSIONS))
+    result = await nearest(session, half, first_embedding(query.id), matching=matching, limit=5)
+    assert [n.group for n in result.neighbours] == [near.id, far.id]
+    for neighbour, angle in zip(result.neighbours, (20, 50), strict=True):
+        assert 1 - neighbour.distance == pytest.approx(math.cos(math.radians(angle)), abs=1e-6)

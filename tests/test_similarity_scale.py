@@ -1,6 +1,7 @@
 """Filtered similarity search on 100,000 products with embeddings: a selective filter still
-fills the page (exact path), a broad one uses the HNSW index, and an HNSW pass that comes up
-short falls back to exact search.
+fills the page (the planner scores the filter's rows), a broad one is served by an iterative
+HNSW scan, and a scan that stops at ``hnsw.max_scan_tuples`` short of a page falls back to exact
+search.
 
 The catalog is generated in SQL into a database of its own for this module (about a minute,
 most of it building the HNSW index) and dropped afterwards.
@@ -24,10 +25,12 @@ from core.settings import Settings
 from db import migrate
 from db.engine import Database, create_database
 from db.models import Category, Product, ProductImage
+from db.services import vector_search
 from db.services.catalog import similar
+from db.services.catalog.listing import ListingFilters, filter_conditions
 from db.services.catalog.similar import PRODUCT_IMAGES, SimilarityFilters
 from db.services.catalog.taxonomy import CategoryTree, load_category_tree
-from db.services.vector_search import EF_MIN, exact_statement, hnsw_statement
+from db.services.vector_search import OVERFETCH, configure, exact_statement, nearest_statement
 from tests.conftest import Services
 from tests.support.http import serve
 from tests.support.similarity import (
@@ -128,16 +131,26 @@ async def test_a_filter_matching_two_percent_still_returns_a_full_page(
     assert [item["product"]["id"] for item in items] == truth
 
 
-async def test_selective_filters_are_searched_exactly(
+async def test_selective_filters_are_served_from_the_filters_own_indexes(
     large_catalog: Database, tree: CategoryTree, tee: UUID
 ) -> None:
+    narrow = SimilarityFilters(category=DRESSES, in_stock=True, max_price=HALF_PRICE)
     async with large_catalog.session_maker() as session:
-        narrow = SimilarityFilters(category=DRESSES, in_stock=True, max_price=HALF_PRICE)
         found, result = await similar.similar_products(session, tree, tee, narrow, limit=20)
     assert result is not None
-    assert result.path == ("exact",)
+    assert result.path == ("nearest",)
     assert len(found) == 20
     assert all(p.summary.in_stock and p.summary.price_amount <= HALF_PRICE for p in found)
+    async with large_catalog.session_maker() as session:
+        plan = await nearest_plan(session, tree, tee, narrow)
+        dress_ids = [UUID(i) for i in subtree(tree, DRESSES)]
+        truth = await brute_force(
+            session, tee, "p.category_id = ANY(:ids) AND p.in_stock AND p.min_price <= :cap", ids=dress_ids,
+            cap=HALF_PRICE,
+        )  # fmt: skip
+    assert HNSW_INDEX not in plan, plan
+    assert "ix_products_listed_category" in plan, plan
+    assert [str(p.summary.id) for p in found] == truth
 
 
 async def test_broad_filters_use_the_index_and_still_fill_the_page(
@@ -151,8 +164,12 @@ async def test_broad_filters_use_the_index_and_still_fill_the_page(
         )
     assert plain is not None
     assert by_price is not None
-    assert plain.path == ("hnsw",)
-    assert by_price.path == ("hnsw",)
+    assert plain.path == ("nearest",)
+    assert by_price.path == ("nearest",)
+    for filters in (SimilarityFilters(), SimilarityFilters(max_price=HALF_PRICE)):
+        async with large_catalog.session_maker() as session:
+            plan = await nearest_plan(session, tree, tee, filters)
+        assert f"Index Scan using {HNSW_INDEX}" in plan, plan
     for found in (unfiltered, half):
         assert len(found) == 20
         assert len({p.summary.id for p in found}) == 20  # one entry per product
@@ -167,20 +184,24 @@ async def test_broad_filters_use_the_index_and_still_fill_the_page(
     assert [i["product"]["id"] for i in response.json()["items"]] == [str(p.summary.id) for p in half]
 
 
-async def test_an_index_pass_that_comes_up_short_falls_back_to_exact_search(
-    large_catalog: Database, tree: CategoryTree, tee: UUID
+async def test_a_scan_that_stops_short_of_a_page_falls_back_to_exact_search(
+    large_catalog: Database, tree: CategoryTree, tee: UUID, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 10% of the catalog, but none of it anywhere near a t-shirt: every candidate the index
-    # returns is filtered away.
+    # 10% of the catalog, but none of it anywhere near a t-shirt: the index scan passes thousands
+    # of rows before it reaches a shoe. Capped at 25 index rows per row asked (1,000 here), it
+    # stops with none found.
+    monkeypatch.setattr(vector_search, "SCAN_TUPLES_PER_ROW", 25)
+    shoes = SimilarityFilters(category=SHOES)
     async with large_catalog.session_maker() as session:
-        found, result = await similar.similar_products(
-            session, tree, tee, SimilarityFilters(category=SHOES), limit=20
-        )
+        found, result = await similar.similar_products(session, tree, tee, shoes, limit=20)
+    async with large_catalog.session_maker() as session:
+        plan = await nearest_plan(session, tree, tee, shoes)
+        shoe_ids = [UUID(i) for i in subtree(tree, SHOES)]
+        truth = await brute_force(session, tee, "p.category_id = ANY(:ids)", ids=shoe_ids)
+    assert f"Index Scan using {HNSW_INDEX}" in plan, plan
     assert result is not None
-    assert result.path == ("hnsw", "exact")
-    assert len(found) == 20
-    shoes = subtree(tree, SHOES)
-    assert all(str(p.summary.category_id) in shoes for p in found)
+    assert result.path == ("nearest", "exact")
+    assert [str(p.summary.id) for p in found] == truth
 
 
 async def test_the_exact_and_index_queries_use_the_intended_indexes(
@@ -199,14 +220,36 @@ async def test_the_exact_and_index_queries_use_the_intended_indexes(
     async with large_catalog.session_maker() as session:
         _, exact = exact_statement(PRODUCT_IMAGES, query, dresses, 20)
         exact_plan = await explain(session, exact)
-        _, hnsw = hnsw_statement(PRODUCT_IMAGES, query, listed, 20, EF_MIN)
-        hnsw_plan = await explain(session, hnsw)
+        await configure(session, OVERFETCH * 20)
+        _, nearest = nearest_statement(PRODUCT_IMAGES, query, listed, 20, OVERFETCH * 20)
+        index_plan = await explain(session, nearest)
     assert HNSW_INDEX not in exact_plan, exact_plan
     assert "ix_products_listed_category" in exact_plan, exact_plan
     assert "ix_product_images_product" in exact_plan, exact_plan
     assert "Seq Scan" not in exact_plan, exact_plan
-    assert f"Index Scan using {HNSW_INDEX}" in hnsw_plan, hnsw_plan
-    assert "Seq Scan" not in hnsw_plan, hnsw_plan
+    assert f"Index Scan using {HNSW_INDEX}" in index_plan, index_plan
+    assert "Seq Scan" not in index_plan, index_plan
+
+
+async def nearest_plan(
+    session: AsyncSession, tree: CategoryTree, product_id: UUID, filters: SimilarityFilters
+) -> str:
+    """The plan of the first statement a similar-products search runs, with its settings."""
+    as_listing = ListingFilters(
+        category=filters.category, max_price=filters.max_price, in_stock=filters.in_stock
+    )
+    conditions = await filter_conditions(session, tree, as_listing) or []
+    matching = (
+        select(ProductImage.id)
+        .select_from(ProductImage)
+        .join(Product, Product.id == ProductImage.product_id)
+        .where(*conditions, Product.id != product_id)
+    )
+    await configure(session, OVERFETCH * 20)
+    _, statement = nearest_statement(
+        PRODUCT_IMAGES, similar.first_embedding(product_id), matching, 20, OVERFETCH * 20
+    )
+    return await explain(session, statement)
 
 
 async def explain(session: AsyncSession, statement: Any) -> str:

@@ -1,9 +1,11 @@
 """Quality and latency of fit and similarity search (``just bench-search``).
 
-    python -m benchmarks.search_quality [--parts recall,latency,precision,fit] [--quick] [--rebuild]
+    python -m benchmarks.search_quality [--parts recall,filtered,halfvec,latency,precision,fit]
+                                        [--quick] [--rebuild]
 
-Four parts, each selectable with ``--parts``; ``--quick`` shrinks every number (20k products,
-fewer queries, 5 s loads) so the whole run takes a few minutes once its datasets exist.
+Six parts, each selectable with ``--parts`` (default: recall, latency, precision, fit);
+``--quick`` shrinks every number (20k products, fewer queries, 5 s loads) so the whole run takes
+a few minutes once its datasets exist.
 
 1. **recall** (``recall.py``): recall@10 of the HNSW index against exact search on the
    similarity dataset (100,000 products), for ~200 query products at several ``hnsw.ef_search``
@@ -15,6 +17,15 @@ fewer queries, 5 s loads) so the whole run takes a few minutes once its datasets
    with no filter and with a category filter (by default the category whose share of products
    is closest to 2%; the demo tree's leaves each hold ~3%), which also checks that the endpoint
    returns the full ``limit``.
+   **filtered** (``filtered.py``): the similarity search's own code path
+   (``db.services.vector_search``) in the database, per filter of the HTTP recall check: recall,
+   round-trip time, which statements ran, whether the planner served the nearest rows from the
+   HNSW index, next to the exact statement's time; then recall and time at several
+   ``hnsw.max_scan_tuples`` per row asked (``--scan-per-row``), inside and outside each filter
+   the planner served from the index. **halfvec** (``halfvec.py``): a ``halfvec(1280)``
+   expression index next to the ``vector(1280)`` one on the same rows: size, build time, recall
+   and query time at each ``hnsw.ef_search`` against exact full-precision search, and the search's
+   code path per filter through each index.
 2. **latency** (``load.py``): p50/p95/p99 of ``GET /products/{id}/similar`` (200 req/s),
    ``GET /fit/products`` and ``GET /products/{id}/fit`` (300 req/s each) on the same dataset,
    open loop for 20 s after a 3 s warm-up, latency measured from each request's *scheduled*

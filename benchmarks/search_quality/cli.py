@@ -19,7 +19,9 @@ from benchmarks.search_quality.report import render_table, targets, write_report
 from benchmarks.search_quality.stack import SearchStack, Timer, log
 from core.logging import configure_logging
 
-PARTS = ("recall", "latency", "precision", "fit")
+PARTS = ("recall", "filtered", "halfvec", "latency", "precision", "fit")
+# filtered and halfvec study how the search works; they run when asked for.
+DEFAULT_PARTS = ("recall", "latency", "precision", "fit")
 DATA_DIR = Path(".data/bench-search")
 # option: (full run, --quick)
 SIZES: dict[str, tuple[Any, Any]] = {
@@ -42,7 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)} (default: all)")
+    add(
+        "--parts",
+        default=",".join(DEFAULT_PARTS),
+        help=f"comma-separated, of {', '.join(PARTS)} (default: {','.join(DEFAULT_PARTS)})",
+    )
     add("--quick", action="store_true", help="smaller numbers everywhere (a few minutes)")
     add("--data-dir", type=Path, default=DATA_DIR, help=f"where datasets live (default {DATA_DIR})")
     add("--rebuild", action="store_true", help="rebuild the datasets even when a matching one exists")
@@ -67,6 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--filter-share", type=float, default=0.02, help="share of products of the auto filter (default 0.02)"
     )
     add("--filtered-queries", type=int, help="query products per HTTP recall filter (100; quick 30)")
+    add(
+        "--scan-per-row",
+        default="10,25,50,100",
+        help="hnsw.max_scan_tuples per row asked in the filtered part's scan-limit check (10,25,50,100)",
+    )
     add("--similar-rate", type=float, default=200.0, help="offered req/s of /products/{id}/similar (200)")
     add("--fit-rate", type=float, default=300.0, help="offered req/s of each fit endpoint (300)")
     add("--seconds", type=float, help="timed seconds per load scenario (20; quick 5)")
@@ -105,6 +116,7 @@ def _config(args: argparse.Namespace) -> Config:
         warmup_seconds=args.warmup,
         shoppers=args.shoppers,
         pin_cpus=args.pin_cpus,
+        scan_per_row=tuple(int(v) for v in args.scan_per_row.split(",")),
     )
 
 
@@ -120,7 +132,7 @@ def _run_stack_parts(args: argparse.Namespace, report: dict[str, Any], timer: Ti
             "'jit ' || current_setting('jit'))",
             "postgres",
         )
-        if {"recall", "latency"} & config.parts:
+        if {"recall", "filtered", "halfvec", "latency"} & config.parts:
             spec = DatasetSpec(
                 "similarity", args.products, args.seed, args.base_photos, args.noise_cosine, args.noise_rank
             )
@@ -177,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             "filters": args.filters,
             "filter_share": args.filter_share,
             "filtered_queries": args.filtered_queries,
+            "scan_per_row": args.scan_per_row,
             "similar_rate": args.similar_rate,
             "fit_rate": args.fit_rate,
             "seconds": args.seconds,
@@ -194,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     exit_code = 0
     try:
-        if {"recall", "latency", "precision"} & set(args.parts):
+        if {"recall", "filtered", "halfvec", "latency", "precision"} & set(args.parts):
             _run_stack_parts(args, report, timer)
         if "fit" in args.parts:
             from benchmarks.search_quality.fit_agreement import fit_agreement  # noqa: PLC0415  # loads models

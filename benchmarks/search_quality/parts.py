@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import select
 
 from benchmarks.measurement_flow import CpuMeter
-from benchmarks.search_quality import load, precision, recall
+from benchmarks.search_quality import filtered, halfvec, load, precision, recall
 from benchmarks.search_quality.client import LoadClient, Response
 from benchmarks.search_quality.dataset import Dataset, category_tree
 from benchmarks.search_quality.shoppers import ensure_shoppers, log_in
@@ -49,6 +49,7 @@ class Config:
     warmup_seconds: float
     shoppers: int
     pin_cpus: bool = False
+    scan_per_row: tuple[int, ...] = (10, 25, 50, 100)
 
 
 def http_client(base_url: str) -> httpx.AsyncClient:
@@ -85,10 +86,55 @@ async def similarity_parts(
                                 client, database.session_maker, tree, params, picked, config.k
                             )
                         )
+            if "filtered" in config.parts:
+                out["filtered"] = await _filtered(config, conn, database, tree, timer)
+            if "halfvec" in config.parts:
+                out["halfvec"] = await _halfvec(config, conn, database, tree, timer)
             if "latency" in config.parts:
                 out["latency"] = await _latency(config, stack, conn, client, settings, timer, base_url)
     finally:
         await database.dispose()
+    return out
+
+
+async def _filtered(
+    config: Config, conn: Any, database: Any, tree: CategoryTree, timer: Timer
+) -> dict[str, Any]:
+    """The search's own code path per filter, then the scan limit on the category filters."""
+    out: dict[str, Any] = {"per_filter": [], "scan_limits": []}
+    for params in await _filters(conn, tree, config):
+        picked = await _filter_queries(conn, database, tree, params, config)
+        with timer.step(f"filtered search in the database, filter {params or 'none'}"):
+            out["per_filter"] += await filtered.filtered_search(
+                database.session_maker, tree, params, picked, config.k
+            )
+        if out["per_filter"][-1]["nearest_rows_plan"].get("hnsw"):
+            with timer.step(f"scan limits per row {list(config.scan_per_row)}, filter {params or 'none'}"):
+                out["scan_limits"].append(
+                    await filtered.scan_limits(
+                        database.session_maker, tree, params, picked, config.k, list(config.scan_per_row)
+                    )
+                )
+    return out
+
+
+async def _halfvec(
+    config: Config, conn: Any, database: Any, tree: CategoryTree, timer: Timer
+) -> dict[str, Any]:
+    """The halfvec expression index next to the vector index: size, recall, latency."""
+    with timer.step("halfvec(1280) expression index (built unless present)"):
+        out: dict[str, Any] = {"index": await halfvec.ensure_index(conn)}
+    queries = await recall.pick_queries(conn, config.queries, config.seed)
+    with timer.step(f"exact ranking by half-precision distance ({len(queries)} queries)"):
+        out["rounding"] = await halfvec.rounding_recall(conn, queries, config.k)
+    with timer.step(f"halfvec vs vector in the database ({len(queries)} queries, ef {config.ef_values})"):
+        out["recall_database"] = await halfvec.index_recall(conn, queries, config.ef_values, config.k)
+    filters = [
+        (params, await _filter_queries(conn, database, tree, params, config))
+        for params in await _filters(conn, tree, config)
+    ]
+    with timer.step("halfvec vs vector through the search's code path, per filter"):
+        out["search"] = await halfvec.service_path(database.session_maker, tree, filters, config.k)
     return out
 
 

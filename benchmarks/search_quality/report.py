@@ -125,6 +125,73 @@ def _recall_lines(similarity: JsonDict) -> list[str]:
     return lines
 
 
+def _filter_name(params: Any) -> str:
+    return "none" if params == "none" else "&".join(f"{k}={v}" for k, v in params.items())
+
+
+def _filtered_lines(filtered: JsonDict) -> list[str]:
+    lines = [
+        "The search's own code path per filter, in the database (vector_search.nearest; ms round trip)",
+        f"  {'filter':<44}{'matching':>9}{'queries':>8}{'recall':>8}{'min':>6}{'short':>6}"
+        f"{'p50 ms':>8}{'p95 ms':>8}{'exact p50':>10}{'p95':>7}  plan of the nearest rows; statements run",
+    ]
+    for row in filtered["per_filter"]:
+        search, exact = row["search_ms"], row["exact_ms"]
+        plans = ", ".join(f"{k} {v}" for k, v in row["nearest_rows_plan"].items())
+        paths = ", ".join(f"{k} {v}" for k, v in row["paths"].items())
+        lines.append(
+            f"  {_filter_name(row['filter']):<44}{_n(row['matching_products']):>9}{row['queries']:>8}"
+            f"{_n(row['recall_at_k'], 4):>8}{_n(row['min_recall'], 2):>6}{row['short_answers']:>6}"
+            f"{_n(search['p50'], 1):>8}{_n(search['p95'], 1):>8}"
+            f"{_n(exact['p50'], 1):>10}{_n(exact['p95'], 1):>7}"
+            f"  {plans}; {paths}"
+        )
+    for check in filtered["scan_limits"]:
+        lines.append(f"  filter {_filter_name(check['filter'])}, by hnsw.max_scan_tuples per row asked:")
+        for row in check["per_limit"]:
+            ms = row["search_ms"]
+            paths = ", ".join(f"{k} {v}" for k, v in row["paths"].items())
+            lines.append(
+                f"    {row['scan_tuples_per_row']:>4} ({row['max_scan_tuples']:>5}) {row['queries']:<8}"
+                f"{row['count']:>4} queries: recall {_n(row['recall_at_k'], 4)}, p50 {_n(ms['p50'], 1)} ms, "
+                f"p95 {_n(ms['p95'], 1)} ms, max {_n(ms['max'], 1)} ms; {paths}"
+            )
+    return lines
+
+
+def _halfvec_lines(half: JsonDict) -> list[str]:
+    index = half["index"]
+    built = "reused" if index["reused"] else f"built in {index['build_seconds']} s"
+    sizes = ", ".join(f"{kind} {mb} MB" for kind, mb in index["index_mb"].items())
+    lines = [
+        f"halfvec(1280) expression index {index['index']} ({built}); HNSW sizes: {sizes}",
+        "  exact ranking by half-precision distance vs full precision: recall {recall_at_k}, "
+        "min {min_recall}, {queries_below_0_9} queries below 0.9".format(**half["rounding"]),
+        f"  {'index':<9}{'ef_search':>10}{'recall':>9}{'min':>7}{'<0.9':>6}{'db p50':>9}{'db p95':>9}"
+        f"{'rt p50':>9}{'rt p95':>9}  (recall vs exact at full precision; ms)",
+    ]
+    for row in half["recall_database"]:
+        db, rt = row["db_ms"], row["round_trip_ms"]
+        lines.append(
+            f"  {row['index']:<9}{row['ef_search']:>10}{row['recall_at_k']:>9.4f}{row['min_recall']:>7.2f}"
+            f"{row['queries_below_0_9']:>6}{_n(db['p50'], 2):>9}{_n(db['p95'], 2):>9}"
+            f"{_n(rt['p50'], 2):>9}{_n(rt['p95'], 2):>9}"
+        )
+    lines.append(
+        f"  {'index':<9}{'filter':<44}{'recall':>8}{'short':>6}{'p50 ms':>8}{'p95 ms':>8}"
+        "  plan of the nearest rows; statements run"
+    )
+    for row in half["search"]:
+        ms = row["search_ms"]
+        plans = ", ".join(f"{k} {v}" for k, v in row["nearest_rows_plan"].items())
+        paths = ", ".join(f"{k} {v}" for k, v in row["paths"].items())
+        lines.append(
+            f"  {row['index']:<9}{_filter_name(row['filter']):<44}{_n(row['recall_at_k'], 4):>8}"
+            f"{row['short_answers']:>6}{_n(ms['p50'], 1):>8}{_n(ms['p95'], 1):>8}  {plans}; {paths}"
+        )
+    return lines
+
+
 def _latency_lines(latency: list[JsonDict]) -> list[str]:
     lines = [
         "Latency, open loop (ms from each request's scheduled send time; nearest-rank, over 200s)",
@@ -203,6 +270,10 @@ def render_table(report: JsonDict) -> str:
             lines += _dataset_lines(label, dataset)
     similarity = report.get("similarity") or {}
     lines += _recall_lines(similarity)
+    if similarity.get("filtered"):
+        lines += _filtered_lines(similarity["filtered"])
+    if similarity.get("halfvec"):
+        lines += _halfvec_lines(similarity["halfvec"])
     if similarity.get("latency"):
         lines += _latency_lines(similarity["latency"])
     if report.get("precision"):

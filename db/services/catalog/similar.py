@@ -1,8 +1,8 @@
 """Visual similarity: "more like this" for a product, and search by photo.
 
 Both rank listed products by the cosine similarity of their images' embeddings to a query
-vector (a product's best-matching image counts), under the listing's own filters. The search
-strategy (exact or HNSW, and how wide) is ``db.services.vector_search``'s.
+vector (a product's best-matching image counts), under the listing's own filters. How the
+search runs (HNSW with iterative scans, or exact) is ``db.services.vector_search``'s.
 """
 
 from __future__ import annotations
@@ -23,12 +23,17 @@ from core.settings import Settings
 from db.models import Product, ProductImage
 from db.models.catalog import EMBEDDING_DIMENSIONS
 from db.services.catalog.errors import ProductNotFound
+from db.services.catalog.images import MAX_IMAGES_PER_PRODUCT
 from db.services.catalog.listing import ListingFilters, SummaryRow, filter_conditions, summary_select
 from db.services.catalog.taxonomy import CategoryTree
 from db.services.vector_search import Query, SearchResult, VectorTable, nearest
 
 PRODUCT_IMAGES = VectorTable(
-    key=ProductImage.id, vector=ProductImage.embedding, group=ProductImage.product_id, metric="cosine"
+    key=ProductImage.id,
+    vector=ProductImage.embedding,
+    group=ProductImage.product_id,
+    metric="cosine",
+    max_group_rows=MAX_IMAGES_PER_PRODUCT,
 )
 # The query photo goes to the worker at most this size: twice the model's 224 px input, so its
 # own resize still averages pixels, and a few tens of KB in the task queue instead of megabytes.
