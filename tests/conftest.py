@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 from redis.asyncio import Redis
@@ -33,10 +34,12 @@ from taskiq.kicker import AsyncKicker
 import db.models
 from api.app import create_app
 from core.adapters.images import register_heic_decoder
+from core.adapters.payments.paystack import PaystackProvider
 from core.settings import Settings, load_settings
 from db import migrate
 from db.engine import Database, create_database
 from devstack.embedded_redis import EmbeddedRedis
+from devstack.paystack import PaystackStandIn
 from devstack.services import EmbeddedPostgres, free_port
 from tasks.runtime.dispatch import BrokerDispatcher
 from tasks.runtime.factory import build_broker
@@ -304,3 +307,33 @@ async def worker(start_worker: Callable[..., WorkerProcess], broker: AsyncBroker
     except Exception as exc:
         raise AssertionError(f"worker did not start:\n{proc.log_text()[-4000:]}") from exc
     return proc
+
+
+# --- the Paystack stand-in (a module that uses these defines its own `paystack` fixture) ----------
+
+
+@pytest.fixture
+def paystack_settings(settings: Settings, paystack: PaystackStandIn) -> Settings:
+    """The test settings, taking payments and paying out through the module's Paystack stand-in."""
+    return msgspec.structs.replace(settings, payment_provider="paystack", paystack_base_url=paystack.base_url)
+
+
+@pytest.fixture
+async def provider(paystack_settings: Settings) -> AsyncIterator[PaystackProvider]:
+    adapter = PaystackProvider(
+        secret_key=paystack_settings.paystack_secret_key.reveal(),
+        base_url=paystack_settings.paystack_base_url,
+        timeout=5,
+    )
+    yield adapter
+    await adapter.close()
+
+
+@pytest.fixture
+async def live_shop(
+    make_app: Callable[..., Litestar], paystack_settings: Settings, committed_db: Database, redis: Redis
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The same on the committing database, so workers see what it commits."""
+    async with serve(make_app(settings=paystack_settings, database=committed_db)) as client:
+        yield client
+    await clear_rate_limits(redis)

@@ -16,10 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
-import msgspec
 import pytest
 from litestar import Litestar
-from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +28,6 @@ from db.engine import Database
 from db.models import Payout, PayoutAccount
 from db.services.payouts.reconciliation import reconcile_payouts
 from devstack.paystack import PaystackStandIn
-from tests.conftest import clear_rate_limits
 from tests.support.http import problem, serve
 from tests.support.payouts import API, Seller, available, earn, ledger_problems, make_seller
 from tests.support.stack import WorkerProcess
@@ -59,38 +56,12 @@ def fresh_switches(paystack: PaystackStandIn) -> Iterator[None]:
 
 
 @pytest.fixture
-def paystack_settings(settings: Settings, paystack: PaystackStandIn) -> Settings:
-    return msgspec.structs.replace(settings, payment_provider="paystack", paystack_base_url=paystack.base_url)
-
-
-@pytest.fixture
-async def provider(paystack_settings: Settings) -> AsyncIterator[PaystackProvider]:
-    adapter = PaystackProvider(
-        secret_key=paystack_settings.paystack_secret_key.reveal(),
-        base_url=paystack_settings.paystack_base_url,
-        timeout=5,
-    )
-    yield adapter
-    await adapter.close()
-
-
-@pytest.fixture
 async def shop(
     make_app: Callable[..., Litestar], paystack_settings: Settings
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API (test transaction) paying out through Paystack (the stand-in)."""
     async with serve(make_app(settings=paystack_settings)) as client:
         yield client
-
-
-@pytest.fixture
-async def live_shop(
-    make_app: Callable[..., Litestar], paystack_settings: Settings, committed_db: Database, redis: Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The same on the committing database, so workers see what it commits."""
-    async with serve(make_app(settings=paystack_settings, database=committed_db)) as client:
-        yield client
-    await clear_rate_limits(redis)
 
 
 async def _started(proc: WorkerProcess, times: int = 1) -> None:

@@ -18,10 +18,8 @@ from typing import Any
 
 import anyio
 import httpx
-import msgspec
 import pytest
 from litestar import Litestar
-from redis.asyncio import Redis
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstanceState
@@ -40,7 +38,7 @@ from db.services.payments.reconciliation import Reconciled, reconcile_payments
 from db.uow import unit_of_work
 from devstack.paystack import PaystackStandIn
 from tasks.runtime.dispatch import BrokerDispatcher
-from tests.conftest import clear_rate_limits, run_task
+from tests.conftest import run_task
 from tests.support.catalog import make_product, make_store
 from tests.support.http import serve
 from tests.support.identity import make_user
@@ -67,38 +65,12 @@ def paystack(settings: Settings) -> Iterator[PaystackStandIn]:
 
 
 @pytest.fixture
-def paystack_settings(settings: Settings, paystack: PaystackStandIn) -> Settings:
-    return msgspec.structs.replace(settings, payment_provider="paystack", paystack_base_url=paystack.base_url)
-
-
-@pytest.fixture
-async def provider(paystack_settings: Settings) -> AsyncIterator[PaystackProvider]:
-    adapter = PaystackProvider(
-        secret_key=paystack_settings.paystack_secret_key.reveal(),
-        base_url=paystack_settings.paystack_base_url,
-        timeout=5,
-    )
-    yield adapter
-    await adapter.close()
-
-
-@pytest.fixture
 async def shop(
     make_app: Callable[..., Litestar], paystack_settings: Settings
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API (test transaction) taking payments through Paystack (the stand-in)."""
     async with serve(make_app(settings=paystack_settings)) as client:
         yield client
-
-
-@pytest.fixture
-async def live_shop(
-    make_app: Callable[..., Litestar], paystack_settings: Settings, committed_db: Database, redis: Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The same on the committing database, so workers see what it commits."""
-    async with serve(make_app(settings=paystack_settings, database=committed_db)) as client:
-        yield client
-    await clear_rate_limits(redis)
 
 
 @pytest.fixture(scope="module")
