@@ -21,7 +21,13 @@ from db.services.fulfilment import moves
 from db.services.fulfilment.moves import Acting
 from db.services.fulfilment.queries import of_order
 from db.services.orders import stock
-from db.services.orders.placing import add_fulfilments, set_commission, snapshot_line, vendor_parts
+from db.services.orders.placing import (
+    add_fulfilments,
+    return_windows,
+    set_commission,
+    snapshot_line,
+    vendor_parts,
+)
 from db.services.orders.transitions import record, transition
 from db.services.shipping import quotes
 from tests.support.stack import WORKER_TEST_ENV
@@ -55,13 +61,17 @@ async def make_order(
     """
     assert lines
     snapshots = []
+    categories: dict[uuid.UUID, uuid.UUID] = {}
+    vendors: list[Vendor] = []
     currency = ""
     for variant, quantity in lines:
         product = await session.get(Product, variant.product_id)
         assert product is not None
-        vendor = await session.get(Vendor, product.vendor_id)
+        vendor = await session.get(Vendor, product.vendor_id, populate_existing=True)
         assert vendor is not None
         currency = product.currency
+        categories[product.id] = product.category_id
+        vendors.append(vendor)
         snapshots.append(snapshot_line(variant, product, vendor, quantity))
     subtotal = sum(line.line_total_amount for line in snapshots)
     now = created_at or datetime.now(UTC)
@@ -87,8 +97,8 @@ async def make_order(
         order.created_at = created_at
     session.add(order)
     await session.flush()
-    await set_commission(session, settings, snapshots)
-    await add_fulfilments(session, settings, order, snapshots, chosen)
+    await set_commission(session, settings, snapshots, categories)
+    await add_fulfilments(session, order, snapshots, chosen, return_windows(settings, vendors))
     short = await stock.reserve(session, {line.variant_id: line.quantity for line in snapshots})
     assert short is None, f"not enough stock for {short}"
     record(session, order, None, "buyer", actor_id=buyer.id)

@@ -111,10 +111,29 @@ def _check_limits(settings: Settings, wanted: list[tuple[UUID, int]], from_cart:
         raise InvalidInput("Some items are not acceptable.", errors=errors)
 
 
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """The order's lines as the catalog prices them now, and each vendor's return window."""
+
+    lines: list[OrderLine]
+    return_windows: dict[UUID, int]
+
+
+def return_windows(settings: Settings, vendors: list[Vendor]) -> dict[UUID, int]:
+    """Each store's own return window, 0 (no returns) included; the platform's when it has none."""
+    return {
+        vendor.id: settings.return_window_days
+        if vendor.return_window_days is None
+        else vendor.return_window_days
+        for vendor in vendors
+    }
+
+
 async def _priced_lines(
     session: AsyncSession, settings: Settings, wanted: list[tuple[UUID, int]], from_cart: bool
-) -> list[OrderLine]:
-    """Order lines snapshotted from the catalog, in the order asked.
+) -> Priced:
+    """Order lines snapshotted from the catalog, in the order asked, with their commission rates
+    (one read for variants, products and vendors; one for the commission rules).
 
     Raises:
         NotForSale: an item does not exist, is not listed or is priced in another currency (422).
@@ -137,21 +156,17 @@ async def _priced_lines(
     if problems:
         raise NotForSale("Some items are not for sale.", errors=problems)
     lines = [snapshot_line(*found[variant_id], quantity) for variant_id, quantity in wanted]
-    await set_commission(session, settings, lines)
-    return lines
+    products = [product for _, product, _ in found.values()]
+    await set_commission(session, settings, lines, {p.id: p.category_id for p in products})
+    vendors = {vendor.id: vendor for _, _, vendor in found.values()}
+    return Priced(lines=lines, return_windows=return_windows(settings, list(vendors.values())))
 
 
-async def set_commission(session: AsyncSession, settings: Settings, lines: list[OrderLine]) -> None:
-    """Fix each line's commission rate as the rules stand now (later changes never touch it)."""
-    categories = dict(
-        (
-            await session.execute(
-                select(Product.id, Product.category_id).where(
-                    Product.id.in_({line.product_id for line in lines})
-                )
-            )
-        ).all()
-    )
+async def set_commission(
+    session: AsyncSession, settings: Settings, lines: list[OrderLine], categories: dict[UUID, UUID]
+) -> None:
+    """Fix each line's commission rate as the rules stand now (later changes never touch it);
+    ``categories`` maps each line's product to its category."""
     keys = [(line.vendor_id, categories[line.product_id]) for line in lines]
     rates = await commission.rates(session, settings, keys, datetime.now(UTC))
     for line, key in zip(lines, keys, strict=True):
@@ -174,19 +189,13 @@ def vendor_parts(lines: list[OrderLine]) -> list[quotes.VendorPart]:
 
 async def add_fulfilments(
     session: AsyncSession,
-    settings: Settings,
     order: Order,
     lines: list[OrderLine],
     chosen: dict[UUID, quotes.Chosen],
+    windows: dict[UUID, int],
 ) -> list[Fulfilment]:
-    """One fulfilment per vendor of ``order`` (already flushed), its lines attached to it."""
-    rows = await session.execute(
-        select(Vendor.id, Vendor.return_window_days).where(Vendor.id.in_(list(chosen)))
-    )
-    # A store's own window, 0 (no returns) included; the platform's when it has none.
-    windows = {
-        vendor_id: settings.return_window_days if days is None else days for vendor_id, days in rows.all()
-    }
+    """One fulfilment per vendor of ``order`` (already flushed), its lines attached to it;
+    ``windows`` is each vendor's return window (:func:`return_windows`)."""
     fulfilments = {
         vendor_id: Fulfilment(
             order_id=order.id,
@@ -233,7 +242,8 @@ async def place_order(
     """
     wanted, from_cart = await _wanted_lines(session, user_id, items)
     _check_limits(settings, wanted, from_cart)
-    snapshots = await _priced_lines(session, settings, wanted, from_cart)
+    priced = await _priced_lines(session, settings, wanted, from_cart)
+    snapshots = priced.lines
     address = quotes.Address(country=str(shipping_address["country"]), state=shipping_address.get("state"))
     chosen = await quotes.choose(session, settings, vendor_parts(snapshots), address, shipping)
     claim = await redeeming.claim(session, settings, user_id, voucher_code, from_cart, snapshots)
@@ -260,7 +270,7 @@ async def place_order(
     )
     session.add(order)
     await session.flush()
-    fulfilments = await add_fulfilments(session, settings, order, snapshots, chosen)
+    fulfilments = await add_fulfilments(session, order, snapshots, chosen, priced.return_windows)
     await redeeming.record(session, redeemed, order)
     record(session, order, None, "buyer", actor_id=user_id)
     if from_cart:
