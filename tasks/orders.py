@@ -31,6 +31,7 @@ from db.services.notifications.orders import (
     order_number,
 )
 from db.services.orders.errors import OrderNotFound
+from db.services.orders.subscribers import defer_placed_jobs
 from tasks.runtime.broker import queue_task
 from tasks.runtime.resources import Resources, TaskResources
 from tasks.runtime.retry import PermanentTaskError
@@ -141,6 +142,15 @@ async def _send_order_mail(
         return "order_not_found"
     log.info("order mail sent", order_id=str(order_id), kind=kind)
     return "sent"
+
+
+@queue_task("emails", "orders.fan_out_placed")
+async def fan_out_placed(order_id: str, resources: Resources) -> str:
+    """Defer a placed order's confirmation, notice and analytics jobs (durable, sent once this
+    job's unit of work commits). Each of them is idempotent, so running this twice is harmless."""
+    async with resources.uow():
+        defer_placed_jobs(order_id)
+    return "deferred"
 
 
 @queue_task("emails", "orders.send_confirmation")

@@ -250,10 +250,14 @@ def fresh_bus() -> EventBus:
     return bus
 
 
-def test_order_placed_defers_the_confirmation_the_notice_and_the_analytics_event() -> None:
+def test_order_placed_defers_one_fan_out_which_defers_the_confirmation_notice_and_event() -> None:
     order_id, user_id = uuid.uuid4(), uuid.uuid4()
     jobs = jobs_of(fresh_bus(), OrderPlaced(order_id=order_id, user_id=user_id))
     oid = str(order_id)
+    assert jobs == [("emails.orders.fan_out_placed", (oid,), True)]
+    with job_buffer() as buffer:
+        subscribers.defer_placed_jobs(oid)
+        jobs = [(job.task_name, job.args, job.durable) for job in buffer.jobs]
     assert jobs == [
         ("emails.orders.send_confirmation", (oid,), True),
         ("emails.notifications.order_update", (oid, "order_placed"), True),

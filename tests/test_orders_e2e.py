@@ -262,6 +262,13 @@ async def test_the_whole_journey_with_the_payment_sandbox(
 
     mails = await eventually(confirmation, within=30, step=0.2)
     assert len(mails) == 1
+
+    # The placement's in-app notice came through the same fan-out job as the mail.
+    async def notices() -> list[str]:
+        answer = await live_client.get(f"{API}/me/notifications", headers=buyer)
+        return [item["kind"] for item in answer.json()["items"] if item["kind"] == "order_placed"]
+
+    assert await eventually(notices, within=30, step=0.2) == ["order_placed"]
     text = mails[0].get_body(preferencelist=("plain",))
     assert text is not None
     assert "25,000.00" in text.get_content()

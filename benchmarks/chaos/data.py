@@ -332,6 +332,8 @@ def log_records(paths: Iterable[Path], event: str) -> list[dict[str, Any]]:
 # What each kind of durable job leaves behind once it has run, from its arguments.
 EFFECTS = {
     "emails.orders.send_confirmation": "mail:order-{0}-confirmation",
+    # The fan-out's own effect is the jobs it defers; its confirmation mail stands for them.
+    "emails.orders.fan_out_placed": "mail:order-{0}-confirmation",
     "emails.orders.send_status_update": "mail:order-{0}-status-{1}",
     "emails.notifications.order_update": "notice:order:{0}:{1}",
     "analytics.orders.record_event": "event:order:{0}:{1}",
