@@ -85,6 +85,10 @@ seed *args:
 ledger-check *args:
     {{py}} -m devstack.ledger_check "$@"
 
+# Recount "shoppers like me" (sizes kept per product and body-shape cell) from orders and measurements; --check compares only.
+shopper-sizes *args:
+    {{py}} -m devstack.shopper_sizes "$@"
+
 # Plans of the listing queries on the current database (add --analyze to run them).
 explain *args:
     {{py}} -m benchmarks.explain_listing "$@"

@@ -9,14 +9,10 @@ import argparse
 import asyncio
 import sys
 
-import msgspec
-
-from core.logging import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from db.engine import create_database
 from db.services.ledger.checks import check, totals
-from devstack.services import EmbeddedPostgres
-from devstack.up import DEV_DATABASE
+from devstack.up import cli_settings
 
 
 async def run(settings: Settings) -> int:
@@ -39,14 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter).parse_args(
         argv
     )
-    settings = get_settings()
-    configure_logging(level=settings.log_level, fmt=settings.log_format, process="cli")
-    if not settings.database_url:
-        # The dev stack's embedded database (started here if `up` is not running).
-        embedded = EmbeddedPostgres(settings.data_dir / "pg")
-        embedded.start()
-        settings = msgspec.structs.replace(settings, database_url=embedded.url(DEV_DATABASE))
-    sys.exit(asyncio.run(run(settings)))
+    sys.exit(asyncio.run(run(cli_settings())))
 
 
 if __name__ == "__main__":

@@ -207,6 +207,18 @@ def replace_settings(settings: Settings, **changes: object) -> Settings:
     return msgspec.structs.replace(settings, **changes)
 
 
+def cli_settings() -> Settings:
+    """Settings for a command run beside the dev stack: with no ``DATABASE_URL``, the stack's
+    embedded database (started here if ``up`` is not running)."""
+    settings = get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, process="cli")
+    if settings.database_url:
+        return settings
+    embedded = EmbeddedPostgres(settings.data_dir / "pg")
+    embedded.start()
+    return replace_settings(settings, database_url=embedded.url(DEV_DATABASE))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the Fashionistar stack locally.")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (all queues)")

@@ -17,8 +17,10 @@ import anyio
 from taskiq import Context, TaskiqDepends
 
 from core.adapters.storage import ObjectNotFound
+from core.jobs import defer
 from core.logging import get_logger
 from core.settings import get_settings
+from core.task_names import REFRESH_SHOPPER_SIZES
 from db.services.measurements.errors import InvalidReading, MeasurementAbandoned
 from db.services.measurements.events import publish_status
 from db.services.measurements.housekeeping import delete_expired_photos, fail_stuck_measurements
@@ -142,6 +144,9 @@ async def measure_body(
     async with resources.uow() as session:
         if isinstance(outcome, BodyReading):
             stored = await store_reading(session, claim, outcome)
+            if stored is not None:
+                # A new body shape may move the shopper to another cell of "shoppers like me".
+                defer(REFRESH_SHOPPER_SIZES, str(stored.user_id), durable=True)
         else:
             stored = await store_failure(
                 session,

@@ -1,55 +1,66 @@
-"""Shoppers like me: what shoppers with the nearest body shapes kept, shown only in aggregate,
-and moving the size advice when a clear majority kept a size the chart still rates."""
+"""Shoppers like me: what shoppers with the nearest body shapes kept, counted ahead of time per
+body-shape cell, shown only in aggregate, and moving the size advice when a clear majority kept a
+size the chart still rates."""
 
 from __future__ import annotations
 
-import math
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import httpx
+import msgspec
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, make_url, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from taskiq import AsyncBroker
 
-from core.rules.fit import FitAdvice, SizeFit, summarise_shoppers, with_shoppers
+from core.rules.fit import FitAdvice, SizeFit, summarise_counts, summarise_shoppers, with_shoppers
+from core.rules.shape_cells import nearby_cells, shape_cell
 from core.settings import Settings
-from db.models import Measurement, User, Variant
-from db.services.fit import shoppers as shoppers_service
+from core.task_names import REFRESH_SHOPPER_SIZES as REFRESH
+from db import migrate
+from db.engine import Database, create_database
+from db.models import Measurement, Order, User, Variant, shopper_cells, shopper_sizes, shopper_totals
+from db.services.fit.shopper_sizes import rebuild_all, refresh_shopper
+from devstack import shopper_sizes as shopper_sizes_command
+from tests.conftest import Services, run_task
 from tests.support.catalog import make_store
 from tests.support.identity import make_user
 from tests.support.orders import make_order
+from tests.support.similarity import database_url, drop_database, recreate_database
+from tests.support.stack import WorkerProcess
 from tests.test_cart_orders import auth
 from tests.test_fit import ALL_SIZES, BODY, charted_product
 
 pytestmark = pytest.mark.anyio
 
 API = "/api/v1"
-DIM = 32
 
 
-def shape(angle: float) -> list[float]:
-    """A unit body-shape embedding; nearby angles are nearby shapes."""
-    vector = [0.0] * DIM
-    vector[0], vector[1] = math.cos(angle), math.sin(angle)
-    return vector
+def shape(grown_cm: float) -> dict[str, float]:
+    """``BODY`` with chest, waist and hip ``grown_cm`` larger: small values are nearby shapes."""
+    return {**BODY, **{key: BODY[key] + grown_cm for key in ("chest_cm", "waist_cm", "hip_cm")}}
 
 
-async def measured(session: AsyncSession, embedding: list[float]) -> User:
+async def measured(session: AsyncSession, body: dict[str, float]) -> User:
     user = await make_user(session)
     session.add(
         Measurement(
             user_id=user.id,
             status="ready",
-            height_cm=BODY["height_cm"],
-            measurements=BODY,
-            confidence=dict.fromkeys(BODY, 0.9),
-            embedding=embedding,
+            height_cm=body["height_cm"],
+            measurements=body,
+            confidence=dict.fromkeys(body, 0.9),
+            embedding=[0.0] * 32,
             model_name="body_measurement",
             model_version="test",
         )
     )
     await session.commit()
+    await refresh_shopper(session, user.id)
     return user
 
 
@@ -62,11 +73,15 @@ async def variant(session: AsyncSession, product_id: uuid.UUID, size: str) -> Va
 
 
 async def buyers(
-    session: AsyncSession, product_id: uuid.UUID, size: str, angles: list[float], status: str = "paid"
+    session: AsyncSession, product_id: uuid.UUID, size: str, grown: list[float], status: str = "paid"
 ) -> None:
+    """One shopper per ``grown`` (cm from ``BODY``) who bought ``size`` and whose order is in
+    ``status``; the counts follow each order as the job deferred by its status change does."""
     v = await variant(session, product_id, size)
-    for angle in angles:
-        await make_order(session, await measured(session, shape(angle)), [(v, 1)], status=status)
+    for cm in grown:
+        buyer = await measured(session, shape(cm))
+        await make_order(session, buyer, [(v, 1)], status=status)
+        await refresh_shopper(session, buyer.id)
 
 
 STOCKED = [(size, color, 50) for size, color, _ in ALL_SIZES]
@@ -85,11 +100,11 @@ async def test_a_clear_majority_of_similar_shoppers_moves_the_recommendation(
     product_id = await charted_product(session, store, variants=STOCKED, brand="Adire")
     me = await measured(session, shape(0.0))
     # The chart says M; six shoppers shaped like this one kept L (the cut runs small).
-    await buyers(session, product_id, "L", [0.01, 0.02, 0.03, 0.04, 0.05, 0.06])
-    await buyers(session, product_id, "M", [0.07])
+    await buyers(session, product_id, "L", [0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    await buyers(session, product_id, "M", [3.5])
     # Returned or cancelled purchases are not "kept".
-    await buyers(session, product_id, "XL", [0.08, 0.09], status="refunded")
-    await buyers(session, product_id, "XS", [0.1], status="cancelled")
+    await buyers(session, product_id, "XL", [0.2, 0.4], status="refunded")
+    await buyers(session, product_id, "XS", [0.6], status="cancelled")
     advice = await advice_for(client, settings, me, product_id)
     assert advice["recommended_size"] == "L"
     assert advice["basis"] == "similar_shoppers"
@@ -100,6 +115,7 @@ async def test_a_clear_majority_of_similar_shoppers_moves_the_recommendation(
     }
     # The shopper's own purchases never count as "shoppers like me".
     await make_order(session, me, [(await variant(session, product_id, "XL"), 1)], status="paid")
+    await refresh_shopper(session, me.id)
     assert (await advice_for(client, settings, me, product_id))["similar_shoppers"]["count"] == 7
 
 
@@ -109,7 +125,7 @@ async def test_fewer_than_five_similar_shoppers_are_never_shown(
     store = await make_store(session)
     product_id = await charted_product(session, store, variants=STOCKED)
     me = await measured(session, shape(0.0))
-    await buyers(session, product_id, "L", [0.01, 0.02, 0.03, 0.04])
+    await buyers(session, product_id, "L", [0.5, 1.0, 1.5, 2.0])
     advice = await advice_for(client, settings, me, product_id)
     assert advice["similar_shoppers"] is None
     assert advice["recommended_size"] == "M"
@@ -117,15 +133,15 @@ async def test_fewer_than_five_similar_shoppers_are_never_shown(
 
 
 async def test_only_the_nearest_shapes_count(
-    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    monkeypatch.setattr(shoppers_service, "NEIGHBOURS", 6)
     store = await make_store(session)
     product_id = await charted_product(session, store, variants=STOCKED)
     me = await measured(session, shape(0.0))
-    await buyers(session, product_id, "M", [0.01, 0.02, 0.03, 0.04, 0.05, 0.06])
-    # Six very different bodies all kept XS: not like this shopper, so not counted.
-    await buyers(session, product_id, "XS", [1.5, 1.51, 1.52, 1.53, 1.54, 1.55])
+    await buyers(session, product_id, "M", [0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    # Six very different bodies (chest, waist and hip 25 cm larger) all kept XS: not like this
+    # shopper, so not counted.
+    await buyers(session, product_id, "XS", [25.0, 25.5, 26.0, 26.5, 27.0, 27.5])
     advice = await advice_for(client, settings, me, product_id)
     assert advice["similar_shoppers"]["size_distribution"] == {"M": 1.0}
     assert advice["recommended_size"] == "M"
@@ -140,8 +156,8 @@ async def test_the_brand_speaks_when_the_product_is_new(
     newer = await charted_product(session, store, variants=STOCKED, brand="Kente & Co", title="New tee")
     other_brand = await charted_product(session, store, variants=STOCKED, brand="Someone else")
     me = await measured(session, shape(0.0))
-    await buyers(session, older, "L", [0.01, 0.02, 0.03, 0.04, 0.05])
-    await buyers(session, other_brand, "XS", [0.06, 0.07, 0.08, 0.09, 0.1])
+    await buyers(session, older, "L", [0.5, 1.0, 1.5, 2.0, 2.5])
+    await buyers(session, other_brand, "XS", [3.0, 3.5, 0.2, 0.4, 0.6])
     advice = await advice_for(client, settings, me, newer)
     assert advice["similar_shoppers"] == {"count": 5, "size_distribution": {"L": 1.0}, "scope": "brand"}
     assert advice["recommended_size"] == "L"
@@ -153,7 +169,7 @@ async def test_a_size_the_body_is_far_from_is_never_recommended(
     store = await make_store(session)
     product_id = await charted_product(session, store, variants=STOCKED)
     me = await measured(session, shape(0.0))
-    await buyers(session, product_id, "XS", [0.01, 0.02, 0.03, 0.04, 0.05])
+    await buyers(session, product_id, "XS", [0.5, 1.0, 1.5, 2.0, 2.5])
     advice = await advice_for(client, settings, me, product_id)
     assert advice["similar_shoppers"]["size_distribution"] == {"XS": 1.0}
     assert advice["recommended_size"] == "M"  # XS is two sizes too small on the chart
@@ -196,3 +212,170 @@ def test_the_recommendation_moves_only_on_a_clear_majority_of_a_size_that_still_
     nothing = _advice(None, {"M": 0.5, "L": 0.55})
     rescued = with_shoppers(nothing, majority_l)
     assert (rescued.recommended_size, rescued.reason, rescued.basis) == ("L", None, "similar_shoppers")
+
+
+# --- keeping the counts --------------------------------------------------------------------
+
+
+async def counts(session: AsyncSession) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+    totals = {tuple(r) for r in await session.execute(select(shopper_totals))}
+    sizes = {tuple(r) for r in await session.execute(select(shopper_sizes))}
+    return totals, sizes
+
+
+async def test_an_undone_order_and_a_new_body_shape_leave_the_counts(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    store = await make_store(session)
+    product_id = await charted_product(session, store, variants=STOCKED)
+    me = await measured(session, shape(0.0))
+    await buyers(session, product_id, "L", [0.5, 1.0, 1.5, 2.0])
+    late = await measured(session, shape(2.5))
+    order = await make_order(session, late, [(await variant(session, product_id, "L"), 1)], status="paid")
+    await refresh_shopper(session, late.id)
+    assert (await advice_for(client, settings, me, product_id))["similar_shoppers"]["count"] == 5
+    # Refunded: no longer kept.
+    await session.execute(update(Order).where(Order.id == order.id).values(status="refunded"))
+    await refresh_shopper(session, late.id)
+    assert (await advice_for(client, settings, me, product_id))["similar_shoppers"] is None
+    await session.execute(update(Order).where(Order.id == order.id).values(status="paid"))
+    await refresh_shopper(session, late.id)
+    assert (await advice_for(client, settings, me, product_id))["similar_shoppers"]["count"] == 5
+    # Measured again with a very different body: no longer like this shopper.
+    session.add(
+        Measurement(
+            user_id=late.id,
+            status="ready",
+            height_cm=BODY["height_cm"],
+            measurements=shape(30.0),
+            confidence=dict.fromkeys(BODY, 0.9),
+            embedding=[0.0] * 32,
+            model_name="body_measurement",
+            model_version="test",
+            completed_at=datetime.now(UTC) + timedelta(minutes=1),
+        )
+    )
+    await session.flush()
+    await refresh_shopper(session, late.id)
+    assert (await advice_for(client, settings, me, product_id))["similar_shoppers"] is None
+
+
+async def test_counts_kept_by_refreshes_equal_a_full_recount(session: AsyncSession) -> None:
+    store = await make_store(session)
+    product_id = await charted_product(session, store, variants=STOCKED, brand="Adire")
+    other = await charted_product(session, store, variants=STOCKED, brand="Adire", title="Wrap")
+    await buyers(session, product_id, "L", [0.5, 1.0, 9.0])
+    await buyers(session, other, "M", [0.5, 14.0])
+    await buyers(session, product_id, "S", [1.0, 2.0], status="cancelled")
+    two_sizes = await measured(session, shape(4.0))
+    await make_order(
+        session,
+        two_sizes,
+        [(await variant(session, product_id, "M"), 1), (await variant(session, product_id, "L"), 1)],
+    )
+    await refresh_shopper(session, two_sizes.id)
+    kept = await counts(session)
+    assert kept[0]
+    assert kept[1]
+    await rebuild_all(session)
+    assert await counts(session) == kept
+    # A second refresh of anyone changes nothing.
+    await refresh_shopper(session, two_sizes.id)
+    assert await counts(session) == kept
+
+
+async def test_the_refresh_runs_in_a_worker(
+    start_worker: Callable[..., WorkerProcess], committed_db: Database, broker: AsyncBroker
+) -> None:
+    async with committed_db.session_maker() as session:
+        store = await make_store(session)
+        product_id = await charted_product(session, store, variants=STOCKED)
+        buyer = await measured(session, shape(0.0))
+        await make_order(session, buyer, [(await variant(session, product_id, "M"), 1)], status="paid")
+        await session.execute(delete(shopper_cells))
+        await session.commit()
+    analytics = start_worker(queues="analytics")
+    try:
+        assert await run_task(broker, REFRESH, str(buyer.id), wait_seconds=60) == "recounted"
+    finally:
+        analytics.stop()
+    async with committed_db.session_maker() as session:
+        assert await session.scalar(select(shopper_cells.c.cell).where(shopper_cells.c.user_id == buyer.id))
+        assert (await counts(session))[1] == {(f"p:{product_id}", shape_cell(shape(0.0)), "M", 1)}
+
+
+def test_a_body_is_in_one_cell_and_its_neighbours_are_a_step_either_way() -> None:
+    cell = shape_cell(BODY)
+    assert cell is not None
+    near = nearby_cells(cell)
+    assert len(near) == 81
+    assert cell in near
+    assert shape_cell(shape(4.0)) in near  # one girth step larger
+    assert shape_cell(shape(12.0)) not in near  # more than a step away
+    assert shape_cell({**BODY, "height_cm": BODY["height_cm"] + 20}) not in near
+    assert shape_cell({key: v for key, v in BODY.items() if key != "hip_cm"}) is None
+    assert shape_cell({**BODY, "waist_cm": float("nan")}) is None
+    # At the bottom of the grid there is nothing below.
+    smallest = shape_cell(dict.fromkeys(("chest_cm", "waist_cm", "hip_cm", "height_cm"), 1.0))
+    assert smallest is not None
+    assert len(nearby_cells(smallest)) == 16
+
+
+def test_counted_shoppers_are_summarised_like_listed_ones() -> None:
+    assert summarise_counts(4, {"M": 4}, "product") is None
+    found = summarise_counts(5, {"M": 4, "L": 1, "XS": 0}, "brand")
+    assert found == summarise_shoppers([(s, "M") for s in "abcd"] + [("e", "L")], "brand")
+
+
+async def test_the_recount_command_finds_drifted_counts_and_mends_them(
+    committed_db: Database, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with committed_db.session_maker() as session:
+        store = await make_store(session)
+        product_id = await charted_product(session, store, variants=STOCKED)
+        await buyers(session, product_id, "M", [0.5, 1.0])
+        await session.commit()
+    assert await shopper_sizes_command.run(settings, check=True) == 0
+    async with committed_db.session_maker() as session:
+        await session.execute(update(shopper_sizes).values(shoppers=shopper_sizes.c.shoppers + 1))
+        await session.commit()
+    assert await shopper_sizes_command.run(settings, check=True) == 1
+    assert "1 rows differed" in capsys.readouterr().out
+    assert await shopper_sizes_command.run(settings, check=False) == 0
+    assert await shopper_sizes_command.run(settings, check=True) == 0
+    assert "0 rows differed" in capsys.readouterr().out
+
+
+async def test_the_migration_counts_what_existing_orders_kept(services: Services, settings: Settings) -> None:
+    name = f"{make_url(services.database_url).database}_shopper_sizes"
+    await recreate_database(services.database_url, name)
+    local = msgspec.structs.replace(settings, database_url=database_url(services.database_url, name))
+    database = create_database(local, "test")
+    try:
+        await anyio.to_thread.run_sync(migrate.upgrade, local, "0017")
+        async with database.session_maker() as session:
+            store = await make_store(session)
+            product_id = await charted_product(session, store, variants=STOCKED)
+            buyer = await make_user(session)
+            session.add(
+                Measurement(
+                    user_id=buyer.id,
+                    status="ready",
+                    height_cm=BODY["height_cm"],
+                    measurements=BODY,
+                    confidence=dict.fromkeys(BODY, 0.9),
+                    embedding=[0.0] * 32,
+                    model_name="body_measurement",
+                    model_version="test",
+                )
+            )
+            await make_order(session, buyer, [(await variant(session, product_id, "M"), 1)])
+            await session.commit()
+        await anyio.to_thread.run_sync(migrate.upgrade, local, "head")
+        async with database.session_maker() as session:
+            cell = shape_cell(BODY)
+            assert (await counts(session))[1] == {(f"p:{product_id}", cell, "M", 1)}
+            assert await session.scalar(select(shopper_cells.c.cell)) == cell
+    finally:
+        await database.dispose()
+        await drop_database(services.database_url, name)

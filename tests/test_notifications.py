@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.events import EventBus, get_event_bus
 from core.jobs import NoActiveUnitOfWork, job_buffer
+from core.rules.orders import SOLD
 from db.models import Notification, Order, User
 from db.services.notifications.errors import UnknownNotificationKind
 from db.services.notifications.orders import (
@@ -297,6 +298,9 @@ def test_a_status_change_defers_the_notice_its_mail_and_the_analytics_event(
         # Every vendor with items in the order hears of the sale.
         expected.append(("emails.notifications.vendor_sale", (oid,), True))
     expected.append(("analytics.orders.record_event", (oid, f"order_{to_status}"), True))
+    if (from_status in SOLD) != (to_status in SOLD):
+        # Kept or given back: "shoppers like me" recounts the buyer's sizes.
+        expected.append(("analytics.fit.refresh_shopper_sizes", (str(event.user_id),), True))
     assert jobs_of(fresh_bus(), event) == expected
 
 

@@ -27,8 +27,9 @@ closest to the body), provided it reaches ``FITS`` (0.6); otherwise ``recommende
 None and ``reason`` says why (the closest size and what is wrong with it, or that the chart
 and the body have no reliable measurement in common).
 
-**Shoppers like me**: the sizes that shoppers with the nearest body shapes kept (paid for and
-did not return) of the same product, or failing that of the same brand in the same category.
+**Shoppers like me**: the sizes that shoppers with the nearest body shapes (the same or a
+neighbouring cell of ``core.rules.shape_cells``) kept (paid for and did not return) of the same
+product, or failing that of the same brand in the same category.
 They are shown only as an aggregate of at least ``SIMILAR_SHOPPERS_MIN`` shoppers (privacy: no
 one's purchase can be singled out). They move the recommendation only when a clear majority
 (``SHOPPERS_MAJORITY``) kept one size *and* the chart still rates that size at least
@@ -234,16 +235,23 @@ def summarise_shoppers(
 ) -> SimilarShoppers | None:
     """Aggregate ``(shopper, size)`` pairs of kept items; None below ``SIMILAR_SHOPPERS_MIN``
     distinct shoppers (too few to show without exposing individual purchases)."""
-    shoppers = {shopper for shopper, _ in kept}
-    if len(shoppers) < SIMILAR_SHOPPERS_MIN:
-        return None
-    pairs = set(kept)
     counts: dict[str, int] = {}
-    for _, size in pairs:
+    for _, size in set(kept):
         counts[size] = counts.get(size, 0) + 1
-    total = len(pairs)
+    return summarise_counts(len({shopper for shopper, _ in kept}), counts, scope)
+
+
+def summarise_counts(
+    shoppers: int, kept_by_size: Mapping[str, int], scope: Literal["product", "brand"]
+) -> SimilarShoppers | None:
+    """The aggregate of ``shoppers`` distinct shoppers, ``kept_by_size`` of whom kept each size
+    (a shopper who kept two sizes counts in both); None below ``SIMILAR_SHOPPERS_MIN``."""
+    counts = {size: n for size, n in kept_by_size.items() if n > 0}
+    total = sum(counts.values())
+    if shoppers < SIMILAR_SHOPPERS_MIN or total == 0:
+        return None
     distribution = {size: round(n / total, 3) for size, n in sorted(counts.items(), key=lambda kv: -kv[1])}
-    return SimilarShoppers(count=len(shoppers), size_distribution=distribution, scope=scope)
+    return SimilarShoppers(count=shoppers, size_distribution=distribution, scope=scope)
 
 
 def with_shoppers(advice: FitAdvice, shoppers: SimilarShoppers | None) -> FitAdvice:

@@ -27,6 +27,7 @@ from db.models.returns import Return, ReturnLine
 from db.models.review import Review
 from db.models.sent_mail import SentMail
 from db.models.shipping import SHIPPING_KINDS, ShippingMethod
+from db.models.shopper_sizes import shopper_cells, shopper_sizes, shopper_totals
 from db.models.user import ROLES, Role, User
 from db.models.voucher import CartVoucher, Voucher, VoucherRedemption
 from db.models.wishlist import WishlistItem
@@ -78,4 +79,7 @@ __all__ = [
     "VoucherRedemption",
     "WishlistItem",
     "metadata",
+    "shopper_cells",
+    "shopper_sizes",
+    "shopper_totals",
 ]

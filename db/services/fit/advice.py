@@ -63,7 +63,7 @@ async def size_advice(
     shoppers = await similar_shoppers(
         session,
         user_id=user_id,
-        embedding=profile.embedding,
+        measurements=profile.measurements,
         product_id=product_id,
         brand_id=product.brand_id,
         category_id=product.category_id,

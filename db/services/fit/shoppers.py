@@ -1,66 +1,99 @@
-"""Shoppers like me: what the shoppers with the nearest body shapes kept.
+"""Shoppers like me: what the shoppers with body shapes like the caller's kept.
 
-Neighbours are the ``NEIGHBOURS`` ready measurements of other shoppers nearest to the caller's
-body-shape embedding (Euclidean, HNSW ``ix_measurements_embedding_hnsw``). What they kept is
-the sizes in their orders that were paid for and not cancelled, refunded or expired
-(``core.rules.orders.SOLD``), of this product, or when fewer than ``core.rules.fit.SIMILAR_SHOPPERS_MIN``
-of them bought it, of products of the same brand in the same category. Only the aggregate
-leaves this module (``core.rules.fit.summarise_shoppers``).
+Shoppers like the caller are those in the caller's body-shape cell or a neighbouring one
+(``core.rules.shape_cells``). What they kept, the sizes in their orders that were paid for and
+not cancelled, refunded or expired, is counted ahead of time per product (and per brand within
+a category) and cell (``db.services.fit.shopper_sizes``), so this reads a few rows in one round
+trip: the product's counts, or when fewer than ``core.rules.fit.SIMILAR_SHOPPERS_MIN`` shoppers
+bought it, the brand's in the same category. The caller's own purchases are taken out. Only the
+aggregate leaves this module (``core.rules.fit.summarise_counts``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Literal
 from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.rules.fit import SimilarShoppers, summarise_shoppers
+from core.rules.fit import SimilarShoppers, summarise_counts
 from core.rules.orders import SOLD
+from core.rules.shape_cells import nearby_cells, shape_cell
+from db.services.fit.shopper_sizes import brand_scope, product_scope
 
-NEIGHBOURS = 200
-
-_NEIGHBOURS_KEPT = """
-WITH neighbours AS (
-    SELECT DISTINCT user_id FROM (
-        SELECT m.user_id FROM measurements m
-        WHERE m.status = 'ready' AND m.user_id <> :me
-        ORDER BY m.embedding <-> CAST(:embedding AS vector)
-        LIMIT :k
-    ) nearest
-)
-SELECT DISTINCT o.user_id, ol.size
-FROM neighbours n
-JOIN orders o ON o.user_id = n.user_id AND o.status = ANY(:sold)
-JOIN order_lines ol ON ol.order_id = o.id
+# (kind, scope, size, shoppers): the totals and per-size counts of the scopes over the cells,
+# and the caller's own kept (scope, size) pairs when the counts include the caller.
+_COUNTS = """
+SELECT 'total' AS kind, scope, '' AS size, sum(shoppers)::int AS n FROM shopper_totals
+WHERE scope = ANY(:scopes) AND cell = ANY(:cells) GROUP BY scope
+UNION ALL
+SELECT 'size', scope, size, sum(shoppers)::int FROM shopper_sizes
+WHERE scope = ANY(:scopes) AND cell = ANY(:cells) GROUP BY scope, size
+UNION ALL
+SELECT DISTINCT 'own', s.scope, s.size, 1 FROM (
+    SELECT unnest(ARRAY['p:' || ol.product_id, 'b:' || p.brand_id || ':' || p.category_id]) AS scope,
+           ol.size
+    FROM shopper_cells sc
+    JOIN orders o ON o.user_id = sc.user_id AND o.status = ANY(:sold)
+    JOIN order_lines ol ON ol.order_id = o.id
+    JOIN products p ON p.id = ol.product_id
+    WHERE sc.user_id = :me AND sc.cell = ANY(:cells)
+      AND (ol.product_id = :product_id OR (p.brand_id = :brand_id AND p.category_id = :category_id))
+) s
+WHERE s.scope = ANY(:scopes)
 """
-_PRODUCT = _NEIGHBOURS_KEPT + "WHERE ol.product_id = :product_id"
-_BRAND = (
-    _NEIGHBOURS_KEPT
-    + "JOIN products p ON p.id = ol.product_id WHERE p.brand_id = :brand_id AND p.category_id = :category_id"
-)
+
+
+def _summary(
+    rows: list[tuple[str, str, str, int]], scope_key: str, scope: Literal["product", "brand"]
+) -> SimilarShoppers | None:
+    total = 0
+    sizes: dict[str, int] = {}
+    own: set[str] = set()
+    for kind, key, size, n in rows:
+        if key != scope_key:
+            continue
+        if kind == "total":
+            total = n
+        elif kind == "size":
+            sizes[size] = n
+        else:
+            own.add(size)
+    if own:  # the caller counted once in the total and once per size they kept
+        total -= 1
+        for size in own:
+            sizes[size] = sizes.get(size, 0) - 1
+    return summarise_counts(total, sizes, scope)
 
 
 async def similar_shoppers(
     session: AsyncSession,
     *,
     user_id: UUID,
-    embedding: list[float] | None,
+    measurements: Mapping[str, float],
     product_id: UUID,
     brand_id: UUID | None,
     category_id: UUID,
 ) -> SimilarShoppers | None:
     """The sizes kept by shoppers shaped like the caller, or None when too few to show."""
-    if embedding is None:
+    cell = shape_cell(measurements)
+    if cell is None:
         return None
-    params = {"me": user_id, "embedding": str(embedding), "k": NEIGHBOURS, "sold": sorted(SOLD)}
-    # An HNSW scan returns at most ef_search rows (40 by default) before the filter drops the
-    # caller's own measurements: widen it past the neighbours wanted, for this transaction only.
-    ef = max(NEIGHBOURS + 20, 40)
-    await session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef)})
-    rows = await session.execute(text(_PRODUCT), {**params, "product_id": product_id})
-    found = summarise_shoppers([(str(u), size) for u, size in rows], "product")
-    if found is not None or brand_id is None:
+    product_key = product_scope(product_id)
+    brand_key = brand_scope(brand_id, category_id) if brand_id is not None else None
+    params = {
+        "scopes": [key for key in (product_key, brand_key) if key is not None],
+        "cells": nearby_cells(cell),
+        "sold": sorted(SOLD),
+        "me": user_id,
+        "product_id": product_id,
+        "brand_id": brand_id,
+        "category_id": category_id,
+    }
+    rows = [(r.kind, r.scope, r.size, r.n) for r in await session.execute(text(_COUNTS), params)]
+    found = _summary(rows, product_key, "product")
+    if found is not None or brand_key is None:
         return found
-    rows = await session.execute(text(_BRAND), {**params, "brand_id": brand_id, "category_id": category_id})
-    return summarise_shoppers([(str(u), size) for u, size in rows], "brand")
+    return _summary(rows, brand_key, "brand")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import select
@@ -111,8 +111,7 @@ def _check_limits(settings: Settings, wanted: list[tuple[UUID, int]], from_cart:
         raise InvalidInput("Some items are not acceptable.", errors=errors)
 
 
-@dataclass(frozen=True, slots=True)
-class Priced:
+class Priced(NamedTuple):
     """The order's lines as the catalog prices them now, and each vendor's return window."""
 
     lines: list[OrderLine]
@@ -242,8 +241,7 @@ async def place_order(
     """
     wanted, from_cart = await _wanted_lines(session, user_id, items)
     _check_limits(settings, wanted, from_cart)
-    priced = await _priced_lines(session, settings, wanted, from_cart)
-    snapshots = priced.lines
+    snapshots, windows = await _priced_lines(session, settings, wanted, from_cart)
     address = quotes.Address(country=str(shipping_address["country"]), state=shipping_address.get("state"))
     chosen = await quotes.choose(session, settings, vendor_parts(snapshots), address, shipping)
     claim = await redeeming.claim(session, settings, user_id, voucher_code, from_cart, snapshots)
@@ -270,7 +268,7 @@ async def place_order(
     )
     session.add(order)
     await session.flush()
-    fulfilments = await add_fulfilments(session, order, snapshots, chosen, priced.return_windows)
+    fulfilments = await add_fulfilments(session, order, snapshots, chosen, windows)
     await redeeming.record(session, redeemed, order)
     record(session, order, None, "buyer", actor_id=user_id)
     if from_cart:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from core.events import EventBus
 from core.jobs import defer
+from core.rules.orders import SOLD
 from core.task_names import (
     FAN_OUT_ORDER_PLACED,
     NOTIFY_ORDER_UPDATE,
     NOTIFY_VENDORS_OF_SALE,
     RECORD_ORDER_EVENT,
+    REFRESH_SHOPPER_SIZES,
     SEND_ORDER_CONFIRMATION,
     SEND_ORDER_STATUS_UPDATE,
 )
@@ -54,6 +56,9 @@ def on_order_status_changed(event: OrderStatusChanged) -> None:
         # Each vendor with items in it learns of the sale (its own lines, the address).
         defer(NOTIFY_VENDORS_OF_SALE, order_id, durable=True)
     defer(RECORD_ORDER_EVENT, order_id, f"order_{event.to_status}", durable=True)
+    if (event.from_status in SOLD) != (event.to_status in SOLD):
+        # Kept or given back: "shoppers like me" counts this buyer's sizes again.
+        defer(REFRESH_SHOPPER_SIZES, str(event.user_id), durable=True)
 
 
 def register(bus: EventBus) -> None:
