@@ -63,12 +63,11 @@ class FitController(Controller):
     async def advice(
         self,
         product_id: FromPath[UUID],
-        db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
         resources: NamedDependency[AppResources],
     ) -> schemas.FitAdvice:
         tree = await resources.categories.get()
-        found = await size_advice(db_session, tree, principal.user_id, product_id)
+        found = await size_advice(resources.db, tree, principal.user_id, product_id)
         return schemas.FitAdvice(
             product_id=found.product_id,
             recommended_size=found.advice.recommended_size,

@@ -3,9 +3,10 @@
 Shoppers like the caller are those in the caller's body-shape cell or a neighbouring one
 (``core.rules.shape_cells``). What they kept, the sizes in their orders that were paid for and
 not cancelled, refunded or expired, is counted ahead of time per product (and per brand within
-a category) and cell (``db.services.fit.shopper_sizes``), so this reads a few rows in one round
-trip: the product's counts, or when fewer than ``core.rules.fit.SIMILAR_SHOPPERS_MIN`` shoppers
-bought it, the brand's in the same category. The caller's own purchases are taken out. Only the
+a category) and cell (``db.services.fit.shopper_sizes``), so this reads a few rows in one
+statement (``COUNTS_SQL``, on the driver's connection like the rest of size advice): the
+product's counts, or when fewer than ``core.rules.fit.SIMILAR_SHOPPERS_MIN`` shoppers bought
+it, the brand's in the same category. The caller's own purchases are taken out. Only the
 aggregate leaves this module (``core.rules.fit.summarise_counts``).
 """
 
@@ -15,35 +16,35 @@ from collections.abc import Mapping
 from typing import Literal
 from uuid import UUID
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from core.rules.fit import SimilarShoppers, summarise_counts
 from core.rules.orders import SOLD
 from core.rules.shape_cells import nearby_cells, shape_cell
+from db.engine import Database
 from db.services.fit.shopper_sizes import brand_scope, product_scope
 
-# (kind, scope, size, shoppers): the totals and per-size counts of the scopes over the cells,
-# and the caller's own kept (scope, size) pairs when the counts include the caller.
-_COUNTS = """
+# (kind, scope, size, shoppers): the totals and per-size counts of the scopes ($1) over the cells
+# ($2), and the caller's ($4) own kept (scope, size) pairs when the counts include the caller
+# ($3 the kept statuses; $5, $6, $7 the product, its brand and category).
+COUNTS_SQL = """
 SELECT 'total' AS kind, scope, '' AS size, sum(shoppers)::int AS n FROM shopper_totals
-WHERE scope = ANY(:scopes) AND cell = ANY(:cells) GROUP BY scope
+WHERE scope = ANY($1::text[]) AND cell = ANY($2::bigint[]) GROUP BY scope
 UNION ALL
 SELECT 'size', scope, size, sum(shoppers)::int FROM shopper_sizes
-WHERE scope = ANY(:scopes) AND cell = ANY(:cells) GROUP BY scope, size
+WHERE scope = ANY($1::text[]) AND cell = ANY($2::bigint[]) GROUP BY scope, size
 UNION ALL
 SELECT DISTINCT 'own', s.scope, s.size, 1 FROM (
     SELECT unnest(ARRAY['p:' || ol.product_id, 'b:' || p.brand_id || ':' || p.category_id]) AS scope,
            ol.size
     FROM shopper_cells sc
-    JOIN orders o ON o.user_id = sc.user_id AND o.status = ANY(:sold)
+    JOIN orders o ON o.user_id = sc.user_id AND o.status = ANY($3::text[])
     JOIN order_lines ol ON ol.order_id = o.id
     JOIN products p ON p.id = ol.product_id
-    WHERE sc.user_id = :me AND sc.cell = ANY(:cells)
-      AND (ol.product_id = :product_id OR (p.brand_id = :brand_id AND p.category_id = :category_id))
+    WHERE sc.user_id = $4 AND sc.cell = ANY($2::bigint[])
+      AND (ol.product_id = $5 OR (p.brand_id = $6 AND p.category_id = $7))
 ) s
-WHERE s.scope = ANY(:scopes)
+WHERE s.scope = ANY($1::text[])
 """
+_SOLD = sorted(SOLD)
 
 
 def _summary(
@@ -69,7 +70,7 @@ def _summary(
 
 
 async def similar_shoppers(
-    session: AsyncSession,
+    database: Database,
     *,
     user_id: UUID,
     measurements: Mapping[str, float],
@@ -83,16 +84,11 @@ async def similar_shoppers(
         return None
     product_key = product_scope(product_id)
     brand_key = brand_scope(brand_id, category_id) if brand_id is not None else None
-    params = {
-        "scopes": [key for key in (product_key, brand_key) if key is not None],
-        "cells": nearby_cells(cell),
-        "sold": sorted(SOLD),
-        "me": user_id,
-        "product_id": product_id,
-        "brand_id": brand_id,
-        "category_id": category_id,
-    }
-    rows = [(r.kind, r.scope, r.size, r.n) for r in await session.execute(text(_COUNTS), params)]
+    scopes = [key for key in (product_key, brand_key) if key is not None]
+    found_rows = await database.fetch(
+        COUNTS_SQL, scopes, nearby_cells(cell), _SOLD, user_id, product_id, brand_id, category_id
+    )
+    rows = [(r["kind"], r["scope"], r["size"], r["n"]) for r in found_rows]
     found = _summary(rows, product_key, "product")
     if found is not None or brand_key is None:
         return found
