@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from litestar import Litestar
 from litestar.enums import ScopeType
+from litestar.openapi.datastructures import ResponseSpec
 from redis.exceptions import RedisError
 
 from core.page_versions import CATALOG, REVIEWERS, SHARED, product_key
@@ -250,6 +251,14 @@ def public_page(version_keys: VersionKeys) -> Callable[[ASGIApp], ASGIApp]:
 
     return middleware
 
+
+# For the OpenAPI document of every route above.
+NOT_MODIFIED = {
+    304: ResponseSpec(
+        data_container=None,
+        description="Not modified: `If-None-Match` names the page's current `ETag` (no body).",
+    )
+}
 
 # The routes' counters: listings of any shape follow the whole catalog; a product's page and its
 # reviews follow that product and what product pages share (store names and status); reviews

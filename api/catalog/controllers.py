@@ -17,7 +17,7 @@ from api.catalog import schemas
 from api.catalog.present import category_out, product_out, similar_out, summaries_out, vendor_out
 from api.common import Cursor, Limit
 from api.dependencies import client_ip
-from api.page_cache import PERSONAL, catalog_page, product_page
+from api.page_cache import NOT_MODIFIED, PERSONAL, catalog_page, product_page
 from api.resources import AppResources
 from core.rules.photo_search import QueryEmbedder
 from db.services.catalog import listing, similar, taxonomy, vendors
@@ -56,12 +56,12 @@ class CatalogController(Controller):
     path = "/"
     tags = ["catalog"]
 
-    @get("/categories", summary="The category tree", middleware=[catalog_page])
+    @get("/categories", summary="The category tree", middleware=[catalog_page], responses=NOT_MODIFIED)
     async def categories(self, resources: NamedDependency[AppResources]) -> schemas.CategoryTree:
         tree = await resources.categories.get()
         return schemas.CategoryTree(items=[category_out(root) for root in tree.roots])
 
-    @get("/brands", summary="Brands, newest first", middleware=[catalog_page])
+    @get("/brands", summary="Brands, newest first", middleware=[catalog_page], responses=NOT_MODIFIED)
     async def brands(
         self, read_session: NamedDependency[AsyncSession], limit: Limit = 50, cursor: Cursor = None
     ) -> schemas.BrandList:
@@ -71,7 +71,7 @@ class CatalogController(Controller):
             next_cursor=page.next_cursor,
         )
 
-    @get("/products", summary="Search and browse products", middleware=[catalog_page])
+    @get("/products", summary="Search and browse products", middleware=[catalog_page], responses=NOT_MODIFIED)
     async def products(
         self,
         resources: NamedDependency[AppResources],
@@ -109,6 +109,7 @@ class CatalogController(Controller):
     @get(
         "/products/{product_id:uuid}",
         middleware=[product_page],
+        responses=NOT_MODIFIED,
         summary="A product with variants, images, size chart and rating",
     )
     async def product(
@@ -129,6 +130,7 @@ class CatalogController(Controller):
     @get(
         "/products/{product_id:uuid}/similar",
         middleware=[catalog_page],
+        responses=NOT_MODIFIED,
         summary="More like this: products that look like this one",
         description="Listed products ranked by the visual similarity of their photos to this "
         "product's first photo (`score`: cosine similarity, 1 is identical), most similar first, "
@@ -207,7 +209,7 @@ class VendorsController(Controller):
         )
         return vendor_out(vendor)
 
-    @get("/{vendor_id:uuid}", middleware=[catalog_page], summary="A store")
+    @get("/{vendor_id:uuid}", middleware=[catalog_page], responses=NOT_MODIFIED, summary="A store")
     async def read(
         self, vendor_id: FromPath[UUID], read_session: NamedDependency[AsyncSession]
     ) -> schemas.Vendor:
