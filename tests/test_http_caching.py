@@ -29,7 +29,7 @@ from tasks.runtime.dispatch import BrokerDispatcher
 from tests.support.catalog import make_product, make_store
 from tests.support.http import serve
 from tests.support.identity import make_user
-from tests.support.orders import variants_of
+from tests.support.orders import make_order, variants_of
 
 pytestmark = pytest.mark.anyio
 
@@ -385,3 +385,35 @@ def test_if_none_match_follows_rfc_9110() -> None:
     assert not none_match(b'"a"', tag)
     assert not none_match(tag[:-1], tag)
     assert etag_of(b"{}") != etag_of(b"{ }")
+
+
+async def test_a_review_and_its_authors_new_name_are_on_the_next_pages(
+    client: httpx.AsyncClient, settings: Settings, shelf: dict[str, Any], session: AsyncSession
+) -> None:
+    shirt = shelf["shirt"]
+    buyer = await make_user(session, full_name="Ada Obi")
+    await make_order(session, buyer, [((await variants_of(session, shirt))[0], 1)], status="paid")
+    page_path, reviews_path = f"{API}/products/{shirt.id}", f"{API}/products/{shirt.id}/reviews"
+    page = await client.get(page_path)
+    reviews = await client.get(reviews_path)
+    assert reviews.json()["items"] == []
+    headers = auth(settings, buyer)
+
+    written = await client.post(
+        reviews_path, json={"rating": 4, "title": "Good", "body": "Soft."}, headers=headers
+    )
+    assert written.status_code == 201, written.text
+    rated = await revalidate(client, page_path, page.headers["etag"])
+    assert rated.status_code == 200
+    assert rated.json()["rating"]["count"] == 1
+    listed = await revalidate(client, reviews_path, reviews.headers["etag"])
+    assert listed.status_code == 200
+    assert [r["author"]["name"] for r in listed.json()["items"]] == ["Ada O."]
+
+    renamed = await client.patch(f"{API}/me", json={"full_name": "Ada Bello"}, headers=headers)
+    assert renamed.status_code == 200, renamed.text
+    again = await revalidate(client, reviews_path, listed.headers["etag"])
+    assert again.status_code == 200
+    assert [r["author"]["name"] for r in again.json()["items"]] == ["Ada B."]
+    # The product page shows no names: it is still the page the client has.
+    assert (await revalidate(client, page_path, rated.headers["etag"])).status_code == 304
