@@ -22,14 +22,17 @@ from core.adapters.tokens import TokenSigner
 from core.page_versions import PageVersions
 from core.settings import Settings
 from db.engine import Database
-from db.models import Product, User, Variant
+from db.models import Product, ProductImage, User, Variant
 from db.services.orders import stock
 from db.uow import unit_of_work
+from devstack.demo.pictures import encode, product_picture
 from tasks.runtime.dispatch import BrokerDispatcher
 from tests.support.catalog import make_product, make_store
 from tests.support.http import serve
-from tests.support.identity import make_user
+from tests.support.identity import bearer, login, make_user
 from tests.support.orders import make_order, variants_of
+from tests.support.stack import WorkerProcess
+from tests.test_tasks_e2e import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -417,3 +420,38 @@ async def test_a_review_and_its_authors_new_name_are_on_the_next_pages(
     assert [r["author"]["name"] for r in again.json()["items"]] == ["Ada B."]
     # The product page shows no names: it is still the page the client has.
     assert (await revalidate(client, page_path, rated.headers["etag"])).status_code == 304
+
+
+@pytest.mark.worker
+async def test_thumbnails_and_embeddings_made_by_a_worker_are_on_the_next_page(
+    worker: WorkerProcess, make_app: Callable[..., Litestar], committed_db: Database
+) -> None:
+    """The worker's unit of work bumps the product's version after its commit: the page cached
+    while the photo was pending is replaced on the first request after the worker is done."""
+    async with serve(make_app(database=committed_db)) as client:
+        async with committed_db.session_maker() as session:
+            owner = await make_user(session, role="vendor")
+            product = await make_product(session, await make_store(session, owner))
+        photo = encode(product_picture("dresses", "purple", "florals", 5), "JPEG")
+        uploaded = await client.post(
+            f"{API}/vendor/products/{product.id}/images",
+            headers=bearer(await login(client, owner.email)),
+            files={"image": ("dress.jpg", photo, "image/jpeg")},
+        )
+        assert uploaded.status_code == 202, uploaded.text
+        path = f"{API}/products/{product.id}"
+        pending = await client.get(path)
+        assert pending.json()["images"][0]["embedding_status"] == "pending"
+        assert (await revalidate(client, path, pending.headers["etag"])).status_code == 304
+
+        async def done() -> bool | None:
+            async with committed_db.session_maker() as session:
+                image = await session.get(ProductImage, uuid.UUID(uploaded.json()["id"]))
+                assert image is not None
+                return True if image.status == "ready" and image.embedding_status == "ready" else None
+
+        await eventually(done, within=60)
+        page = await revalidate(client, path, pending.headers["etag"])
+        assert page.status_code == 200
+        assert page.json()["images"][0]["embedding_status"] == "ready"
+        assert page.json()["images"][0]["thumbnails"]
