@@ -7,7 +7,7 @@ bumped then. The unit of work bumps the counters only after its transaction comm
 reader that sees the new version also sees the committed data: a body built from the old data
 can only ever be stored under the old version, never the new one.
 
-Three kinds of counter:
+Four kinds of counter:
 
 - ``catalog``: every listing shape (listing, similar items, brands, categories, stores); bumped
   by any change that can alter a listing.
