@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -33,6 +34,7 @@ from api.middleware import RequestContextMiddleware
 from api.notifications.controllers import NotificationsController
 from api.openapi import SECURITY_SCHEMES, document_problems
 from api.orders.controllers import CartController, OrdersController
+from api.page_cache import PageCache
 from api.payments.controllers import SandboxCheckoutController, WebhooksController
 from api.payouts.controllers import StaffPayoutsController, VendorPayoutsController
 from api.resources import AppResources, CategoryCache
@@ -48,7 +50,7 @@ from api.wishlist.controllers import WishlistController
 from core.adapters.passwords import PasswordHasher
 from core.adapters.payments import PaymentProvider, build_payment_provider
 from core.adapters.ratelimit import RateLimiter
-from core.adapters.storage import build_private_storage, build_storage
+from core.adapters.storage import MEDIA_MAX_AGE_SECONDS, build_private_storage, build_storage
 from core.adapters.telemetry import (
     build_tracer_provider,
     instrument_engine,
@@ -59,6 +61,7 @@ from core.adapters.tokens import TokenSigner
 from core.events import get_event_bus
 from core.jobs import Dispatcher
 from core.logging import configure_logging, get_logger
+from core.page_versions import PageVersions
 from core.settings import Settings, get_settings
 from db.engine import Database, create_database
 from db.services.subscribers import register_all
@@ -68,6 +71,9 @@ from tasks.runtime.factory import build_broker, redis_url_for
 log = get_logger(__name__)
 
 API_PREFIX = "/api/v1"
+# Every media key names one upload (a fresh image id per upload, thumbnails made once under it),
+# so what a URL serves never changes.
+MEDIA_CACHE_CONTROL = CacheControlHeader(public=True, max_age=MEDIA_MAX_AGE_SECONDS, immutable=True)
 
 
 class MetricsController(PrometheusController):
@@ -113,6 +119,8 @@ def _build_resources(
         private_storage=build_private_storage(settings),
         categories=CategoryCache(database),
         payments=payments,
+        versions=PageVersions(redis),
+        pages=PageCache(),
         owned=owned,
     )
 
@@ -189,7 +197,14 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
         ],
     )
     media = (
-        [create_static_files_router(path="/media", directories=[settings.media_dir], include_in_schema=False)]
+        [
+            create_static_files_router(
+                path="/media",
+                directories=[settings.media_dir],
+                include_in_schema=False,
+                cache_control=MEDIA_CACHE_CONTROL,
+            )
+        ]
         if settings.media_backend == "local"
         else []
     )

@@ -23,7 +23,7 @@ async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]
     """
     resources: AppResources = state.resources
     async with unit_of_work(
-        resources.db.session_maker, resources.dispatcher, buffer=current_buffer()
+        resources.db.session_maker, resources.dispatcher, buffer=current_buffer(), versions=resources.versions
     ) as session:
         yield session
 

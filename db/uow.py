@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.errors import DomainError
 from core.jobs import Dispatcher, Job, JobBuffer, job_buffer
 from core.logging import get_logger
+from core.page_versions import PageVersions
 from db.outbox import add_to_outbox, mark_dispatched
 
 log = get_logger(__name__)
@@ -28,8 +29,10 @@ async def unit_of_work(
     dispatcher: Dispatcher,
     *,
     buffer: JobBuffer | None = None,
+    versions: PageVersions | None = None,
 ) -> AsyncIterator[AsyncSession]:
-    """Open a session in a transaction; commit on success, roll back on error, then send jobs.
+    """Open a session in a transaction; commit on success, roll back on error, then bump the
+    page versions the work touched (``versions``; dropped on rollback) and send jobs.
 
     ``buffer`` is the job buffer of the surrounding request when it already has one; otherwise a
     fresh buffer is opened for the block.
@@ -68,6 +71,11 @@ async def unit_of_work(
                 buffer.clear()
                 await session.rollback()
                 raise
+        touched = buffer.drain_versions()
+        if versions is not None:
+            # After the commit, never before: a reader that sees the new version must find the
+            # new data, or it would cache the old page under the new version.
+            await versions.bump(touched)
         await flush_jobs(session_maker, dispatcher, buffer.drain())
         if error is not None:
             raise error
