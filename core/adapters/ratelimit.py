@@ -1,4 +1,5 @@
-"""Fixed-window rate limits kept in Redis, shared by every API process."""
+"""Rate limits kept in Redis, shared by every API process: fixed windows counted per key, and
+failure backoff per (account, source) for logins."""
 
 from __future__ import annotations
 
@@ -18,6 +19,65 @@ return {count, ttl}
 """
 
 
+# One failed login of a source for an account (KEYS[1]: the account's hash of sources, KEYS[2]: its
+# failure count in the ceiling window). A source's entry is "failures:last_failure:wait_until"
+# (Redis clock, milliseconds); failures older than the memory are forgotten. Returns the wait (ms).
+_FAILED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local source, memory, free, base, cap, ceiling =
+    ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local total = redis.call('INCR', KEYS[2])
+if total == 1 then redis.call('EXPIRE', KEYS[2], memory) end
+local failures = 0
+local entry = redis.call('HGET', KEYS[1], source)
+if entry then
+  local count, last = string.match(entry, '^(%d+):(%d+):')
+  if count and tonumber(last) + memory * 1000 > now then failures = tonumber(count) end
+end
+failures = failures + 1
+local wait = 0
+if total > ceiling then
+  wait = cap
+elseif failures >= free then
+  wait = math.min(base * 2 ^ (failures - free), cap)
+end
+wait = math.floor(wait * 1000)
+redis.call('HSET', KEYS[1], source, string.format('%d:%d:%d', failures, now, now + wait))
+redis.call('EXPIRE', KEYS[1], memory + cap)
+return wait
+"""
+
+# Milliseconds the source must still wait before its next attempt for the account (0: none).
+_WAITING = """
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if not entry then return 0 end
+local until_ = tonumber(string.match(entry, ':(%d+)$'))
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if until_ and until_ > now then return until_ - now end
+return 0
+"""
+
+
+class Backoff(msgspec.Struct, frozen=True):
+    """How failures of one source against one account slow it down.
+
+    The first ``free - 1`` failures cost nothing; from the ``free``-th on, the source waits
+    ``base * 2**(failures - free)`` seconds (capped at ``cap``) before its next attempt. Failures
+    are remembered ``memory`` seconds after the last one. Past ``ceiling`` failures for the
+    account from all sources together within ``memory`` (a guess spread over many addresses),
+    every source that fails waits ``cap`` at once; a source that has not failed is never made
+    to wait, so the owner can still come in from their own address.
+    """
+
+    free: int
+    base: int
+    cap: int
+    memory: int
+    ceiling: int
+
+
 class Window(msgspec.Struct, frozen=True):
     count: int
     retry_after: int
@@ -33,6 +93,8 @@ class RateLimiter:
         self._redis = redis
         self._prefix = prefix
         self._hit = redis.register_script(_HIT)
+        self._failed = redis.register_script(_FAILED)
+        self._waiting = redis.register_script(_WAITING)
 
     def _key(self, bucket: str, who: str) -> str:
         return f"{self._prefix}:{bucket}:{who}"
@@ -61,3 +123,33 @@ class RateLimiter:
 
     async def reset(self, bucket: str, who: str) -> None:
         await self._redis.delete(self._key(bucket, who))
+
+    # --- failure backoff per (account, source) ------------------------------------------------
+
+    def _sources_key(self, bucket: str, account: str) -> str:
+        return self._key(bucket, f"{account}:sources")
+
+    def _total_key(self, bucket: str, account: str) -> str:
+        return self._key(bucket, f"{account}:total")
+
+    async def waiting(self, bucket: str, account: str, source: str) -> None:
+        """Raise :class:`RateLimited` while ``source`` must still wait after failing for ``account``."""
+        wait_ms = int(await self._waiting(keys=[self._sources_key(bucket, account)], args=[source]))
+        if wait_ms > 0:
+            raise RateLimited(retry_after=-(-wait_ms // 1000))
+
+    async def failed(self, bucket: str, account: str, source: str, policy: Backoff) -> int:
+        """Count a failure of ``source`` for ``account``; the seconds it must now wait (0: none)."""
+        wait_ms = await self._failed(
+            keys=[self._sources_key(bucket, account), self._total_key(bucket, account)],
+            args=[source, policy.memory, policy.free, policy.base, policy.cap, policy.ceiling],
+        )
+        return -(-int(wait_ms) // 1000)
+
+    async def forgive(self, bucket: str, account: str, source: str) -> None:
+        """Forget the failures of ``source`` for ``account`` (it has proved it knows the secret)."""
+        await self._redis.hdel(self._sources_key(bucket, account), source)
+
+    async def forgive_all(self, bucket: str, account: str) -> None:
+        """Forget every failure for ``account``, from every source (its secret has been reset)."""
+        await self._redis.delete(self._sources_key(bucket, account), self._total_key(bucket, account))
