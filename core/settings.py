@@ -94,12 +94,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     otp_ttl_seconds: int = 600
     # Wrong tries that burn a code: the real guard against guessing it.
     otp_max_attempts: int = 5
-    # Failed logins slow down the (account, client address) pair that fails, never the account:
-    # from the Nth failure of one address the next attempt from it waits BASE * 2^(failures - N)
-    # seconds, at most MAX (429 with Retry-After); a success from that address or a password reset
-    # forgets them, and they are forgotten LOGIN_FAILURE_WINDOW_SECONDS after the last one. Past
-    # LOGIN_MAX_FAILURES_PER_ACCOUNT failures for one account from all addresses within that
-    # window, each failing address waits MAX at once; an address that has not failed never waits.
+    # Failed logins slow down the (account, address) that fails, never the account: from the Nth
+    # failure the address waits BASE * 2^(failures - N) s, at most MAX, per attempt (README
+    # "Security"); past MAX_FAILURES_PER_ACCOUNT from all addresses, each failing one waits MAX.
     login_free_failures_per_source: int = 3
     login_backoff_base_seconds: int = 2
     login_backoff_max_seconds: int = 900
@@ -107,9 +104,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_max_failures_per_account: int = 100
     login_max_attempts_per_ip: int = 30
     login_ip_window_seconds: int = 300
-    # Code mails and code checks per OTP_WINDOW_SECONDS: per (client address, email) so one
-    # address cannot use up the owner's, per email (looser) against mail floods and guessing from
-    # many addresses, and code requests per address (anonymous traffic).
+    # Code mails and checks per window: per (address, email), so one address cannot use up the
+    # owner's, then per email (looser) against floods and guessing from many addresses.
     otp_max_sends_per_source_email: int = 3
     otp_max_sends_per_email: int = 10
     otp_max_requests_per_ip: int = 20
