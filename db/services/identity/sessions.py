@@ -44,13 +44,6 @@ def login_backoff(settings: Settings) -> Backoff:
     )
 
 
-def _wait_detail(seconds: int) -> str:
-    return (
-        f"Too many failed logins for this account from your address. Try again in {seconds} "
-        "seconds, or reset your password."
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class TokenPair:
     access_token: str
@@ -135,7 +128,11 @@ class SessionService(IdentityService):
             await self.limiter.waiting(LOGIN_FAILURES, who, source)
         except RateLimited as waiting:
             self.audit.record(audit.LOGIN_THROTTLED, user_id=user.id if user else None, email_hash=who)
-            raise LoginThrottled(_wait_detail(waiting.retry_after), retry_after=waiting.retry_after) from None
+            raise LoginThrottled(
+                "Too many failed logins for this account from your address. Try again after the "
+                "time in Retry-After, or reset your password.",
+                retry_after=waiting.retry_after,
+            ) from None
         if not await self.hasher.verify(user.password_hash if user else None, password):
             await self.limiter.failed(LOGIN_FAILURES, who, source, login_backoff(s))
             self.audit.record(audit.LOGIN_FAILED, user_id=user.id if user else None, email_hash=who)
