@@ -316,7 +316,7 @@ async def test_an_address_that_keeps_failing_must_wait(
         )
     waiting = await client.post(f"{API}/auth/login", json={"email": user.email, "password": "bad-guess-1"})
     assert problem(waiting, 429)["type"].endswith("login_throttled")
-    assert int(waiting.headers["retry-after"]) == settings.login_backoff_base_seconds
+    assert 1 <= int(waiting.headers["retry-after"]) <= settings.login_backoff_base_seconds
     # The address waits whatever it sends: the right password is not even checked.
     problem(await client.post(f"{API}/auth/login", json={"email": user.email, "password": PASSWORD}), 429)
     assert "login_throttled" in await audit_types(session, user.id)

@@ -19,22 +19,26 @@ return {count, ttl}
 """
 
 
-# One failed login of a source for an account (KEYS[1]: the account's hash of sources, KEYS[2]: its
-# failure count in the ceiling window). A source's entry is "failures:last_failure:wait_until"
-# (Redis clock, milliseconds); failures older than the memory are forgotten. Returns the wait (ms).
-_FAILED = """
+# One login attempt of a source for an account (KEYS[1]: the account's hash of sources, KEYS[2]:
+# its failure count in the ceiling window). A source's entry is "failures:last_failure:wait_until"
+# (Redis clock, milliseconds); failures older than the memory are forgotten. A source that must
+# still wait is refused (returns minus the milliseconds left); otherwise the attempt is counted as a
+# failure at once, with the wait that failure earns (returned), and taken back if it succeeds.
+# Counting before the password is checked means parallel attempts cannot slip past the backoff.
+_ATTEMPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local source, memory, free, base, cap, ceiling =
     ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local total = redis.call('INCR', KEYS[2])
-if total == 1 then redis.call('EXPIRE', KEYS[2], memory) end
 local failures = 0
 local entry = redis.call('HGET', KEYS[1], source)
 if entry then
-  local count, last = string.match(entry, '^(%d+):(%d+):')
+  local count, last, until_ = string.match(entry, '^(%d+):(%d+):(%d+)$')
+  if until_ and tonumber(until_) > now then return now - tonumber(until_) end
   if count and tonumber(last) + memory * 1000 > now then failures = tonumber(count) end
 end
+local total = redis.call('INCR', KEYS[2])
+if total == 1 then redis.call('EXPIRE', KEYS[2], memory) end
 failures = failures + 1
 local wait = 0
 if total > ceiling then
@@ -48,14 +52,12 @@ redis.call('EXPIRE', KEYS[1], memory + cap)
 return wait
 """
 
-# Milliseconds the source must still wait before its next attempt for the account (0: none).
-_WAITING = """
-local entry = redis.call('HGET', KEYS[1], ARGV[1])
-if not entry then return 0 end
-local until_ = tonumber(string.match(entry, ':(%d+)$'))
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if until_ and until_ > now then return until_ - now end
+# The attempt succeeded: forget the source's failures and take the attempt back from the total.
+_SUCCEEDED = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 and tonumber(redis.call('GET', KEYS[2])) > 0 then
+  redis.call('DECR', KEYS[2])
+end
 return 0
 """
 
@@ -93,8 +95,8 @@ class RateLimiter:
         self._redis = redis
         self._prefix = prefix
         self._hit = redis.register_script(_HIT)
-        self._failed = redis.register_script(_FAILED)
-        self._waiting = redis.register_script(_WAITING)
+        self._attempt = redis.register_script(_ATTEMPT)
+        self._succeeded = redis.register_script(_SUCCEEDED)
 
     def _key(self, bucket: str, who: str) -> str:
         return f"{self._prefix}:{bucket}:{who}"
@@ -132,23 +134,24 @@ class RateLimiter:
     def _total_key(self, bucket: str, account: str) -> str:
         return self._key(bucket, f"{account}:total")
 
-    async def waiting(self, bucket: str, account: str, source: str) -> None:
-        """Raise :class:`RateLimited` while ``source`` must still wait after failing for ``account``."""
-        wait_ms = int(await self._waiting(keys=[self._sources_key(bucket, account)], args=[source]))
-        if wait_ms > 0:
-            raise RateLimited(retry_after=-(-wait_ms // 1000))
+    async def attempt(self, bucket: str, account: str, source: str, policy: Backoff) -> None:
+        """Count an attempt of ``source`` for ``account`` as a failure until :meth:`succeeded`
+        says otherwise (so parallel attempts cannot slip past the backoff).
 
-    async def failed(self, bucket: str, account: str, source: str, policy: Backoff) -> int:
-        """Count a failure of ``source`` for ``account``; the seconds it must now wait (0: none)."""
-        wait_ms = await self._failed(
-            keys=[self._sources_key(bucket, account), self._total_key(bucket, account)],
-            args=[source, policy.memory, policy.free, policy.base, policy.cap, policy.ceiling],
-        )
-        return -(-int(wait_ms) // 1000)
+        Raises:
+            RateLimited: ``source`` must still wait after failing for ``account`` (not counted).
+        """
+        keys = [self._sources_key(bucket, account), self._total_key(bucket, account)]
+        args: list[str | int] = [source, policy.memory, policy.free, policy.base, policy.cap, policy.ceiling]
+        result_ms = int(await self._attempt(keys=keys, args=args))
+        if result_ms < 0:
+            raise RateLimited(retry_after=-(result_ms // 1000))
 
-    async def forgive(self, bucket: str, account: str, source: str) -> None:
-        """Forget the failures of ``source`` for ``account`` (it has proved it knows the secret)."""
-        await self._redis.hdel(self._sources_key(bucket, account), source)
+    async def succeeded(self, bucket: str, account: str, source: str) -> None:
+        """The attempt was right: forget the failures of ``source`` for ``account`` (it has proved
+        it knows the secret) and take the attempt back from the account's total."""
+        keys = [self._sources_key(bucket, account), self._total_key(bucket, account)]
+        await self._succeeded(keys=keys, args=[source])
 
     async def forgive_all(self, bucket: str, account: str) -> None:
         """Forget every failure for ``account``, from every source (its secret has been reset)."""

@@ -125,7 +125,7 @@ class SessionService(IdentityService):
             )
         user = await self.users.by_email(email)
         try:
-            await self.limiter.waiting(LOGIN_FAILURES, who, source)
+            await self.limiter.attempt(LOGIN_FAILURES, who, source, login_backoff(s))
         except RateLimited as waiting:
             self.audit.record(audit.LOGIN_THROTTLED, user_id=user.id if user else None, email_hash=who)
             raise LoginThrottled(
@@ -134,11 +134,10 @@ class SessionService(IdentityService):
                 retry_after=waiting.retry_after,
             ) from None
         if not await self.hasher.verify(user.password_hash if user else None, password):
-            await self.limiter.failed(LOGIN_FAILURES, who, source, login_backoff(s))
             self.audit.record(audit.LOGIN_FAILED, user_id=user.id if user else None, email_hash=who)
             raise InvalidCredentials("The email or password is incorrect.")
         assert user is not None  # verify() never accepts a missing hash
-        await self.limiter.forgive(LOGIN_FAILURES, who, source)
+        await self.limiter.succeeded(LOGIN_FAILURES, who, source)
         if not user.is_verified:
             self.audit.record(audit.LOGIN_UNVERIFIED, user_id=user.id)
             raise EmailNotVerified("Verify your email address with the code we sent before logging in.")
