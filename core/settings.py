@@ -23,6 +23,7 @@ from dotenv import dotenv_values
 from core.secret import Secret, random_secret
 from core.settings_checks import (
     SettingsError,
+    check_limits,
     check_private_storage,
     check_production,
     refuse_published_secrets,
@@ -91,14 +92,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 604_800
     otp_ttl_seconds: int = 600
+    # Wrong tries that burn a code: the real guard against guessing it.
     otp_max_attempts: int = 5
-    login_max_failures_per_account: int = 5
-    login_failure_window_seconds: int = 900
+    # Failed logins slow down the (account, address) that fails, never the account: from the Nth
+    # failure the address waits BASE * 2^(failures - N) s, at most MAX, per attempt (README
+    # "Security"); past MAX_FAILURES_PER_ACCOUNT from all addresses, each failing one waits MAX.
+    login_free_failures_per_source: int = 3
+    login_backoff_base_seconds: int = 2
+    login_backoff_max_seconds: int = 900
+    login_failure_window_seconds: int = 3600
+    login_max_failures_per_account: int = 100
     login_max_attempts_per_ip: int = 30
     login_ip_window_seconds: int = 300
-    otp_max_sends_per_email: int = 3
+    # Code mails and checks per window: per (address, email), so one address cannot use up the
+    # owner's, then per email (looser) against floods and guessing from many addresses.
+    otp_max_sends_per_source_email: int = 3
+    otp_max_sends_per_email: int = 10
     otp_max_requests_per_ip: int = 20
-    otp_max_verifications_per_email: int = 10
+    otp_max_verifications_per_source_email: int = 10
+    otp_max_verifications_per_email: int = 30
     otp_window_seconds: int = 600
     # Concurrent Argon2 computations per API process (each takes ~64 MiB for a moment).
     password_hash_concurrency: int = 2
@@ -186,8 +198,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s3_private_bucket: str = ""
     # Search by photo waits this long for an inference worker's answer, then answers 503.
     search_image_timeout_seconds: float = 5.0
-    # Searches by photo per client address and minute (each runs a model; the route is public).
+    # Searches by photo per minute (each runs a model): anonymous callers per client address,
+    # logged-in users per account (never counted against their address, which they may share).
     search_image_per_minute: int = 30
+    search_image_per_user_per_minute: int = 30
 
     # --- Body measurement ---------------------------------------------------------------
     # Shorter side of a body photo below which the person is too small to measure (422).
@@ -365,6 +379,7 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     if any(len(secret) < 32 for _, secret in settings.jwt_keys()) and settings.is_production:
         raise SettingsError("JWT signing keys (or SECRET_KEY) must be at least 32 characters")
     check_private_storage(settings)
+    check_limits(settings)
     refuse_published_secrets(settings)
     if settings.is_production:
         check_production(settings, given=set(raw))

@@ -16,7 +16,7 @@ from api.auth import Principal, requires_user
 from api.catalog import schemas
 from api.catalog.present import category_out, product_out, similar_out, summaries_out, vendor_out
 from api.common import Cursor, Limit
-from api.dependencies import client_ip
+from api.dependencies import rate_subject
 from api.page_cache import NOT_MODIFIED, PERSONAL, catalog_page, product_page
 from api.resources import AppResources
 from core.rules.photo_search import QueryEmbedder
@@ -37,15 +37,15 @@ MaxPrice = Annotated[
 async def within_photo_search_rate(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
-    """Count a search by photo against the caller's address before its upload is read (429 over
-    ``SEARCH_IMAGE_PER_MINUTE``): the route is public and every call runs a model."""
+    """Count a search by photo before its upload is read (429 past the limit): the route is public
+    and every call runs a model. A logged-in user is counted per account
+    (``SEARCH_IMAGE_PER_USER_PER_MINUTE``), an anonymous caller per address
+    (``SEARCH_IMAGE_PER_MINUTE``), so an anonymous flood from a shared address stops no user."""
     resources: AppResources = connection.app.state.resources
-    await resources.limiter.hit(
-        "search_image",
-        client_ip(connection) or "unknown",
-        limit=resources.settings.search_image_per_minute,
-        window=60,
-    )
+    who, logged_in = rate_subject(connection)
+    settings = resources.settings
+    limit = settings.search_image_per_user_per_minute if logged_in else settings.search_image_per_minute
+    await resources.limiter.hit("search_image", who, limit=limit, window=60)
 
 
 def provide_query_embedder(resources: NamedDependency[AppResources]) -> QueryEmbedder:
@@ -164,7 +164,8 @@ class CatalogController(Controller):
         "much their photos look like it, with the same filters and ordering as `/similar`. "
         "413 over the size limit, 415 not an image, 422 an unusable image; 503 with "
         "`Retry-After` when no inference worker answers in time; 429 with `Retry-After` over "
-        "`SEARCH_IMAGE_PER_MINUTE` searches from one address.",
+        "`SEARCH_IMAGE_PER_USER_PER_MINUTE` searches by a logged-in user, or "
+        "`SEARCH_IMAGE_PER_MINUTE` anonymous searches from one address.",
     )
     async def search_by_photo(
         self,
