@@ -35,6 +35,7 @@ ALL = (
     "similar",
     "fit_products",
     "product_fit",
+    "login",
     "orders",
     "photo_search",
     "photo_measurement",
