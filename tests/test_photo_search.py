@@ -134,6 +134,10 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale_and_embeds_as_a_full_decode_do
             assert (query.format, query.size) == ("WEBP", (336, 448))  # upright, longer side 448
         vectors = embedder.embed([drafted, full])
         assert float(vectors[0] @ vectors[1]) >= 0.99, spec
+        # A reduced-scale decode still reads every byte: a photo cut short is refused.
+        for cut_short in (photo[: len(photo) * 2 // 3], photo[:-100]):
+            with pytest.raises(UnusableImage, match="damaged or incomplete"):
+                shrink_checked(cut_short, QUERY_IMAGE_SIDE, **limits)
 
 
 # --- no worker, no broker: 503 with Retry-After --------------------------------------------------

@@ -153,8 +153,8 @@ def shrink_checked(
 
     A JPEG is decoded at the smallest draft scale that keeps ``2 * side`` pixels on its longer
     side (a 12-megapixel phone photo at 1/4 scale), so the resize that follows still averages
-    pixels and its result is all but a full decode's. Every byte is still read, so damage a
-    full decode finds is found. Other formats decode in full.
+    pixels and its result is all but a full decode's. Every byte is still read, so a file cut
+    short is refused. Other formats decode in full.
 
     Raises:
         ImageTooLarge (413), UnsupportedImage (415), UnusableImage (422): as :func:`inspect_image`.
