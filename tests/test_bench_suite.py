@@ -47,6 +47,7 @@ def test_the_committed_targets_file_has_every_scenario_of_the_issue() -> None:
         "login",
         "photo_measurement",
         "photo_search",
+        "photo_search_phone",
     }
     assert expected <= set(targets)
     # SPEC.md's figures (issue #19): Argon2id at OWASP's parameters, photo search at 200 ms.

@@ -38,6 +38,7 @@ ALL = (
     "login",
     "orders",
     "photo_search",
+    "photo_search_phone",
     "photo_measurement",
 )
 QUICK = ("product_detail", "listing", "similar", "product_fit", "orders", "photo_search", "photo_measurement")

@@ -113,8 +113,9 @@ class Session:
         await self.build()
         for name in [n for n in HTTP if n in self.chosen]:
             await self.http(name)
-        if "photo_search" in self.chosen:
-            await self.photo_search()
+        for name in ("photo_search", "photo_search_phone"):
+            if name in self.chosen:
+                await self.photo_search(name)
         worker_pid = self.stack.pid_of(INFERENCE_WORKER)
         if "photo_measurement" in self.chosen:
             await self.photo_measurement(worker_pid)
@@ -191,17 +192,18 @@ class Session:
                 queries = RECALL_QUERIES[self.args.quick]
                 result["recall"] = await _recall(self.settings, self.base_url, queries, self.args.seed)
 
-    async def photo_search(self) -> None:
-        scenario = checks.photo_search_scenario(self.stack.media_dir(self.database), self.photos, 10)
+    async def photo_search(self, name: str) -> None:
+        make = checks.photo_search_scenario if name == "photo_search" else checks.phone_photo_search_scenario
+        scenario = await asyncio.to_thread(make, self.stack.media_dir(self.database), self.photos, 10)
         result: dict[str, Any] = {"endpoint": scenario.endpoint, "distinct_requests": len(scenario.requests)}
-        self.results["photo_search"] = result
+        self.results[name] = result
         try:
-            rate = float(self.targets["photo_search"]["rate"])
+            rate = float(self.targets[name]["rate"])
             result["open_loop"] = await open_loop_runs(
                 self.stack, scenario, self.base_url, [rate], self.plan, self.timer, "api"
             )
         except Exception as exc:
-            self.failed("photo_search", exc)
+            self.failed(name, exc)
 
     async def photo_measurement(self, worker_pid: int | None) -> None:
         rate, pairs = float(self.targets["photo_measurement"]["rate"]), MEASURE_PAIRS[self.args.quick]
