@@ -44,10 +44,15 @@ def test_the_committed_targets_file_has_every_scenario_of_the_issue() -> None:
         "similar",
         "fit_products",
         "product_fit",
+        "login",
         "photo_measurement",
         "photo_search",
+        "photo_search_phone",
     }
     assert expected <= set(targets)
+    # SPEC.md's figures (issue #19): Argon2id at OWASP's parameters, photo search at 200 ms.
+    assert targets["login"] == {"p95_ms": 100, "rate": 10}
+    assert targets["photo_search"] == {"p95_ms": 200, "rate": 10}
 
 
 def test_verdicts_pass_fail_and_say_by_how_much() -> None:

@@ -17,10 +17,11 @@
    denominator of every scenario's ``floor_ratio``.
 4. **Scenarios** (``scenarios.py``, ``checks.py``): product detail, listing, full-text search,
    similar items (+ recall@10 through the endpoint against exact search), products that fit me,
-   size advice, order creation (+ stock integrity and a contention burst), search by photo, photo
-   pair upload -> ready (``benchmarks.measurement_flow``), memory. Each HTTP scenario runs open
-   loop at fixed offered rates (latency from each request's scheduled send time, so queueing
-   delay counts) and closed loop with wrk (maximum throughput).
+   size advice, logins, order creation (+ stock integrity and a contention burst), search by
+   photo (catalog photos, and as 12-megapixel phone JPEGs), photo pair upload -> ready
+   (``benchmarks.measurement_flow``), memory. Each HTTP scenario runs open loop at fixed offered
+   rates (latency from each request's scheduled send time, so queueing delay counts) and closed
+   loop with wrk (maximum throughput).
 5. **Verdicts** (``targets.py``) against ``benchmarks/targets.toml``; **evidence** for misses in
    full runs (``profile.py``): py-spy over the API during an extra closed-loop run per scenario,
    EXPLAIN ANALYZE of the hot queries.

@@ -27,7 +27,7 @@ from core.settings import Settings, load_settings
 from db.engine import create_database
 from devstack.services import free_port
 
-HTTP = ("product_detail", "listing", "search", "similar", "fit_products", "product_fit", "orders")
+HTTP = ("product_detail", "listing", "search", "similar", "fit_products", "product_fit", "login", "orders")
 LOGINS = 64
 HTTP_LOGINS = 4
 RECALL_QUERIES = {True: 20, False: 50}  # quick, full
@@ -38,9 +38,10 @@ PROFILE_SECONDS = 8.0
 async def log_in(base_url: str, settings: Settings, url: str, count: int) -> list[dict[str, str]]:
     """An Authorization header for each of the first ``count`` shoppers.
 
-    The first ``HTTP_LOGINS`` log in through POST /auth/login (the real path; each costs ~0.5 s of
-    Argon2 on the API's CPU); the others get a token from the API's own signer (``core.adapters.tokens``,
-    the run's SECRET_KEY), the same token a login would return.
+    The first ``HTTP_LOGINS`` log in through POST /auth/login (the real path, an Argon2id verify
+    on the API's CPU; the ``login`` scenario measures it); the others get a token from the API's
+    own signer (``core.adapters.tokens``, the run's SECRET_KEY), the same token a login would
+    return.
 
     Raises:
         RuntimeError: a login was refused.
@@ -112,8 +113,9 @@ class Session:
         await self.build()
         for name in [n for n in HTTP if n in self.chosen]:
             await self.http(name)
-        if "photo_search" in self.chosen:
-            await self.photo_search()
+        for name in ("photo_search", "photo_search_phone"):
+            if name in self.chosen:
+                await self.photo_search(name)
         worker_pid = self.stack.pid_of(INFERENCE_WORKER)
         if "photo_measurement" in self.chosen:
             await self.photo_measurement(worker_pid)
@@ -156,6 +158,9 @@ class Session:
             self.built["similar"] = await sc.similar(conn, self.rng, 10)
             for one in await sc.fit(conn, self.rng, self.headers):
                 self.built[one.name] = one
+            if "login" in self.chosen:
+                # Past the shoppers with tokens and the one the photo upload flow logs in as.
+                self.built["login"] = await sc.login(conn, self.rng, LOGINS + 1)
         if "orders" in self.chosen:
             needed = sum(r * (self.plan.seconds + self.plan.warmup_seconds) + 2 for r in self.rates("orders"))
             count = math.ceil(needed) + 100
@@ -187,17 +192,18 @@ class Session:
                 queries = RECALL_QUERIES[self.args.quick]
                 result["recall"] = await _recall(self.settings, self.base_url, queries, self.args.seed)
 
-    async def photo_search(self) -> None:
-        scenario = checks.photo_search_scenario(self.stack.media_dir(self.database), self.photos, 10)
+    async def photo_search(self, name: str) -> None:
+        make = checks.photo_search_scenario if name == "photo_search" else checks.phone_photo_search_scenario
+        scenario = await asyncio.to_thread(make, self.stack.media_dir(self.database), self.photos, 10)
         result: dict[str, Any] = {"endpoint": scenario.endpoint, "distinct_requests": len(scenario.requests)}
-        self.results["photo_search"] = result
+        self.results[name] = result
         try:
-            rate = float(self.targets["photo_search"]["rate"])
+            rate = float(self.targets[name]["rate"])
             result["open_loop"] = await open_loop_runs(
                 self.stack, scenario, self.base_url, [rate], self.plan, self.timer, "api"
             )
         except Exception as exc:
-            self.failed("photo_search", exc)
+            self.failed(name, exc)
 
     async def photo_measurement(self, worker_pid: int | None) -> None:
         rate, pairs = float(self.targets["photo_measurement"]["rate"]), MEASURE_PAIRS[self.args.quick]
