@@ -284,11 +284,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
         app.state.settings = settings
         app.state.media_base_url = settings.media_base_url.rstrip("/")
+
+        async def keep(conn: asyncpg.Connection) -> None:
+            """No session reset on release (asyncpg's default sends RESET ALL, CLOSE ALL, UNLISTEN
+            and an advisory unlock each time, a round trip the API's pool does not make): the
+            handlers leave nothing behind (their settings and locks are transaction-local)."""
+
         app.state.pool = pool = await asyncpg.create_pool(
             asyncpg_dsn(settings.require_database_url()),
             min_size=settings.db_pool_size_api,
             max_size=settings.db_pool_size_api,
             init=init,
+            reset=keep,
         )
         async with pool.acquire() as conn:
             app.state.tree = await category_tree(conn)
