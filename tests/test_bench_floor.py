@@ -160,6 +160,9 @@ async def test_similar_items_answer_as_the_api_on_both_search_paths(apps: Apps, 
     assert len(every["items"]) == len(seeded.products) - 1
     missing = await both(apps, "GET", f"{API}/products/{uuid.uuid4()}/similar")
     assert [r.status_code for r in missing] == [404, 404]
+    # A request shape the floor does not serve is refused, never answered differently.
+    filtered = await apps.floor.get(path, params={"category": "women-tops"})
+    assert filtered.status_code == 422
 
 
 async def test_products_that_fit_and_size_advice_answer_as_the_api(apps: Apps, seeded: Seeded) -> None:
@@ -179,6 +182,12 @@ async def test_products_that_fit_and_size_advice_answer_as_the_api(apps: Apps, s
     assert (plain["recommended_size"], plain["similar_shoppers"]) == ("M", None)
     missing = await both(apps, "GET", f"{API}/products/{uuid.uuid4()}/fit", headers=headers)
     assert [r.status_code for r in missing] == [404, 404]
+    later = await apps.floor.get(
+        f"{API}/fit/products", params={"cursor": fitting["next_cursor"]}, headers=headers
+    )
+    assert later.status_code == 422
+    anonymous = await both(apps, "GET", f"{API}/fit/products")
+    assert [r.status_code for r in anonymous] == [401, 401]
 
 
 # --- order creation -------------------------------------------------------------------------------

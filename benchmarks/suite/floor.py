@@ -28,7 +28,8 @@ Where each handler's SQL comes from:
 
 What is left out, everywhere: authentication (the caller is the access token's ``sub``, read
 without checking the token), input validation (the benchmark's requests are well formed; other
-shapes, such as filters on similar or a cart order, are not served), middleware (request ids,
+shapes, such as filters on similar, a later page of products that fit me or a cart order, are
+refused with 422 rather than answered differently), middleware (request ids,
 security headers, metrics, logging), dependency injection, the ORM (no statement building or
 compiling, no session, no result objects) and the API's error mapping (a short problem body
 for the misses the scenarios can meet: 404, 409, 422).
@@ -256,6 +257,8 @@ async def _nearest(conn: Conn, product_id: UUID, limit: int) -> list[Any]:
 async def similar(
     product_id: FromPath[UUID], request: Request[Any, Any, Any], state: State
 ) -> Response[bytes]:
+    if {"category", "max_price", "in_stock"} & set(request.query_params):
+        return problem(422, "The floor serves similar items without filters only.")
     limit = int(request.query_params.get("limit", 20))
     async with pool_of(state).acquire() as conn, conn.transaction():
         found = await conn.fetchrow(SIMILAR_EXISTS_SQL, product_id, "ready", 1, product_id)

@@ -147,6 +147,8 @@ async def fit_products(request: Request[Any, Any, Any], state: State) -> Respons
     user_id = caller(request.headers.get("authorization"))
     if user_id is None:
         return problem(401, "Authentication required.")
+    if {"category", "cursor"} & set(request.query_params):
+        return problem(422, "The floor serves the first page without a category only.")
     limit = int(request.query_params.get("limit", 20))
     async with pool_of(state).acquire() as conn, conn.transaction():
         body = await _body(conn, user_id)

@@ -174,6 +174,8 @@ async def place_order(request: Request[Any, Any, Any], state: State) -> Response
     if not key:
         return problem(422, "An Idempotency-Key header is required.")
     body = DECODE.decode(await request.body())
+    if not body.get("items") or any(body.get(k) is not None for k in ("shipping", "voucher_code")):
+        return problem(422, "The floor serves orders of items without shipping choices or vouchers only.")
     async with pool_of(state).acquire() as conn:
         try:
             async with conn.transaction():
