@@ -49,19 +49,35 @@ async def signed_headers(settings: Settings, url: str, count: int) -> list[dict[
     return [{"Authorization": f"Bearer {signer.issue(r['id'], r['role'])}"} for r in rows]
 
 
-async def check_logins(base_url: str, count: int) -> None:
-    """The first ``count`` shoppers log in through POST /auth/login, the real path (each costs
-    ~0.5 s of Argon2 on the API's CPU).
+async def log_in(base_url: str, settings: Settings, url: str, count: int) -> list[dict[str, str]]:
+    """An Authorization header for each of the first ``count`` shoppers (the soak test's way): the
+    first ``HTTP_LOGINS`` log in through POST /auth/login, the others get a token from the API's
+    signer (:func:`signed_headers`).
 
     Raises:
         RuntimeError: a login was refused.
     """
+    logged_in = await check_logins(base_url, min(count, HTTP_LOGINS))
+    signed = await signed_headers(settings, url, count)
+    return logged_in + signed[len(logged_in) :]
+
+
+async def check_logins(base_url: str, count: int) -> list[dict[str, str]]:
+    """The first ``count`` shoppers log in through POST /auth/login, the real path (each costs
+    ~0.5 s of Argon2 on the API's CPU); the Authorization headers their logins give.
+
+    Raises:
+        RuntimeError: a login was refused.
+    """
+    headers = []
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         for index in range(count):
             body = {"email": people.shopper_email(index), "password": people.SHOPPER_PASSWORD}
             response = await client.post(f"{sc.API}/auth/login", json=body)
             if response.status_code != 200:
                 raise RuntimeError(f"login as {body['email']}: {response.status_code} {response.text[:200]}")
+            headers.append({"Authorization": f"Bearer {response.json()['access_token']}"})
+    return headers
 
 
 class Session:
