@@ -3,7 +3,8 @@
 transaction, with the same scoring (``core.rules.fit``, pure functions) in between.
 
 The statements were captured once from a statement log of one request each
-(``before_cursor_execute`` on the API's engine) and are written here as that text. The body
+(``before_cursor_execute`` on the API's engine) and are written here as that text, or taken from
+the service's own SQL constant where it has one (the fit search's walk, "shoppers like me"). The body
 profile is the whole ``measurements`` row, as the ORM reads it. Only the first page without a
 category filter is served (the benchmark's requests); the cursor it hands out is the API's.
 """
@@ -26,13 +27,14 @@ from core.rules.fit import (
     advise,
     fit_query_vector,
     score_size,
-    summarise_shoppers,
     with_shoppers,
 )
 from core.rules.orders import SOLD
+from core.rules.shape_cells import nearby_cells, shape_cell
 from db.pagination import encode_cursor
 from db.services.fit.search import _NEAREST_PROFILES, _PRODUCTS, EXACT_PROFILES, PROFILE_CANDIDATES, WALK
-from db.services.fit.shoppers import NEIGHBOURS
+from db.services.fit.shopper_sizes import brand_scope, product_scope
+from db.services.fit.shoppers import _COUNTS, _summary
 
 BODY_PROFILE_SQL = (
     "SELECT measurements.id, measurements.user_id, measurements.status, measurements.height_cm, "
@@ -79,24 +81,16 @@ CHART_SQL = (
     "SELECT size_chart_rows.size, size_chart_rows.ranges \nFROM size_chart_rows \n"
     "WHERE size_chart_rows.product_id = $1::UUID ORDER BY size_chart_rows.position"
 )
-EF_SEARCH_SQL = "SELECT set_config('hnsw.ef_search', $1, true)"
-_NEIGHBOURS_KEPT = """
-WITH neighbours AS (
-    SELECT DISTINCT user_id FROM (
-        SELECT m.user_id FROM measurements m
-        WHERE m.status = 'ready' AND m.user_id <> $1
-        ORDER BY m.embedding <-> CAST($2 AS vector)
-        LIMIT $3
-    ) nearest
-)
-SELECT DISTINCT o.user_id, ol.size
-FROM neighbours n
-JOIN orders o ON o.user_id = n.user_id AND o.status = ANY($4)
-JOIN order_lines ol ON ol.order_id = o.id
-"""
-SHOPPERS_PRODUCT_SQL = _NEIGHBOURS_KEPT + "WHERE ol.product_id = $5"
-SHOPPERS_BRAND_SQL = (
-    _NEIGHBOURS_KEPT + "JOIN products p ON p.id = ol.product_id WHERE p.brand_id = $5 AND p.category_id = $6"
+# "Shoppers like me": the counts of the product and of its brand in its category over the caller's
+# body-shape cell and its neighbours, with the caller's own kept sizes (one round trip).
+SHOPPERS_SQL = (
+    _COUNTS.replace(":scopes", "$1")
+    .replace(":cells", "$2")
+    .replace(":sold", "$3")
+    .replace(":me", "$4")
+    .replace(":product_id", "$5")
+    .replace(":brand_id", "$6")
+    .replace(":category_id", "$7")
 )
 _NO_PRODUCT = UUID(int=0)
 
@@ -186,16 +180,20 @@ def _size_out(size: SizeFit) -> dict[str, Any]:
 
 
 async def _shoppers(conn: Conn, user_id: UUID, body: Any, product: Any) -> SimilarShoppers | None:
-    if body["embedding"] is None:
+    """``db.services.fit.shoppers.similar_shoppers``: the product's counts, else its brand's."""
+    cell = shape_cell(body["measurements"] or {})
+    if cell is None:
         return None
-    args = (user_id, body["embedding"], NEIGHBOURS, sorted(SOLD))
-    await conn.execute(EF_SEARCH_SQL, str(max(NEIGHBOURS + 20, 40)))
-    rows = await conn.fetch(SHOPPERS_PRODUCT_SQL, *args, product["id"])
-    found = summarise_shoppers([(str(u), size) for u, size in rows], "product")
-    if found is not None or product["brand_id"] is None:
+    product_key = product_scope(product["id"])
+    brand_id, category_id = product["brand_id"], product["category_id"]
+    brand_key = brand_scope(brand_id, category_id) if brand_id is not None else None
+    scopes = [key for key in (product_key, brand_key) if key is not None]
+    args = (scopes, nearby_cells(cell), sorted(SOLD), user_id, product["id"], brand_id, category_id)
+    rows = [(r["kind"], r["scope"], r["size"], r["n"]) for r in await conn.fetch(SHOPPERS_SQL, *args)]
+    found = _summary(rows, product_key, "product")
+    if found is not None or brand_key is None:
         return found
-    rows = await conn.fetch(SHOPPERS_BRAND_SQL, *args, product["brand_id"], product["category_id"])
-    return summarise_shoppers([(str(u), size) for u, size in rows], "brand")
+    return _summary(rows, brand_key, "brand")
 
 
 @get("/api/v1/products/{product_id:uuid}/fit")

@@ -3,13 +3,14 @@ statements, in its order, in one transaction on a raw asyncpg connection.
 
 Captured once from a statement log of one request (``before_cursor_execute`` on the API's
 engine) and written here as that text: the key's advisory lock and lookup, the variants with
-their products and stores, the categories' ancestors and the commission rules in force, the
-stores' shipping methods, the conditional stock decrement per variant (the oversell guard:
-``stock >= quantity``, in variant-id order) and the listing's in-stock refresh, then the order,
-its fulfilment per store, its audit row, its lines, the key with the answer given, and the three
-outbox rows of ``OrderPlaced``. After the commit, the API sends those jobs to the broker and marks
-the rows sent; the floor runs the same marking UPDATE but sends nothing (its orders get no
-confirmation mail), so the outbox sweep does not send them during the run either.
+their products and stores (whose categories and return windows serve later steps), the
+categories' ancestors and the commission rules in force, the stores' shipping methods, the
+conditional stock decrement per variant (the oversell guard: ``stock >= quantity``, in variant-id
+order) and the listing's in-stock refresh, then the order, its fulfilment per store, its audit
+row, its lines, the key with the answer given, and the outbox row of ``OrderPlaced`` (its fan-out
+job). After the commit, the API sends that job to the broker and marks the row sent; the floor
+runs the same marking UPDATE but sends nothing (its orders get no confirmation mail, and the
+workers run nothing for them), so the outbox sweep does not send it during the run either.
 
 Served: ``items`` with ``shipping_address`` (the benchmark's body). Not served: a cart order,
 vouchers, chosen shipping methods. Prices, shipping and commission are computed by the same
@@ -28,7 +29,7 @@ from litestar import Request, Response, post
 from litestar.datastructures import State
 from uuid_utils.compat import uuid7
 
-from benchmarks.suite.floor_base import DECODE, ENCODE, Conn, caller, in_clause, pairs, pool_of, problem
+from benchmarks.suite.floor_base import DECODE, ENCODE, Conn, caller, pool_of, problem
 from benchmarks.suite.floor_orders_read import Refused, choose_shipping, order_json, priced_lines
 from benchmarks.suite.floor_orders_sql import (
     INSERT_EVENT_SQL,
@@ -42,11 +43,9 @@ from benchmarks.suite.floor_orders_sql import (
     REFRESH_IN_STOCK_SQL,
     RESERVE_SQL,
     TRY_LOCK_SQL,
-    WINDOWS_SQL,
 )
 from core.settings import Settings
-from core.task_names import NOTIFY_ORDER_UPDATE, RECORD_ORDER_EVENT, SEND_ORDER_CONFIRMATION
-from db.services.notifications.orders import ORDER_PLACED
+from core.task_names import FAN_OUT_ORDER_PLACED
 
 ADDRESS_FIELDS = ("full_name", "line1", "city", "country", "line2", "state", "postal_code", "phone")
 
@@ -77,7 +76,7 @@ async def _place(
         "expires_at": now + timedelta(minutes=settings.order_reservation_minutes),
         "created_at": now,
     }
-    fulfilments = await _write_order(conn, settings, user_id, order, chosen)
+    fulfilments = await _write_order(conn, user_id, order, chosen, lines)
     request_id = uuid.uuid4().hex
     event = (uuid7(), order["id"], None, None, "pending_payment", "buyer", user_id, None, request_id)
     await conn.execute(INSERT_EVENT_SQL, *event, now, now)
@@ -106,7 +105,7 @@ async def _reserve(conn: Conn, wanted: list[tuple[UUID, int]]) -> None:
 
 
 async def _write_order(
-    conn: Conn, settings: Settings, user_id: UUID, order: dict[str, Any], chosen: Any
+    conn: Conn, user_id: UUID, order: dict[str, Any], chosen: Any, lines: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The order row, then one fulfilment per store with its return window."""
     now, total = order["created_at"], order["subtotal"] + order["shipping"]
@@ -114,11 +113,10 @@ async def _write_order(
     address = ENCODE.encode(order["address"]).decode()
     head = (order["id"], user_id, "pending_payment", order["currency"])
     await conn.execute(INSERT_ORDER_SQL, *head, *amounts, address, order["expires_at"], None, None, now, now)
-    windows = pairs(await conn.fetch(WINDOWS_SQL.format(ids=in_clause(1, len(chosen))), *chosen))
+    windows = {line["vendor_id"]: line["return_window_days"] for line in lines}
     fulfilments = []
     for vendor_id, (method, amount) in chosen.items():
-        days = windows[vendor_id]
-        window = settings.return_window_days if days is None else days
+        window = windows[vendor_id]
         f = {
             "id": uuid7(),
             "vendor_id": vendor_id,
@@ -149,20 +147,13 @@ def _line_values(order_id: UUID, line: dict[str, Any]) -> tuple[Any, ...]:
 
 
 async def _write_outbox(conn: Conn, order_id: UUID, request_id: str, now: datetime) -> list[UUID]:
-    """The three jobs of ``OrderPlaced`` (``db.services.orders.subscribers``), one INSERT."""
-    jobs = [
-        (SEND_ORDER_CONFIRMATION, [str(order_id)]),
-        (NOTIFY_ORDER_UPDATE, [str(order_id), ORDER_PLACED]),
-        (RECORD_ORDER_EVENT, [str(order_id), "order_placed"]),
-    ]
-    job_ids = [uuid7() for _ in jobs]
+    """The one job of ``OrderPlaced``, the fan-out (``db.services.orders.subscribers``)."""
+    job_id = uuid7()
     labels = ENCODE.encode({"request_id": request_id}).decode()
-    values: list[Any] = []
-    for sentinel, ((task, args), job_id) in enumerate(zip(jobs, job_ids, strict=True)):
-        row = (uuid7(), job_id, task, ENCODE.encode(args).decode(), "{}", labels, None, 0, None, sentinel)
-        values += [*row, now, now]
-    await conn.execute(INSERT_OUTBOX_SQL, *values)
-    return job_ids
+    args = ENCODE.encode([str(order_id)]).decode()
+    row = (uuid7(), job_id, FAN_OUT_ORDER_PLACED, args, "{}", labels, None, 0, None, now, now)
+    await conn.execute(INSERT_OUTBOX_SQL, *row)
+    return [job_id]
 
 
 @post("/api/v1/orders", status_code=201)

@@ -10,10 +10,9 @@ from uuid import UUID
 
 from uuid_utils.compat import uuid7
 
-from benchmarks.suite.floor_base import Conn, in_clause, money, pairs
+from benchmarks.suite.floor_base import Conn, in_clause, money
 from benchmarks.suite.floor_orders_sql import (
     ANCESTORS_SQL,
-    CATEGORIES_SQL,
     METHODS_SQL,
     RULES_SQL,
     VARIANTS_SQL,
@@ -99,11 +98,14 @@ async def priced_lines(
                 "quantity": quantity,
                 "total": unit * quantity,
                 "final_sale": r["final_sale"],
+                "category_id": r["category_id"],
+                # The store's own return window, 0 (no returns) included; the platform's when none.
+                "return_window_days": settings.return_window_days
+                if r["return_window_days"] is None
+                else r["return_window_days"],
             }
         )
-    products = list(dict.fromkeys(line["product_id"] for line in lines))
-    categories = pairs(await conn.fetch(CATEGORIES_SQL.format(ids=in_clause(1, len(products))), *products))
-    keys = [(line["vendor_id"], categories[line["product_id"]]) for line in lines]
+    keys = [(line["vendor_id"], line["category_id"]) for line in lines]
     rates = await _rates(conn, settings, keys, datetime.now(UTC))
     for line, key in zip(lines, keys, strict=True):
         line["commission_bps"] = rates[key]

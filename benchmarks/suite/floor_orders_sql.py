@@ -33,7 +33,6 @@ VARIANTS_SQL = (
     "vendors.updated_at AS updated_at_2 \nFROM variants JOIN products ON products.id = variants.product_id "
     "JOIN vendors ON vendors.id = products.vendor_id \nWHERE variants.id IN ({ids})"
 )
-CATEGORIES_SQL = "SELECT products.id, products.category_id \nFROM products \nWHERE products.id IN ({ids})"
 ANCESTORS_SQL = str(_ANCESTORS).replace("CAST(:ids AS uuid[])", "CAST($1 AS uuid[])")
 RULES_SQL = (
     "SELECT commission_rules.vendor_id, commission_rules.category_id, commission_rules.rate_bps \n"
@@ -74,7 +73,6 @@ INSERT_ORDER_SQL = (
     "$13::TIMESTAMP WITH TIME ZONE, $14::TIMESTAMP WITH TIME ZONE, $15::TIMESTAMP WITH TIME ZONE, "
     "$16::TIMESTAMP WITH TIME ZONE)"
 )
-WINDOWS_SQL = "SELECT vendors.id, vendors.return_window_days \nFROM vendors \nWHERE vendors.id IN ({ids})"
 INSERT_FULFILMENT_SQL = (
     "INSERT INTO fulfilments (id, order_id, vendor_id, status, currency, shipping_method, shipping_amount, "
     "return_window_days, carrier, tracking_number, tracking_url, packed_at, shipped_at, delivered_at, "
@@ -104,18 +102,14 @@ INSERT_KEY_SQL = (
     "$6::INTEGER, $7::JSONB, $8::TIMESTAMP WITH TIME ZONE, $9::TIMESTAMP WITH TIME ZONE, "
     "$10::TIMESTAMP WITH TIME ZONE)"
 )
-_OUTBOX_ROW = (
-    "(${0}::UUID, ${1}::UUID, ${2}::VARCHAR, ${3}::JSONB, ${4}::JSONB, ${5}::JSONB, "
-    "${6}::TIMESTAMP WITH TIME ZONE, ${7}::INTEGER, ${8}::VARCHAR, ${9}::INTEGER, "
-    "${10}::TIMESTAMP WITH TIME ZONE, ${11}::TIMESTAMP WITH TIME ZONE)"
-)
-INSERT_OUTBOX_SQL = (  # three rows of placeholders, no values
-    "INSERT INTO outbox_messages (id, job_id, task_name, args, kwargs, labels, dispatched_at, attempts, "  # noqa: S608
-    "last_error, sa_orm_sentinel, created_at, updated_at) VALUES "
-    + ", ".join(_OUTBOX_ROW.format(*range(12 * r + 1, 12 * r + 13)) for r in range(3))
+INSERT_OUTBOX_SQL = (
+    "INSERT INTO outbox_messages (id, job_id, task_name, args, kwargs, labels, dispatched_at, attempts, "
+    "last_error, created_at, updated_at) VALUES ($1::UUID, $2::UUID, $3::VARCHAR, $4::JSONB, $5::JSONB, "
+    "$6::JSONB, $7::TIMESTAMP WITH TIME ZONE, $8::INTEGER, $9::VARCHAR, $10::TIMESTAMP WITH TIME ZONE, "
+    "$11::TIMESTAMP WITH TIME ZONE)"
 )
 MARK_SENT_SQL = (
     "UPDATE outbox_messages SET dispatched_at=$1::TIMESTAMP WITH TIME ZONE, "
     "updated_at=$2::TIMESTAMP WITH TIME ZONE "
-    "WHERE outbox_messages.job_id IN ($3::UUID, $4::UUID, $5::UUID) AND outbox_messages.dispatched_at IS NULL"
+    "WHERE outbox_messages.job_id IN ($3::UUID) AND outbox_messages.dispatched_at IS NULL"
 )

@@ -7,11 +7,11 @@
   is counted when ``pg_stat_statements.track_planning`` is on, which :func:`track_planning` sets
   for the working copy's new connections (the API's and the floor's pools connect after it).
   Statements of other clients of the database during the run count too: the workers' periodic
-  jobs (few next to a closed loop's thousands of requests) and, for order creation, the jobs the
-  API sends for each order (confirmation mail, notice, analytics), which the workers run during
-  the API's run. The floor marks its orders' jobs sent without sending them, so its PostgreSQL
-  time is the request's own; the API's includes that follow-up work (see its statements per
-  request).
+  jobs (few next to a closed loop's thousands of requests) and, for order creation, the job the
+  API sends for each order and the ones it fans out to (confirmation mail, notice, analytics),
+  which the workers run during the API's run. The floor marks its orders' job sent without
+  sending it, so its PostgreSQL time is the request's own; the API's includes that follow-up work
+  (see its statements per request).
 """
 
 from __future__ import annotations
