@@ -1,12 +1,15 @@
 """The floor of products that fit me (``GET /fit/products``) and size advice
-(``GET /products/{id}/fit``): the statements the API sends for them, in its order and in one
-transaction, with the same scoring (``core.rules.fit``, pure functions) in between.
+(``GET /products/{id}/fit``): the statements the API sends for them, in its order (and in its
+transaction, for products that fit me), with the same scoring (``core.rules.fit``, pure
+functions) in between.
 
-The statements were captured once from a statement log of one request each
-(``before_cursor_execute`` on the API's engine) and are written here as that text, or taken from
-the service's own SQL constant where it has one (the fit search's walk, "shoppers like me"). The body
-profile is the whole ``measurements`` row, as the ORM reads it. Only the first page without a
-category filter is served (the benchmark's requests); the cursor it hands out is the API's.
+Size advice runs the service's own statements (``ADVICE_SQL``, ``COUNTS_SQL``: the API sends them
+on the pool's connection too, outside a transaction). Products that fit me still goes through the
+ORM session in the API: its statements were captured once from a statement log of one request
+(``before_cursor_execute`` on the API's engine) and are written here as that text, the walk
+taken from the service's own constant; its body profile is the whole ``measurements`` row, as the
+ORM reads it. Only the first page without a category filter is served (the benchmark's
+requests); the cursor it hands out is the API's.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ from core.rules.fit import (
 from core.rules.orders import SOLD
 from core.rules.shape_cells import nearby_cells, shape_cell
 from db.pagination import encode_cursor
+from db.services.fit.advice import ADVICE_SQL
 from db.services.fit.search import _NEAREST_PROFILES, _PRODUCTS, EXACT_PROFILES, PROFILE_CANDIDATES, WALK
 from db.services.fit.shopper_sizes import brand_scope, product_scope
-from db.services.fit.shoppers import _COUNTS, _summary
+from db.services.fit.shoppers import COUNTS_SQL, _summary
 
 BODY_PROFILE_SQL = (
     "SELECT measurements.id, measurements.user_id, measurements.status, measurements.height_cm, "
@@ -71,26 +75,6 @@ SUMMARIES_SQL = (
     "products.vendor_id, vendors.name, products.category_id, brands.name AS name_1, products.thumbnail_key, "
     "products.in_stock \nFROM products JOIN vendors ON vendors.id = products.vendor_id "
     "LEFT OUTER JOIN brands ON brands.id = products.brand_id \nWHERE products.id IN ({ids})"
-)
-ADVICE_PRODUCT_SQL = (
-    "SELECT products.id, products.category_id, products.brand_id \n"
-    "FROM products JOIN vendors ON vendors.id = products.vendor_id \n"
-    "WHERE products.id = $1::UUID AND (products.is_listed OR vendors.owner_id = $2::UUID)"
-)
-CHART_SQL = (
-    "SELECT size_chart_rows.size, size_chart_rows.ranges \nFROM size_chart_rows \n"
-    "WHERE size_chart_rows.product_id = $1::UUID ORDER BY size_chart_rows.position"
-)
-# "Shoppers like me": the counts of the product and of its brand in its category over the caller's
-# body-shape cell and its neighbours, with the caller's own kept sizes (one round trip).
-SHOPPERS_SQL = (
-    _COUNTS.replace(":scopes", "$1")
-    .replace(":cells", "$2")
-    .replace(":sold", "$3")
-    .replace(":me", "$4")
-    .replace(":product_id", "$5")
-    .replace(":brand_id", "$6")
-    .replace(":category_id", "$7")
 )
 _NO_PRODUCT = UUID(int=0)
 
@@ -179,44 +163,49 @@ def _size_out(size: SizeFit) -> dict[str, Any]:
     return {"size": size.size, "fit_score": size.fit_score, "notes": notes}
 
 
-async def _shoppers(conn: Conn, user_id: UUID, body: Any, product: Any) -> SimilarShoppers | None:
+async def _shoppers(conn: Conn, user_id: UUID, row: Any, body: dict[str, float]) -> SimilarShoppers | None:
     """``db.services.fit.shoppers.similar_shoppers``: the product's counts, else its brand's."""
-    cell = shape_cell(body["measurements"] or {})
+    cell = shape_cell(body)
     if cell is None:
         return None
-    product_key = product_scope(product["id"])
-    brand_id, category_id = product["brand_id"], product["category_id"]
+    product_key = product_scope(row["product_id"])
+    brand_id, category_id = row["brand_id"], row["category_id"]
     brand_key = brand_scope(brand_id, category_id) if brand_id is not None else None
     scopes = [key for key in (product_key, brand_key) if key is not None]
-    args = (scopes, nearby_cells(cell), sorted(SOLD), user_id, product["id"], brand_id, category_id)
-    rows = [(r["kind"], r["scope"], r["size"], r["n"]) for r in await conn.fetch(SHOPPERS_SQL, *args)]
+    args = (scopes, nearby_cells(cell), sorted(SOLD), user_id, row["product_id"], brand_id, category_id)
+    rows = [(r["kind"], r["scope"], r["size"], r["n"]) for r in await conn.fetch(COUNTS_SQL, *args)]
     found = _summary(rows, product_key, "product")
     if found is not None or brand_key is None:
         return found
     return _summary(rows, brand_key, "brand")
 
 
+def _shoppers_out(shoppers: SimilarShoppers) -> dict[str, Any]:
+    return {"count": shoppers.count, "size_distribution": shoppers.size_distribution, "scope": shoppers.scope}
+
+
 @get("/api/v1/products/{product_id:uuid}/fit")
 async def product_fit(
     product_id: FromPath[UUID], request: Request[Any, Any, Any], state: State
 ) -> Response[bytes]:
+    """``db.services.fit.advice.size_advice``: its two statements on a pool connection, no
+    transaction, as the API sends them."""
     user_id = caller(request.headers.get("authorization"))
     if user_id is None:
         return problem(401, "Authentication required.")
-    async with pool_of(state).acquire() as conn, conn.transaction():
-        product = await conn.fetchrow(ADVICE_PRODUCT_SQL, product_id, user_id)
-        if product is None:
+    async with pool_of(state).acquire() as conn:
+        row = await conn.fetchrow(ADVICE_SQL, product_id, user_id)
+        if row is None or row["product_id"] is None:
             return problem(404, "Product not found.")
-        body = await _body(conn, user_id)
-        if body is None:
+        if row["measurement_id"] is None:
             return problem(409, "A body profile is required.")
-        chart = await conn.fetch(CHART_SQL, product_id)
-        if not chart:
+        if not row["chart"]:
             return problem(422, "The product has no size chart.")
-        measurements, confidence = body["measurements"] or {}, body["confidence"] or {}
-        garment = state.tree.garment_of(product["category_id"])
-        advice = advise([(r["size"], r["ranges"]) for r in chart], measurements, confidence, garment)
-        advice = with_shoppers(advice, await _shoppers(conn, user_id, body, product))
+        body = {key: float(value) for key, value in (row["measurements"] or {}).items()}
+        confidence = {key: float(value) for key, value in (row["confidence"] or {}).items()}
+        garment = state.tree.garment_of(row["category_id"])
+        advice = advise([(size, ranges) for size, ranges in row["chart"]], body, confidence, garment)
+        advice = with_shoppers(advice, await _shoppers(conn, user_id, row, body))
     shoppers = advice.similar_shoppers
     return respond(
         {
@@ -224,7 +213,7 @@ async def product_fit(
             "recommended_size": advice.recommended_size,
             "reason": advice.reason,
             "sizes": [_size_out(s) for s in advice.sizes],
-            "measurement_id": body["id"],
+            "measurement_id": row["measurement_id"],
             "basis": advice.basis,
             "similar_shoppers": None
             if shoppers is None
