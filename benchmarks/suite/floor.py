@@ -23,7 +23,8 @@ Where each handler's SQL comes from:
   them with the asyncpg dialect and from a statement log of one request
   (``before_cursor_execute``): the existence check, the transaction-local ``set_config``, the
   nearest-rows statement, then (only when it comes back short) the wider pass or the exact one.
-- products that fit me and size advice (``floor_fit.py``), order creation (``floor_orders.py``):
+- size advice (``floor_fit.py``): the service's own ``ADVICE_SQL`` and ``COUNTS_SQL``.
+- products that fit me (``floor_fit.py``) and order creation (``floor_orders.py``): ORM paths,
   captured from a statement log of one request each, as those modules say.
 
 What is left out, everywhere: authentication (the caller is the access token's ``sub``, read
