@@ -217,6 +217,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # pending this long (live workers keep re-claiming the messages they are running).
     task_redelivery_idle_seconds: float = 120.0
     task_stream_maxlen: int = 200_000
+    # A message delivered this many times without an acknowledgement (each worker that took it
+    # died) is parked in the dead letters instead of being delivered again (0: never).
+    task_dead_letter_after_deliveries: int = 5
     worker_max_async_tasks: int = 32
     # onnxruntime threads per model session in an inference worker.
     inference_threads: int = 2
