@@ -240,3 +240,65 @@ async def discard(redis: Redis, dead_letter_id: str) -> None:
 
 def queue_of_stream(stream: str) -> str:
     return stream.removeprefix(STREAM_PREFIX)
+
+
+def _print(letter: DeadLetter) -> None:
+    parked = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(letter.parked_at))
+    print(f"{letter.id}  {letter.queue:<9} {letter.task_name}  task {letter.task_id}")
+    print(f"    parked {parked} UTC: {letter.reason} after {letter.deliveries}")
+    if letter.consumers:
+        print(f"    held by {', '.join(letter.consumers)}")
+    for error in letter.errors:
+        print(f"    attempt {error.get('attempt')}: {error.get('error')}")
+
+
+async def _run(args: Any) -> int:
+    from core.settings import get_settings  # noqa: PLC0415  # the worker's modules import this one
+    from tasks.runtime.factory import redis_url_for  # noqa: PLC0415
+
+    settings = get_settings()
+    async with Redis.from_url(redis_url_for(settings)) as redis:
+        try:
+            if args.command == "list":
+                page = await list_dead_letters(redis, after=args.after, limit=args.limit)
+                for letter in page.items:
+                    _print(letter)
+                total = await count_dead_letters(redis)
+                more = f"; next page: --after {page.next_cursor}" if page.next_cursor else ""
+                print(f"{len(page.items)} of {total} parked{more}")
+            elif args.command == "show":
+                _print(await get_dead_letter(redis, args.id))
+            elif args.command == "replay":
+                new_id = await replay(redis, args.id, maxlen=settings.task_stream_maxlen)
+                print(f"{args.id} sent again as {new_id}")
+            else:
+                await discard(redis, args.id)
+                print(f"{args.id} discarded")
+        except DeadLetterNotFound as exc:
+            print(exc.detail)
+            return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tasks.runtime.deadletters list|show ID|replay ID|drop ID`` (``just dead-letters``)."""
+    import argparse  # noqa: PLC0415
+    import asyncio  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="dead-letters", description="Jobs parked in the dead letters.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="parked jobs, oldest first")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--after", help="the id the previous page ended with")
+    for name, text in (
+        ("show", "one in full"),
+        ("replay", "send it to its queue again"),
+        ("drop", "discard it"),
+    ):
+        commands.add_parser(name, help=text).add_argument("id")
+    sys.exit(asyncio.run(_run(parser.parse_args(argv))))
+
+
+if __name__ == "__main__":
+    main()
