@@ -139,7 +139,7 @@ bench-compare a b:
 dead-letters *args:
     {{py}} -m tasks.runtime.deadletters "$@"
 
-# Fault injection on a throwaway stack: a worker SIGKILLed mid-task per queue, Redis and PostgreSQL restarted under load, the API killed mid POST /orders, payment webhooks duplicated, out of order and late; prints a summary table, writes benchmarks/results/chaos-*.json, exits non-zero when an invariant breaks (`--quick` ~2 min, `--faults redis,postgres,api`).
+# Fault injection on a throwaway stack: a worker SIGKILLed mid-task per queue, Redis and PostgreSQL restarted under load, the API killed mid POST /orders, payment webhooks duplicated, out of order and late, a poison message (a job that kills its worker) parked in the dead letters; prints a summary table, writes benchmarks/results/chaos-*.json, exits non-zero when an invariant breaks (`--quick` ~2 min, `--faults redis,postgres,api`).
 chaos *args:
     {{py}} -m benchmarks.chaos "$@"
 
