@@ -9,7 +9,7 @@ The workers here use a Redis database of their own, so no other test's worker ta
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -77,12 +77,16 @@ async def send(broker: AsyncBroker, task_name: str, *args: Any) -> Any:
     return await kicker.with_task_id(uuid.uuid4().hex).kiq(*args)
 
 
-def start_dead_letter_worker(
-    start_worker: Callable[..., WorkerProcess], settings: Settings, port: int
-) -> WorkerProcess:
-    return start_worker(
+@pytest.fixture
+def dead_letter_worker(
+    start_worker: Callable[..., WorkerProcess], own_redis: Settings
+) -> Iterator[tuple[WorkerProcess, int]]:
+    """A worker of this test alone (stopped at its end, so the next test's jobs and metrics are
+    its own worker's) and its metrics port."""
+    port = free_port()
+    worker = start_worker(
         "critical,emails",
-        REDIS_URL=settings.redis_url or "",
+        REDIS_URL=own_redis.redis_url or "",
         WORKER_METRICS_PORT=str(port),
         WORKER_METRICS_HOST="127.0.0.1",
         TASK_DEAD_LETTER_AFTER_DELIVERIES=str(AFTER),
@@ -90,17 +94,15 @@ def start_dead_letter_worker(
         TASK_RETRY_BASE_DELAY_SECONDS="0.2",
         TASK_RETRY_MAX_DELAY_SECONDS="0.8",
     )
+    yield worker, port
+    worker.stop()
 
 
 @pytest.mark.worker
 async def test_a_job_that_kills_its_worker_is_parked_after_n_deliveries_and_runs_when_replayed(
-    start_worker: Callable[..., WorkerProcess],
-    own_redis: Settings,
-    own_client: Redis,
-    own_broker: AsyncBroker,
+    dead_letter_worker: tuple[WorkerProcess, int], own_client: Redis, own_broker: AsyncBroker
 ) -> None:
-    port = free_port()
-    worker = start_dead_letter_worker(start_worker, own_redis, port)
+    worker, port = dead_letter_worker
     assert await run_task(own_broker, "critical.test.ping", wait_seconds=60) == "pong", worker.log_text()
     key = f"poison:{uuid.uuid4()}"
     await own_client.set(f"{key}:armed", 1)
@@ -150,13 +152,9 @@ async def test_a_job_that_kills_its_worker_is_parked_after_n_deliveries_and_runs
 
 @pytest.mark.worker
 async def test_a_job_whose_last_attempt_failed_is_parked_with_its_errors_and_replayed(
-    start_worker: Callable[..., WorkerProcess],
-    own_redis: Settings,
-    own_client: Redis,
-    own_broker: AsyncBroker,
+    dead_letter_worker: tuple[WorkerProcess, int], own_client: Redis, own_broker: AsyncBroker
 ) -> None:
-    port = free_port()
-    worker = start_dead_letter_worker(start_worker, own_redis, port)
+    worker, port = dead_letter_worker
     assert await run_task(own_broker, "critical.test.ping", wait_seconds=60) == "pong", worker.log_text()
     key = f"failing:{uuid.uuid4()}"
     failing = await send(own_broker, "critical.test.flaky", key, 3)  # fails 3 times: every attempt
