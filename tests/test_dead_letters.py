@@ -8,6 +8,9 @@ The workers here use a Redis database of their own, so no other test's worker ta
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -34,7 +37,7 @@ from tasks.runtime.deadletters import (
 from tasks.runtime.factory import build_broker
 from tasks.runtime.queues import queue_of, stream_name
 from tests.conftest import run_task
-from tests.support.stack import WorkerProcess
+from tests.support.stack import ROOT, WorkerProcess
 from tests.test_tasks_e2e import eventually
 from tests.test_worker_metrics import scrape, value
 
@@ -216,3 +219,41 @@ async def test_listing_pages_in_order_and_discard_and_replay_of_an_unknown_id_ar
     with pytest.raises(DeadLetterNotFound):  # replayed once: a second replay finds nothing
         await replay(own_client, ids[1], maxlen=1000)
     assert await own_client.xlen(DEAD_LETTER_STREAM) == 3
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # our own module and arguments
+        [sys.executable, "-m", "tasks.runtime.deadletters", *args],
+        cwd=ROOT,
+        env={**os.environ, "APP_ENV": "test", "REDIS_URL": settings.redis_url or ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_the_command_lists_shows_replays_and_drops(own_redis: Settings, own_client: Redis) -> None:
+    data = msgspec.json.encode({"task_id": "cli-job", "task_name": "emails.test.x", "labels": {}})
+    ids = [await park(own_client, queue="emails", data=data, reason="failed", deliveries=3) for _ in range(3)]
+
+    listed = _cli(own_redis, "list", "--limit", "2")
+    assert listed.returncode == 0, listed.stderr
+    assert ids[0] in listed.stdout
+    assert ids[1] in listed.stdout
+    assert ids[2] not in listed.stdout
+    assert f"2 of 3 parked; next page: --after {ids[1]}" in listed.stdout
+    assert ids[2] in _cli(own_redis, "list", "--after", ids[1]).stdout
+    shown = _cli(own_redis, "show", ids[0])
+    assert "emails.test.x" in shown.stdout
+    assert "failed after 3" in shown.stdout
+
+    replayed = _cli(own_redis, "replay", ids[0])
+    assert replayed.returncode == 0, replayed.stderr
+    assert await own_client.xlen(stream_name("emails")) == 1
+    assert _cli(own_redis, "drop", ids[1]).returncode == 0
+    for command in ("replay", "drop", "show"):
+        gone = _cli(own_redis, command, ids[1])
+        assert gone.returncode == 1
+        assert "No dead letter" in gone.stdout
+    assert [letter.id for letter in (await list_dead_letters(own_client)).items] == [ids[2]]
