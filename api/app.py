@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import anyio
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import CacheControlHeader
@@ -30,6 +31,7 @@ from api.health.controllers import HealthController
 from api.identity.controllers import AuthController, MeController
 from api.ledger.controllers import RevenueReportController, VendorStatementController
 from api.measurements.controllers import MeasurementsController
+from api.metrics import serve_metrics
 from api.middleware import RequestContextMiddleware
 from api.notifications.controllers import NotificationsController
 from api.openapi import SECURITY_SCHEMES, document_problems
@@ -44,6 +46,7 @@ from api.seller.controllers import VendorStoreController
 from api.seller.orders import VendorOrdersController
 from api.shipping.controllers import CartShippingController, ShippingProfileController
 from api.staff.controllers import StaffController
+from api.staff.jobs import StaffJobsController
 from api.staff.orders import StaffOrdersController
 from api.vouchers.controllers import CartVoucherController, StaffVouchersController, VendorVouchersController
 from api.wishlist.controllers import WishlistController
@@ -144,10 +147,13 @@ def _lifespan(
             if "broker" in resources.owned:
                 resources.broker.add_middlewares(taskiq_middleware(tracer_provider))
         app.state.resources = resources
+        metrics = serve_metrics(settings)
         log.info("api started", settings=settings.safe_summary())
         try:
             yield
         finally:
+            if metrics is not None:
+                await anyio.to_thread.run_sync(metrics.close)
             await resources.close()
             log.info("api stopped")
 
@@ -164,6 +170,7 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
             NotificationsController,
             StaffController,
             StaffOrdersController,
+            StaffJobsController,
             RevenueReportController,
             StaffVouchersController,
             CatalogController,
@@ -208,7 +215,9 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
         if settings.media_backend == "local"
         else []
     )
-    return [HealthController, MetricsController, api_v1, *media]
+    # With a metrics port of their own (production), the public port has no /metrics at all.
+    metrics = [MetricsController] if settings.api_metrics_port <= 0 else []
+    return [HealthController, *metrics, api_v1, *media]
 
 
 def _dependencies() -> dict[str, Provide]:

@@ -75,6 +75,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = 1
+    # Prometheus metrics of the API: 0 serves them at /metrics on the API's own port; a port
+    # serves them there instead (on API_METRICS_HOST), and /metrics on the API port answers 404.
+    # Production defaults to a port of their own, so the public port never shows them.
+    api_metrics_port: int = 0
+    api_metrics_host: str = "127.0.0.1"
     # Reverse proxies in front of the API whose X-Forwarded-For entries are trusted (0: use the
     # peer address). Client IPs feed rate limits and the audit log.
     trusted_proxy_hops: int = 0
@@ -231,6 +236,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # pending this long (live workers keep re-claiming the messages they are running).
     task_redelivery_idle_seconds: float = 120.0
     task_stream_maxlen: int = 200_000
+    # A message delivered this many times without an acknowledgement (each worker that took it
+    # died) is parked in the dead letters instead of being delivered again (0: never).
+    task_dead_letter_after_deliveries: int = 5
     worker_max_async_tasks: int = 32
     # onnxruntime threads per model session in an inference worker.
     inference_threads: int = 2
@@ -303,7 +311,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 _ENV_DEFAULTS: dict[str, dict[str, str]] = {
     "dev": {"log_format": "console", "log_level": "INFO"},
     "test": {"log_level": "WARNING", "db_pool_size_api": "5", "task_retry_base_delay_seconds": "0.5"},
-    "production": {"log_format": "json", "mail_backend": "smtp", "payment_provider": "paystack"},
+    "production": {
+        "log_format": "json",
+        "mail_backend": "smtp",
+        "payment_provider": "paystack",
+        "api_metrics_port": "9200",
+    },
 }
 
 SECRETS_FILE = "secrets.env"
