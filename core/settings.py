@@ -15,10 +15,9 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, get_args
 
 import msgspec
-from dotenv import dotenv_values
 
 from core.secret import Secret, random_secret
 from core.settings_checks import (
@@ -28,6 +27,7 @@ from core.settings_checks import (
     check_production,
     refuse_published_secrets,
 )
+from core.settings_parsing import coerce, dec_hook, read_dotenv, required, strip_credentials
 
 __all__ = [
     "SECRETS_FILE",
@@ -275,11 +275,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def require_database_url(self) -> str:
         """The database URL. Raises RuntimeError, with how to fix it, when unset."""
-        return _required(self.database_url, "DATABASE_URL", "postgresql+asyncpg://user:pass@host:5432/db")
+        return required(self.database_url, "DATABASE_URL", "postgresql+asyncpg://user:pass@host:5432/db")
 
     def require_redis_url(self) -> str:
         """The Redis URL. Raises RuntimeError, with how to fix it, when unset."""
-        return _required(self.redis_url, "REDIS_URL", "redis://host:6379/0")
+        return required(self.redis_url, "REDIS_URL", "redis://host:6379/0")
 
     def jwt_keys(self) -> list[tuple[str, str]]:
         """(kid, secret) pairs, the signing key first."""
@@ -300,7 +300,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if isinstance(value, Secret):
                 value = str(value)
             elif name.endswith("_url") and isinstance(value, str):
-                value = _strip_credentials(value)
+                value = strip_credentials(value)
             elif isinstance(value, Path):
                 value = str(value)
             out[name] = value
@@ -322,42 +322,6 @@ _ENV_DEFAULTS: dict[str, dict[str, str]] = {
 SECRETS_FILE = "secrets.env"
 
 
-def _required(value: str | None, variable: str, example: str) -> str:
-    if not value:
-        raise RuntimeError(
-            f"{variable} is not set. Start the stack with `just up` (embedded services) "
-            f"or set {variable}={example}."
-        )
-    return value
-
-
-def _strip_credentials(url: str) -> str:
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-
-
-def _read_dotenv(path: Path) -> dict[str, str]:
-    """The variables a ``.env`` file sets, read by python-dotenv (``export`` prefixes, single and
-    double quotes, escapes in double quotes, ``# comments`` after a value). Values are taken
-    literally (``${VAR}`` is not expanded: a secret may contain it); a key without ``=`` is skipped."""
-    if not path.is_file():
-        return {}
-    return {
-        k: v for k, v in dotenv_values(path, interpolate=False, encoding="utf-8").items() if v is not None
-    }
-
-
-def _coerce(name: str, raw: str, annotation: Any) -> Any:
-    origin = get_origin(annotation)
-    if origin is list:
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    if raw == "" and type(None) in get_args(annotation):
-        return None
-    return raw
-
-
 def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None = Path(".env")) -> Settings:
     """Build settings from ``environ`` (default: ``os.environ`` plus ``.env``).
 
@@ -366,9 +330,9 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     """
     env = dict(environ if environ is not None else os.environ)
     if dotenv is not None and environ is None:
-        for key, value in _read_dotenv(dotenv).items():
+        for key, value in read_dotenv(dotenv).items():
             env.setdefault(key, value)
-        for key, value in _read_dotenv(Path(env.get("DATA_DIR") or ".data") / SECRETS_FILE).items():
+        for key, value in read_dotenv(Path(env.get("DATA_DIR") or ".data") / SECRETS_FILE).items():
             env.setdefault(key, value)
 
     app_env = env.get("APP_ENV", "dev")
@@ -380,10 +344,10 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     merged = {**_ENV_DEFAULTS[app_env], **{k.lower(): v for k, v in env.items()}}
     for field in hints:
         if field.name in merged:
-            raw[field.name] = _coerce(field.name, merged[field.name], field.type)
+            raw[field.name] = coerce(field.name, merged[field.name], field.type)
     raw["app_env"] = app_env
     try:
-        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_dec_hook)
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"invalid configuration: {exc}") from None
 
@@ -397,14 +361,6 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     if settings.is_production:
         check_production(settings, given=set(raw))
     return settings
-
-
-def _dec_hook(type_: type, obj: Any) -> Any:
-    if type_ is Secret and isinstance(obj, str):
-        return Secret(obj)
-    if type_ is Path and isinstance(obj, str):
-        return Path(obj)
-    raise TypeError(f"cannot convert {obj!r} to {type_}")  # msgspec reports it as a validation error
 
 
 @functools.cache
