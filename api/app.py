@@ -123,7 +123,7 @@ def _build_resources(
         categories=CategoryCache(database),
         payments=payments,
         versions=PageVersions(redis),
-        pages=PageCache(),
+        pages=PageCache(max_pages=settings.page_cache_max_pages),
         owned=owned,
     )
 

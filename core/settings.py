@@ -80,6 +80,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Production defaults to a port of their own, so the public port never shows them.
     api_metrics_port: int = 0
     api_metrics_host: str = "127.0.0.1"
+    # Encoded public pages each API process keeps (api/page_cache.py); 0 keeps none (ETags and
+    # 304s still work, every page is built): the benchmark suite compares endpoints with their
+    # floors that way.
+    page_cache_max_pages: int = 4096
     # Reverse proxies in front of the API whose X-Forwarded-For entries are trusted (0: use the
     # peer address). Client IPs feed rate limits and the audit log.
     trusted_proxy_hops: int = 0

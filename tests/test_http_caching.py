@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 from redis.asyncio import Redis
@@ -327,6 +328,24 @@ async def test_pages_come_from_the_cache_until_a_version_moves(
     assert rebuilt.status_code == 200
     assert rebuilt.json()["title"] == "Renamed"
     assert rebuilt.json()["variants"][0]["stock"] == 1
+
+
+async def test_with_no_page_cache_every_page_is_built_and_still_revalidates(
+    make_app: Callable[..., Litestar], shelf: dict[str, Any], session: AsyncSession, settings: Settings
+) -> None:
+    shirt = shelf["shirt"]
+    path = f"{API}/products/{shirt.id}"
+    uncached = msgspec.structs.replace(settings, page_cache_max_pages=0)
+    async with serve(make_app(settings=uncached)) as client:
+        first = await client.get(path)
+        assert_public(first)
+        assert (await revalidate(client, path, first.headers["etag"])).status_code == 304
+        # A write that bumps no version (outside any unit of work) is seen at once: nothing is kept.
+        await session.execute(update(Product).where(Product.id == shirt.id).values(title="Renamed"))
+        await session.commit()
+        rebuilt = await revalidate(client, path, first.headers["etag"])
+    assert rebuilt.status_code == 200
+    assert rebuilt.json()["title"] == "Renamed"
 
 
 async def test_without_redis_pages_are_built_and_not_cached(
