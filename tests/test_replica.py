@@ -20,8 +20,9 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.settings import Settings
+from core.settings import Settings, SettingsError, load_settings
 from db.engine import Database, create_database
 from db.replica import fence_key
 from tests.conftest import Services, clear_rate_limits
@@ -29,6 +30,7 @@ from tests.support.catalog import make_product, make_store
 from tests.support.http import serve
 from tests.support.identity import bearer, login, make_user
 from tests.support.replica import StreamingReplica, streaming_replica
+from tests.test_fit import charted_product, profile
 
 pytestmark = pytest.mark.anyio
 API = "/api/v1"
@@ -75,6 +77,9 @@ async def shop(
     async with serve(make_app(database=replica_db, settings=replica_settings)) as client:
         yield client
     await clear_rate_limits(redis)
+    fences = [key async for key in redis.scan_iter(match="fashionistar:replica-fence:*", count=500)]
+    if fences:
+        await redis.delete(*fences)
 
 
 @pytest.fixture
@@ -279,3 +284,77 @@ async def test_a_replica_behind_by_more_than_the_limit_is_not_read(
             assert served("primary", "lag") == before + 1
     finally:
         await database.dispose()
+
+
+async def test_size_advice_and_fitting_products_read_the_replica(
+    committed_db: Database, shop: httpx.AsyncClient, paused: StreamingReplica
+) -> None:
+    async with committed_db.session_maker() as session:
+        store = await make_store(session)
+        product_id = await charted_product(session, store)
+        user = await make_user(session)
+    paused.pause_after_replay()
+    # A measurement becomes ready in a worker: no request of the user's, so no fence. The
+    # replica has not replayed it; size advice confirms the replica's refusal on the primary.
+    async with committed_db.session_maker() as session:
+        await profile(session, user)
+    auth = bearer(await login(shop, user.email))
+    before = served("replica", "ok")
+    advice = await shop.get(f"{API}/products/{product_id}/fit", headers=auth)
+    assert advice.status_code == 200, advice.text
+    assert advice.json()["recommended_size"] == "M"
+    # the product and profile (refused there, then read on the primary), then shoppers like me
+    assert served("replica", "ok") == before + 2
+
+    paused.resume()
+    paused.wait_for_replay()
+    before = served("replica", "ok")
+    fitting = await shop.get(f"{API}/fit/products", headers=auth)
+    assert fitting.status_code == 200, fitting.text
+    assert [item["product"]["id"] for item in fitting.json()["items"]] == [str(product_id)]
+    advice = await shop.get(f"{API}/products/{product_id}/fit", headers=auth)
+    assert advice.json()["recommended_size"] == "M"
+    # fit products; size advice's product and profile, and its shoppers-like-me counts
+    assert served("replica", "ok") == before + 3
+
+
+async def test_the_replicas_state_is_asked_once_per_check_interval(
+    settings: Settings, replica: StreamingReplica
+) -> None:
+    database = create_database(with_replica(settings, replica, database_replica_check_ms=60_000), "api")
+    try:
+        assert database.replica is not None
+        first = await database.replica.state()
+        assert first.up
+        for _ in range(5):
+            assert await database.fetch_row("SELECT 1", replica=True) is not None
+        assert await database.replica.state() is first
+    finally:
+        await database.dispose()
+
+
+async def test_without_a_replica_a_write_leaves_no_fence(
+    client: httpx.AsyncClient, session: AsyncSession, redis: Redis
+) -> None:
+    owner = await make_user(session, role="vendor")
+    store = await make_store(session, owner)
+    product = await make_product(session, store)
+    vendor = bearer(await login(client, owner.email))
+    change = await client.patch(
+        f"{API}/vendor/products/{product.id}", json={"title": "Renamed"}, headers=vendor
+    )
+    assert change.status_code == 200, change.text
+    assert await redis.get(fence_key(owner.id)) is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_REPLICA_MAX_LAG_MS", "0"),
+        ("DATABASE_REPLICA_CHECK_MS", "-1"),
+        ("DATABASE_REPLICA_FENCE_SECONDS", "0"),
+    ],
+)
+def test_replica_timings_must_be_usable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        load_settings({"APP_ENV": "test", variable: value}, dotenv=None)
