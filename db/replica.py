@@ -70,6 +70,7 @@ SELECT pg_is_in_recovery() AS standby,
 """
 WRITTEN_SQL = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"
 
+_STATE_TIMEOUT_SECONDS = 2.0
 # After a failed state query the replica is left alone this long (no connection attempt per read).
 _DOWN_RETRY_SECONDS = 1.0
 # Errors of a read on the replica after which the same read is served by the primary.
@@ -184,7 +185,9 @@ class Replica:
                 return self._state
             asked_at = time.monotonic()
             try:
-                row = await self.database.fetch_row(STATE_SQL)
+                # Every replica read waits on this answer: a replica that hangs must not hang them.
+                async with asyncio.timeout(_STATE_TIMEOUT_SECONDS):
+                    row = await self.database.fetch_row(STATE_SQL)
             except REPLICA_READ_ERRORS as exc:
                 self._set(ReplicaState(up=False, asked_at=asked_at), repr(exc))
                 return self._state
