@@ -139,7 +139,11 @@ bench-request-cost *args:
 bench-compare a b:
     {{py}} -m benchmarks.suite compare "$@"
 
-# Fault injection on a throwaway stack: a worker SIGKILLed mid-task per queue, Redis and PostgreSQL restarted under load, the API killed mid POST /orders, payment webhooks duplicated, out of order and late; prints a summary table, writes benchmarks/results/chaos-*.json, exits non-zero when an invariant breaks (`--quick` ~2 min, `--faults redis,postgres,api`).
+# Jobs parked in the dead letters (REDIS_URL, else the embedded Redis): `list [--limit N] [--after ID]`, `show ID`, `replay ID` (send it to its queue again), `drop ID` (discard it).
+dead-letters *args:
+    {{py}} -m tasks.runtime.deadletters "$@"
+
+# Fault injection on a throwaway stack: a worker SIGKILLed mid-task per queue, Redis and PostgreSQL restarted under load, the API killed mid POST /orders, payment webhooks duplicated, out of order and late, a poison message (a job that kills its worker) parked in the dead letters; prints a summary table, writes benchmarks/results/chaos-*.json, exits non-zero when an invariant breaks (`--quick` ~2 min, `--faults redis,postgres,api`).
 chaos *args:
     {{py}} -m benchmarks.chaos "$@"
 

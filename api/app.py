@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import anyio
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -35,10 +37,12 @@ from api.health.controllers import HealthController
 from api.identity.controllers import AuthController, MeController
 from api.ledger.controllers import RevenueReportController, VendorStatementController
 from api.measurements.controllers import MeasurementsController
+from api.metrics import serve_metrics
 from api.middleware import RequestContextMiddleware
 from api.notifications.controllers import NotificationsController
 from api.openapi import SECURITY_SCHEMES, document_problems
 from api.orders.controllers import CartController, OrdersController
+from api.page_cache import PageCache
 from api.payments.controllers import SandboxCheckoutController, WebhooksController
 from api.payouts.controllers import StaffPayoutsController, VendorPayoutsController
 from api.resources import AppResources, CategoryCache
@@ -48,13 +52,14 @@ from api.seller.controllers import VendorStoreController
 from api.seller.orders import VendorOrdersController
 from api.shipping.controllers import CartShippingController, ShippingProfileController
 from api.staff.controllers import StaffController
+from api.staff.jobs import StaffJobsController
 from api.staff.orders import StaffOrdersController
 from api.vouchers.controllers import CartVoucherController, StaffVouchersController, VendorVouchersController
 from api.wishlist.controllers import WishlistController
 from core.adapters.passwords import PasswordHasher
 from core.adapters.payments import PaymentProvider, build_payment_provider
 from core.adapters.ratelimit import RateLimiter
-from core.adapters.storage import build_private_storage, build_storage
+from core.adapters.storage import MEDIA_MAX_AGE_SECONDS, build_private_storage, build_storage
 from core.adapters.telemetry import (
     build_tracer_provider,
     instrument_engine,
@@ -65,6 +70,7 @@ from core.adapters.tokens import TokenSigner
 from core.events import get_event_bus
 from core.jobs import Dispatcher
 from core.logging import configure_logging, get_logger
+from core.page_versions import PageVersions
 from core.settings import Settings, get_settings
 from db.engine import Database, create_database
 from db.replica import Fences
@@ -75,6 +81,9 @@ from tasks.runtime.factory import build_broker, redis_url_for
 log = get_logger(__name__)
 
 API_PREFIX = "/api/v1"
+# Every media key names one upload (a fresh image id per upload, thumbnails made once under it),
+# so what a URL serves never changes.
+MEDIA_CACHE_CONTROL = CacheControlHeader(public=True, max_age=MEDIA_MAX_AGE_SECONDS, immutable=True)
 
 
 class MetricsController(PrometheusController):
@@ -122,6 +131,8 @@ def _build_resources(
         private_storage=build_private_storage(settings),
         categories=CategoryCache(database),
         payments=payments,
+        versions=PageVersions(redis),
+        pages=PageCache(),
         owned=owned,
     )
 
@@ -145,10 +156,13 @@ def _lifespan(
             if "broker" in resources.owned:
                 resources.broker.add_middlewares(taskiq_middleware(tracer_provider))
         app.state.resources = resources
+        metrics = serve_metrics(settings)
         log.info("api started", settings=settings.safe_summary())
         try:
             yield
         finally:
+            if metrics is not None:
+                await anyio.to_thread.run_sync(metrics.close)
             await resources.close()
             log.info("api stopped")
 
@@ -165,6 +179,7 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
             NotificationsController,
             StaffController,
             StaffOrdersController,
+            StaffJobsController,
             RevenueReportController,
             StaffVouchersController,
             CatalogController,
@@ -198,11 +213,20 @@ def _route_handlers(settings: Settings) -> list[ControllerRouterHandler]:
         ],
     )
     media = (
-        [create_static_files_router(path="/media", directories=[settings.media_dir], include_in_schema=False)]
+        [
+            create_static_files_router(
+                path="/media",
+                directories=[settings.media_dir],
+                include_in_schema=False,
+                cache_control=MEDIA_CACHE_CONTROL,
+            )
+        ]
         if settings.media_backend == "local"
         else []
     )
-    return [HealthController, MetricsController, api_v1, *media]
+    # With a metrics port of their own (production), the public port has no /metrics at all.
+    metrics = [MetricsController] if settings.api_metrics_port <= 0 else []
+    return [HealthController, *metrics, api_v1, *media]
 
 
 def _dependencies() -> dict[str, Provide]:

@@ -75,6 +75,11 @@ def _principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal |
     return user if isinstance(user, Principal) else None
 
 
+def optional_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    """The caller, or None when anonymous (for public routes that treat users differently)."""
+    return _principal_of(connection)
+
+
 def requires_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     if _principal_of(connection) is None:
         raise _unauthorised("Log in to do this.")

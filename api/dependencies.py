@@ -11,7 +11,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import Principal
+from api.auth import Principal, optional_principal
 from api.resources import AppResources
 from core.jobs import current_buffer
 from db.services.identity.audit import ClientInfo
@@ -32,7 +32,11 @@ async def provide_db_session(
     writer = _writer(resources, request)
     try:
         async with unit_of_work(
-            resources.db.session_maker, resources.dispatcher, buffer=current_buffer()
+            resources.db.session_maker,
+            resources.dispatcher,
+            buffer=current_buffer(),
+            versions=resources.versions,
+            written_position=resources.db.written_position,
         ) as session:
             yield session
     finally:
@@ -68,7 +72,11 @@ async def provide_replica_session(state: State) -> AsyncGenerator[AsyncSession, 
     resources: AppResources = state.resources
     if resources.db.replica is None:
         async with unit_of_work(
-            resources.db.session_maker, resources.dispatcher, buffer=current_buffer()
+            resources.db.session_maker,
+            resources.dispatcher,
+            buffer=current_buffer(),
+            versions=resources.versions,
+            written_position=resources.db.written_position,
         ) as session:
             yield session
         return
@@ -90,9 +98,24 @@ def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return ip
 
 
+def rate_subject(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, bool]:
+    """Whom a per-caller rate limit counts against (:attr:`ClientInfo.caller`), and whether that
+    is a logged-in user. A logged-in user is counted per account and never per address: thousands
+    of people can share one address (a mobile carrier's gateway), and an anonymous flood from it
+    must not stop them."""
+    principal = optional_principal(connection)
+    client = ClientInfo(ip=client_ip(connection), user_id=principal.user_id if principal else None)
+    return client.caller or "ip:unknown", principal is not None
+
+
 def provide_client_info(request: Request[Any, Any, Any]) -> ClientInfo:
-    """The caller's address (see :func:`client_ip`) and user agent."""
-    return ClientInfo(ip=client_ip(request), user_agent=request.headers.get("user-agent"))
+    """The caller's address (see :func:`client_ip`), user agent and user when logged in."""
+    principal = optional_principal(request)
+    return ClientInfo(
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        user_id=principal.user_id if principal else None,
+    )
 
 
 def provide_resources(state: State) -> AppResources:

@@ -7,11 +7,26 @@ paths no route serves, so made-up URLs cannot grow the label set), status code a
 Recorded in the outermost middleware, where the status of every answer is known (errors and
 routing failures included), at a fraction of the plugin's cost per request: label children are
 looked up once per (method, route, status) and reused.
+
+Where they are served: with ``API_METRICS_PORT`` 0 (dev, test) at ``GET /metrics`` on the API's
+port; with a port (production's default), only on that port (:func:`serve_metrics`, started by
+the app's lifespan), which the network policy opens to the monitoring namespace alone, while
+``/metrics`` on the public port is no route at all (404). One granian worker per pod, as the
+manifests run it, holds the port; a second worker process on one host finds it taken, logs it
+and serves the API without metrics.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+from core.logging import get_logger
+from core.settings import Settings
+
+log = get_logger(__name__)
 
 APP_NAME = "fashionistar"
 _LABELS = ("method", "path", "status_code", "app_name")
@@ -57,3 +72,33 @@ class HttpMetrics:
         series.duration.observe(seconds)
         if series.errors is not None:
             series.errors.inc()
+
+
+@dataclass
+class MetricsServer:
+    server: WSGIServer
+    url: str
+
+    def close(self) -> None:
+        """Stop serving (blocks up to half a second: run it in a thread from async code)."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve_metrics(settings: Settings) -> MetricsServer | None:
+    """Serve the process's metrics on ``API_METRICS_PORT``; None when it is 0 (they are a route of
+    the app then) or the port is taken (logged; the API runs on without them)."""
+    if settings.api_metrics_port <= 0:
+        return None
+    try:
+        server, _ = start_http_server(
+            settings.api_metrics_port, addr=settings.api_metrics_host, registry=REGISTRY
+        )
+    except OSError as exc:
+        log.warning(
+            "api metrics not served: the port is taken", port=settings.api_metrics_port, error=str(exc)
+        )
+        return None
+    url = f"http://{settings.api_metrics_host}:{settings.api_metrics_port}/metrics"
+    log.info("api metrics served", url=url)
+    return MetricsServer(server=server, url=url)

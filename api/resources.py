@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from taskiq import AsyncBroker
 
+from api.page_cache import PageCache
 from core.adapters.passwords import PasswordHasher
 from core.adapters.payments import PaymentProvider
 from core.adapters.ratelimit import RateLimiter
 from core.adapters.storage import MediaStorage, ObjectStorage
 from core.adapters.tokens import TokenSigner
 from core.jobs import Dispatcher
+from core.page_versions import PageVersions
 from core.settings import Settings
 from db.engine import Database
 from db.services.catalog.taxonomy import CategoryTree, load_category_tree
@@ -59,6 +61,9 @@ class AppResources:
     private_storage: ObjectStorage
     categories: CategoryCache
     payments: PaymentProvider
+    # The counters every catalog write bumps, and the public pages cached against them.
+    versions: PageVersions
+    pages: PageCache
     # Resources handed in by the caller (tests) are not closed by the app.
     owned: set[str] = field(default_factory=set)
 

@@ -43,12 +43,14 @@ class Dispatcher(Protocol):
 
 
 class JobBuffer:
-    """Jobs recorded during one transaction, in order."""
+    """Jobs recorded during one transaction, in order, and the page versions it changes
+    (``core.page_versions``), bumped like the jobs are sent: after the commit."""
 
-    __slots__ = ("jobs",)
+    __slots__ = ("jobs", "versions")
 
     def __init__(self) -> None:
         self.jobs: list[Job] = []
+        self.versions: set[str] = set()
 
     def add(self, job: Job) -> None:
         self.jobs.append(job)
@@ -57,8 +59,13 @@ class JobBuffer:
         jobs, self.jobs = self.jobs, []
         return jobs
 
+    def drain_versions(self) -> list[str]:
+        versions, self.versions = sorted(self.versions), set()
+        return versions
+
     def clear(self) -> None:
         self.jobs.clear()
+        self.versions.clear()
 
 
 class NoActiveUnitOfWork(RuntimeError):
@@ -73,6 +80,11 @@ def current_buffer() -> JobBuffer:
     if buffer is None:
         raise NoActiveUnitOfWork("defer() needs an open unit of work (request or task session)")
     return buffer
+
+
+def open_buffer() -> JobBuffer | None:
+    """The current buffer, or None outside a unit of work."""
+    return _buffer.get()
 
 
 @contextlib.contextmanager

@@ -15,19 +15,20 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, get_args
 
 import msgspec
-from dotenv import dotenv_values
 
 from core.secret import Secret, random_secret
 from core.settings_checks import (
     SettingsError,
+    check_limits,
     check_private_storage,
     check_production,
     check_replica,
     refuse_published_secrets,
 )
+from core.settings_parsing import coerce, dec_hook, read_dotenv, required, strip_credentials
 
 __all__ = [
     "SECRETS_FILE",
@@ -84,6 +85,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = 1
+    # Prometheus metrics of the API: 0 serves them at /metrics on the API's own port; a port
+    # serves them there instead (on API_METRICS_HOST), and /metrics on the API port answers 404.
+    # Production defaults to a port of their own, so the public port never shows them.
+    api_metrics_port: int = 0
+    api_metrics_host: str = "127.0.0.1"
     # Reverse proxies in front of the API whose X-Forwarded-For entries are trusted (0: use the
     # peer address). Client IPs feed rate limits and the audit log.
     trusted_proxy_hops: int = 0
@@ -101,14 +107,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 604_800
     otp_ttl_seconds: int = 600
+    # Wrong tries that burn a code: the real guard against guessing it.
     otp_max_attempts: int = 5
-    login_max_failures_per_account: int = 5
-    login_failure_window_seconds: int = 900
+    # Failed logins slow down the (account, address) that fails, never the account: from the Nth
+    # failure the address waits BASE * 2^(failures - N) s, at most MAX, per attempt (README
+    # "Security"); past MAX_FAILURES_PER_ACCOUNT from all addresses, each failing one waits MAX.
+    login_free_failures_per_source: int = 3
+    login_backoff_base_seconds: int = 2
+    login_backoff_max_seconds: int = 900
+    login_failure_window_seconds: int = 3600
+    login_max_failures_per_account: int = 100
     login_max_attempts_per_ip: int = 30
     login_ip_window_seconds: int = 300
-    otp_max_sends_per_email: int = 3
+    # Code mails and checks per window: per (address, email), so one address cannot use up the
+    # owner's, then per email (looser) against floods and guessing from many addresses.
+    otp_max_sends_per_source_email: int = 3
+    otp_max_sends_per_email: int = 10
     otp_max_requests_per_ip: int = 20
-    otp_max_verifications_per_email: int = 10
+    otp_max_verifications_per_source_email: int = 10
+    otp_max_verifications_per_email: int = 30
     otp_window_seconds: int = 600
     # Concurrent Argon2 computations per API process (each takes ~64 MiB for a moment).
     password_hash_concurrency: int = 2
@@ -196,8 +213,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s3_private_bucket: str = ""
     # Search by photo waits this long for an inference worker's answer, then answers 503.
     search_image_timeout_seconds: float = 5.0
-    # Searches by photo per client address and minute (each runs a model; the route is public).
+    # Searches by photo per minute (each runs a model): anonymous callers per client address,
+    # logged-in users per account (never counted against their address, which they may share).
     search_image_per_minute: int = 30
+    search_image_per_user_per_minute: int = 30
 
     # --- Body measurement ---------------------------------------------------------------
     # Shorter side of a body photo below which the person is too small to measure (422).
@@ -227,6 +246,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # pending this long (live workers keep re-claiming the messages they are running).
     task_redelivery_idle_seconds: float = 120.0
     task_stream_maxlen: int = 200_000
+    # A message delivered this many times without an acknowledgement (each worker that took it
+    # died) is parked in the dead letters instead of being delivered again (0: never).
+    task_dead_letter_after_deliveries: int = 5
     worker_max_async_tasks: int = 32
     # onnxruntime threads per model session in an inference worker.
     inference_threads: int = 2
@@ -263,11 +285,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def require_database_url(self) -> str:
         """The database URL. Raises RuntimeError, with how to fix it, when unset."""
-        return _required(self.database_url, "DATABASE_URL", "postgresql+asyncpg://user:pass@host:5432/db")
+        return required(self.database_url, "DATABASE_URL", "postgresql+asyncpg://user:pass@host:5432/db")
 
     def require_redis_url(self) -> str:
         """The Redis URL. Raises RuntimeError, with how to fix it, when unset."""
-        return _required(self.redis_url, "REDIS_URL", "redis://host:6379/0")
+        return required(self.redis_url, "REDIS_URL", "redis://host:6379/0")
 
     def jwt_keys(self) -> list[tuple[str, str]]:
         """(kid, secret) pairs, the signing key first."""
@@ -288,7 +310,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if isinstance(value, Secret):
                 value = str(value)
             elif name.endswith("_url") and isinstance(value, str):
-                value = _strip_credentials(value)
+                value = strip_credentials(value)
             elif isinstance(value, Path):
                 value = str(value)
             out[name] = value
@@ -299,46 +321,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 _ENV_DEFAULTS: dict[str, dict[str, str]] = {
     "dev": {"log_format": "console", "log_level": "INFO"},
     "test": {"log_level": "WARNING", "db_pool_size_api": "5", "task_retry_base_delay_seconds": "0.5"},
-    "production": {"log_format": "json", "mail_backend": "smtp", "payment_provider": "paystack"},
+    "production": {
+        "log_format": "json",
+        "mail_backend": "smtp",
+        "payment_provider": "paystack",
+        "api_metrics_port": "9200",
+    },
 }
 
 SECRETS_FILE = "secrets.env"
-
-
-def _required(value: str | None, variable: str, example: str) -> str:
-    if not value:
-        raise RuntimeError(
-            f"{variable} is not set. Start the stack with `just up` (embedded services) "
-            f"or set {variable}={example}."
-        )
-    return value
-
-
-def _strip_credentials(url: str) -> str:
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-
-
-def _read_dotenv(path: Path) -> dict[str, str]:
-    """The variables a ``.env`` file sets, read by python-dotenv (``export`` prefixes, single and
-    double quotes, escapes in double quotes, ``# comments`` after a value). Values are taken
-    literally (``${VAR}`` is not expanded: a secret may contain it); a key without ``=`` is skipped."""
-    if not path.is_file():
-        return {}
-    return {
-        k: v for k, v in dotenv_values(path, interpolate=False, encoding="utf-8").items() if v is not None
-    }
-
-
-def _coerce(name: str, raw: str, annotation: Any) -> Any:
-    origin = get_origin(annotation)
-    if origin is list:
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    if raw == "" and type(None) in get_args(annotation):
-        return None
-    return raw
 
 
 def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None = Path(".env")) -> Settings:
@@ -349,9 +340,9 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     """
     env = dict(environ if environ is not None else os.environ)
     if dotenv is not None and environ is None:
-        for key, value in _read_dotenv(dotenv).items():
+        for key, value in read_dotenv(dotenv).items():
             env.setdefault(key, value)
-        for key, value in _read_dotenv(Path(env.get("DATA_DIR") or ".data") / SECRETS_FILE).items():
+        for key, value in read_dotenv(Path(env.get("DATA_DIR") or ".data") / SECRETS_FILE).items():
             env.setdefault(key, value)
 
     app_env = env.get("APP_ENV", "dev")
@@ -363,10 +354,10 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     merged = {**_ENV_DEFAULTS[app_env], **{k.lower(): v for k, v in env.items()}}
     for field in hints:
         if field.name in merged:
-            raw[field.name] = _coerce(field.name, merged[field.name], field.type)
+            raw[field.name] = coerce(field.name, merged[field.name], field.type)
     raw["app_env"] = app_env
     try:
-        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_dec_hook)
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"invalid configuration: {exc}") from None
 
@@ -376,18 +367,11 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
         raise SettingsError("JWT signing keys (or SECRET_KEY) must be at least 32 characters")
     check_private_storage(settings)
     check_replica(settings)
+    check_limits(settings)
     refuse_published_secrets(settings)
     if settings.is_production:
         check_production(settings, given=set(raw))
     return settings
-
-
-def _dec_hook(type_: type, obj: Any) -> Any:
-    if type_ is Secret and isinstance(obj, str):
-        return Secret(obj)
-    if type_ is Path and isinstance(obj, str):
-        return Path(obj)
-    raise TypeError(f"cannot convert {obj!r} to {type_}")  # msgspec reports it as a validation error
 
 
 @functools.cache

@@ -1,5 +1,5 @@
 """The checks a loaded configuration must pass: no published secret anywhere, private files
-apart from public media, and production's required settings."""
+apart from public media, rate limits that hang together, and production's required settings."""
 
 from __future__ import annotations
 
@@ -34,6 +34,35 @@ def check_replica(settings: Settings) -> None:
         raise SettingsError("DATABASE_REPLICA_CHECK_MS must not be negative")
     if settings.database_replica_fence_seconds < 1:
         raise SettingsError("DATABASE_REPLICA_FENCE_SECONDS must be at least 1")
+
+
+def check_limits(settings: Settings) -> None:
+    """Limits and backoff that make sense together (each a positive number; a per-source bound
+    no looser than its per-email one; failures remembered at least as long as the longest wait)."""
+    positive = (
+        "otp_max_attempts",
+        "login_free_failures_per_source",
+        "login_backoff_base_seconds",
+        "login_backoff_max_seconds",
+        "login_failure_window_seconds",
+        "login_max_failures_per_account",
+        "otp_max_sends_per_source_email",
+        "otp_max_verifications_per_source_email",
+        "search_image_per_minute",
+        "search_image_per_user_per_minute",
+    )
+    for name in positive:
+        if getattr(settings, name) < 1:
+            raise SettingsError(f"{name.upper()} must be at least 1")
+    pairs = (
+        ("login_backoff_base_seconds", "login_backoff_max_seconds"),
+        ("login_backoff_max_seconds", "login_failure_window_seconds"),
+        ("otp_max_sends_per_source_email", "otp_max_sends_per_email"),
+        ("otp_max_verifications_per_source_email", "otp_max_verifications_per_email"),
+    )
+    for smaller, larger in pairs:
+        if getattr(settings, smaller) > getattr(settings, larger):
+            raise SettingsError(f"{smaller.upper()} must not be more than {larger.upper()}")
 
 
 def refuse_published_secrets(settings: Settings) -> None:

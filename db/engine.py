@@ -73,6 +73,18 @@ class Database:
             return self.replica.database.session_maker
         return self.session_maker
 
+    async def written_position(self) -> int | None:
+        """The primary's WAL position now (after a commit: at or past it), for page versions
+        (core.page_versions); None without a replica (no query), or when it cannot be read."""
+        if self.replica is None:
+            return None
+        try:
+            position: int = await self._read(lambda conn: conn.fetchval(WRITTEN_SQL))
+        except _BROKEN_CONNECTION as exc:
+            log.warning("write position not read for page versions", error=repr(exc))
+            return None
+        return position
+
     async def note_write(self, user_id: UUID) -> None:
         """After a commit by ``user_id``: their replica reads go to the primary until the replica
         has replayed this far. Nothing without a replica; a failure is logged, never raised (the

@@ -9,6 +9,9 @@ here, per read:
   state (replay position, lag) is asked at most every ``DATABASE_REPLICA_CHECK_MS`` per process,
   by one query at a time however many reads are waiting, so a busy API does not ask on every
   request; a replica that did not answer is asked again after a second;
+- pages cached under page versions (api/page_cache.py): the versions are read with the primary's
+  WAL position after the write that last moved them, and a page built to be filed under them is
+  read at or past that position, so no page is cached under a version older than its data;
 - read-your-writes: a request by a user that committed a write leaves a *fence*, the primary's
   WAL position after that commit, in Redis for ``DATABASE_REPLICA_FENCE_SECONDS``. That user's
   reads go to the primary until the replica has replayed past it. Anonymous reads never wait
@@ -47,6 +50,9 @@ log = get_logger(__name__)
 # The user whose request is running (set by the API for authenticated requests when a replica is
 # configured): their reads respect their own fence.
 _reader: ContextVar[UUID | None] = ContextVar("replica_reader", default=None)
+# The position the current request's reads must be at or past, whoever asks: a public page built
+# to be cached under page versions must contain the writes those versions count (api/page_cache).
+_not_before: ContextVar[int | None] = ContextVar("replica_not_before", default=None)
 
 READS = Counter(
     "fashionistar_replica_reads",
@@ -92,6 +98,16 @@ def reading_as(user_id: UUID | None) -> Iterator[None]:
         yield
     finally:
         _reader.reset(token)
+
+
+@contextmanager
+def reading_from(position: int | None) -> Iterator[None]:
+    """Within the block, replica reads need the replica at or past ``position`` (None: any)."""
+    token = _not_before.set(position)
+    try:
+        yield
+    finally:
+        _not_before.reset(token)
 
 
 def fence_key(user_id: UUID) -> str:
@@ -145,20 +161,21 @@ class Replica:
         if state.lag_ms > self.max_lag_ms:
             _SERVED["lag"].inc()
             return False
+        required = _not_before.get()
         user = _reader.get()
-        if user is None or self.fences is None:
-            _SERVED["ok"].inc()
-            return True
-        try:
-            fence = await self.fences.of(user)
-        except RedisError:
-            log.warning("replica fence unreadable; reading from the primary", exc_info=True)
-            _SERVED["fence"].inc()
-            return False
-        if fence is not None and state.replayed < fence:
+        if user is not None and self.fences is not None:
+            try:
+                fence = await self.fences.of(user)
+            except RedisError:
+                log.warning("replica fence unreadable; reading from the primary", exc_info=True)
+                _SERVED["fence"].inc()
+                return False
+            if fence is not None and (required is None or fence > required):
+                required = fence
+        if required is not None and state.replayed < required:
             # The cached state may be older than the write: ask once more before giving up.
             state = await self.state(newer_than=time.monotonic())
-            if not state.up or state.replayed < fence or state.lag_ms > self.max_lag_ms:
+            if not state.up or state.replayed < required or state.lag_ms > self.max_lag_ms:
                 _SERVED["fence"].inc()
                 return False
         _SERVED["ok"].inc()

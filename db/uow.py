@@ -10,13 +10,14 @@ the only commit point.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import DomainError
 from core.jobs import Dispatcher, Job, JobBuffer, job_buffer
 from core.logging import get_logger
+from core.page_versions import PageVersions
 from db.outbox import add_to_outbox, mark_dispatched
 
 log = get_logger(__name__)
@@ -28,11 +29,17 @@ async def unit_of_work(
     dispatcher: Dispatcher,
     *,
     buffer: JobBuffer | None = None,
+    versions: PageVersions | None = None,
+    written_position: Callable[[], Awaitable[int | None]] | None = None,
 ) -> AsyncIterator[AsyncSession]:
-    """Open a session in a transaction; commit on success, roll back on error, then send jobs.
+    """Open a session in a transaction; commit on success, roll back on error, then bump the
+    page versions the work touched (``versions``; dropped on rollback) and send jobs.
 
     ``buffer`` is the job buffer of the surrounding request when it already has one; otherwise a
     fresh buffer is opened for the block.
+
+    ``written_position`` (``Database.written_position``): the primary's WAL position after the
+    commit, stored with the bumped versions when a read replica is configured (None without one).
 
     A :class:`DomainError` with ``preserve_changes`` commits the work done before it (and sends
     its jobs) and is then re-raised.
@@ -68,6 +75,12 @@ async def unit_of_work(
                 buffer.clear()
                 await session.rollback()
                 raise
+        touched = buffer.drain_versions()
+        if versions is not None:
+            # After the commit, never before: a reader that sees the new version must find the
+            # new data, or it would cache the old page under the new version.
+            position = await written_position() if written_position is not None and touched else None
+            await versions.bump(touched, position)
         await flush_jobs(session_maker, dispatcher, buffer.drain())
         if error is not None:
             raise error

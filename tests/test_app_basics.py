@@ -190,6 +190,27 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
     assert "/health/ready" in doc["paths"]
 
 
+async def test_with_a_metrics_port_metrics_are_served_there_and_404_on_the_api_port(
+    make_app: Callable[..., Litestar], settings: Settings
+) -> None:
+    """As production runs it (API_METRICS_PORT set): the public port has no /metrics."""
+    port = free_port()
+    production = msgspec.structs.replace(settings, api_metrics_port=port, api_metrics_host="127.0.0.1")
+    async with serve(make_app(settings=production)) as client:
+        public = await client.get("/metrics")
+        assert public.status_code == 404
+        assert public.headers["content-type"].startswith("application/problem+json")
+        assert "fashionistar_requests_total" not in public.text
+        assert (await client.get(f"/api/v1/products/{uuid.uuid4()}")).status_code == 404
+        async with httpx.AsyncClient(timeout=10) as scraper:
+            private = await scraper.get(f"http://127.0.0.1:{port}/metrics")
+        assert private.status_code == 200
+        assert 'path="/api/v1/products/{product_id}",status_code="404"' in private.text
+    with pytest.raises(httpx.ConnectError):  # closed with the app
+        async with httpx.AsyncClient(timeout=5) as scraper:
+            await scraper.get(f"http://127.0.0.1:{port}/metrics")
+
+
 async def test_metrics_count_requests_per_route(client: httpx.AsyncClient) -> None:
     """Requests are counted per route template and status; paths no route serves share one
     label, so made-up URLs cannot grow the series; probes are not counted."""

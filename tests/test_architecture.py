@@ -18,7 +18,13 @@ from tests.support.stack import ROOT
 OURS = {"api", "core", "db", "tasks", "inference", "devstack", "training", "benchmarks", "tests"}
 PRODUCT = ("api", "core", "db", "tasks", "inference", "devstack", "training")
 # The API may send jobs; it never loads the broker's task registry, the worker or the scheduler.
-SENDING_HALF = ("tasks.runtime.queues", "tasks.runtime.factory", "tasks.runtime.dispatch")
+# The dead letters (listing, replay, discard) are Redis and queue names only, like sending.
+SENDING_HALF = (
+    "tasks.runtime.queues",
+    "tasks.runtime.factory",
+    "tasks.runtime.dispatch",
+    "tasks.runtime.deadletters",
+)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "api": ("api", "core", "db", *SENDING_HALF),
     "tasks": ("tasks", "db", "inference", "core"),

@@ -7,6 +7,8 @@ the API as a granian process; a worker per queue but inference; the scheduler).
 - PostgreSQL restarted under load: the same, the pools of the API and the workers recovering.
 - The API SIGKILLed with ``POST /orders`` in flight: retries with the same Idempotency-Key on a
   new API process make exactly one order per key; stock stays consistent.
+- A poison message (a job that kills its worker every time) among new orders' jobs: parked in
+  the dead letters after N deliveries, the restarted worker serves every other job, none lost.
 
 Worker kills per queue and the payment webhook's duplicates, disorder and lateness run in
 ``just chaos`` (``tests/test_tasks_e2e.py``, ``test_measurements_e2e.py`` and
@@ -72,3 +74,11 @@ async def test_postgres_restart_under_load_is_503_then_the_pools_recover(chaos: 
 async def test_api_killed_mid_order_then_one_order_per_key(chaos: Chaos) -> None:
     result = await inject(chaos, "api")
     assert result.notes["requests_cut_off"] > 0
+
+
+async def test_a_poison_message_is_parked_and_the_worker_serves_every_other_job(chaos: Chaos) -> None:
+    result = await inject(chaos, "poison")
+    after = chaos.settings.task_dead_letter_after_deliveries
+    assert result.notes["deliveries"] == after
+    assert result.notes["worker_processes_killed"] == after
+    assert result.jobs_completed == result.jobs_accepted > 0

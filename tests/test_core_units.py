@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import msgspec
 import pytest
 from sqlalchemy.engine import make_url
@@ -279,6 +280,55 @@ def test_unknown_accounts_are_checked_against_a_hash_with_todays_parameters() ->
 
     assert not needs_rehash(_DUMMY_HASH)
     assert not verify_password_sync(None, "this-account-does-not-exist")
+    assert _DUMMY_HASH.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+def test_new_passwords_are_hashed_with_owasps_argon2id_parameters() -> None:
+    from argon2 import extract_parameters
+
+    from core.adapters.passwords import hash_password_sync, needs_rehash, verify_password_sync
+
+    made = hash_password_sync("velvet-Runway-2026!")
+    parameters = extract_parameters(made)
+    assert (parameters.type.name, parameters.memory_cost, parameters.time_cost, parameters.parallelism) == (
+        "ID",
+        19 * 1024,
+        2,
+        1,
+    )
+    assert not needs_rehash(made)
+    assert needs_rehash(
+        "$argon2id$v=19$m=65536,t=3,p=4$hEPkBQ2Dg8dMbqs9myqjcA$dLZ+/xm7KTJ63cG87LmTakpArrfug1i3iFekQUnsmLk"
+    )
+    assert needs_rehash("not a hash")
+    assert verify_password_sync(made, "velvet-Runway-2026!")
+
+
+@pytest.mark.anyio
+async def test_password_hashing_runs_off_the_event_loop() -> None:
+    """The loop keeps serving other requests while a hash or a verify runs."""
+    from core.adapters.passwords import PasswordHasher
+
+    hasher = PasswordHasher(concurrency=1)
+    ticks = 0
+    done = anyio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ticker)
+        await anyio.lowlevel.checkpoint()
+        made = await hasher.hash("velvet-Runway-2026!")
+        during_hash, ticks = ticks, 0
+        assert await hasher.verify(made, "velvet-Runway-2026!")
+        assert not await hasher.verify(None, "velvet-Runway-2026!")
+        done.set()
+    assert during_hash > 1
+    assert ticks > 1
 
 
 def test_readiness_reads_the_same_revisions_from_the_scripts_as_alembic() -> None:

@@ -169,19 +169,64 @@ async def test_get_owned_hides_other_users_objects(session: AsyncSession) -> Non
         await get_owned(session, RefreshToken, uuid.uuid4(), RefreshToken.user_id, owner.id)
 
 
-async def test_login_rehashes_a_password_made_with_old_parameters(client: Any, session: AsyncSession) -> None:
+def _old_profile_hash(password: str) -> str:
+    """A hash as accounts made before the switch to OWASP's parameters carry it (argon2-cffi's
+    RFC 9106 low-memory profile: 64 MiB, t=3, p=4)."""
     from argon2 import PasswordHasher
+    from argon2.profiles import RFC_9106_LOW_MEMORY
 
-    from core.adapters.passwords import needs_rehash
+    return PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY).hash(password)
+
+
+async def test_login_rehashes_a_password_made_with_old_parameters(client: Any, session: AsyncSession) -> None:
+    from core.adapters.passwords import needs_rehash, verify_password_sync
     from tests.support.identity import PASSWORD, login, make_user
 
     user = await make_user(session)
-    user.password_hash = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    old = user.password_hash = _old_profile_hash(PASSWORD)
     await session.commit()
-    assert needs_rehash(user.password_hash)
+    assert old.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert needs_rehash(old)
     await login(client, user.email)
     await session.refresh(user)
-    assert not needs_rehash(user.password_hash)
+    upgraded = user.password_hash
+    assert upgraded != old
+    assert upgraded.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert not needs_rehash(upgraded)
+    assert verify_password_sync(upgraded, PASSWORD)
+    assert not verify_password_sync(upgraded, PASSWORD + "x")
+    # The upgraded hash logs in, and is not made again.
+    await login(client, user.email)
+    await session.refresh(user)
+    assert user.password_hash == upgraded
+
+
+async def test_a_refused_login_does_not_rehash(client: Any, session: AsyncSession) -> None:
+    """Only a login that succeeds rewrites the hash: a wrong password proves nothing, and the right
+    password on an unverified account is refused in the same transaction (rolled back)."""
+    from tests.support.identity import PASSWORD
+
+    wrong = await _user_with_old_hash(session, verified=True)
+    unverified = await _user_with_old_hash(session, verified=False)
+    before = {wrong.id: wrong.password_hash, unverified.id: unverified.password_hash}
+    refused = await client.post(
+        "/api/v1/auth/login", json={"email": wrong.email, "password": "not-it-at-all-1"}
+    )
+    assert refused.status_code == 401, refused.text
+    not_yet = await client.post("/api/v1/auth/login", json={"email": unverified.email, "password": PASSWORD})
+    assert not_yet.status_code == 403, not_yet.text
+    for user in (wrong, unverified):
+        await session.refresh(user)
+        assert user.password_hash == before[user.id]
+
+
+async def _user_with_old_hash(session: AsyncSession, *, verified: bool) -> Any:
+    from tests.support.identity import PASSWORD, make_user
+
+    user = await make_user(session, verified=verified)
+    user.password_hash = _old_profile_hash(PASSWORD)
+    await session.commit()
+    return user
 
 
 async def test_readiness_accepts_a_database_migrated_by_a_newer_release(

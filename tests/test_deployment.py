@@ -118,6 +118,32 @@ def test_workers_serve_metrics_where_prometheus_is_told_to_scrape(rendered: tupl
         assert "--processes" not in worker["command"]  # one process per pod: one port
 
 
+def test_api_metrics_are_on_their_own_port_which_the_ingress_never_routes(
+    rendered: tuple[str, list[Obj]],
+) -> None:
+    overlay, objects = rendered
+    environment = app_environment(objects)
+    settings = load_settings(environment, dotenv=None)
+    port = settings.api_metrics_port
+    assert port > 0
+    assert port != settings.api_port
+    assert settings.api_metrics_host == "0.0.0.0"  # reachable by Prometheus from outside the pod
+    # Production keeps them off the API port even where the ConfigMap does not say so.
+    unset = {k: v for k, v in environment.items() if not k.startswith("API_METRICS_")}
+    assert (load_settings(unset, dotenv=None).api_metrics_port > 0) == (overlay == "production")
+    pod = get(objects, "Deployment", "fashionistar-api")["spec"]["template"]
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    api = container(objects, "Deployment", "fashionistar-api")
+    assert {p["name"]: p["containerPort"] for p in api["ports"]} == {"http": 8000, "metrics": port}
+    service = get(objects, "Service", "fashionistar-api")["spec"]["ports"]
+    assert {p["name"]: p["targetPort"] for p in service} == {"http": "http", "metrics": "metrics"}
+    for ingress in (o for o in objects if o["kind"] == "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["port"] == {"name": "http"}, path
+                assert not "/metrics".startswith(path["path"]), path  # /metrics is not routed
+
+
 def test_api_probes_shutdown_and_spread(rendered: tuple[str, list[Obj]]) -> None:
     _, objects = rendered
     api = container(objects, "Deployment", "fashionistar-api")
@@ -270,7 +296,12 @@ def test_network_policies_deny_by_default_and_allow_only_the_listed_paths(
     ]
     # Prometheus scrapes the API's /metrics and the workers' metrics port, and nothing else.
     monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
-    assert admitted["api"][1] == {"from": monitoring, "ports": [{"protocol": "TCP", "port": 8000}]}
+    # The API's metrics have their own port; the public port is admitted from the ingress alone.
+    api_metrics = int(get(objects, "ConfigMap", "fashionistar-config")["data"]["API_METRICS_PORT"])
+    assert admitted["api"] == [
+        admitted["api"][0] | {"ports": [{"protocol": "TCP", "port": 8000}]},
+        {"from": monitoring, "ports": [{"protocol": "TCP", "port": api_metrics}]},
+    ]
     assert admitted["worker"] == [{"from": monitoring, "ports": [{"protocol": "TCP", "port": 9100}]}]
     clients = {
         f["podSelector"]["matchLabels"]["app.kubernetes.io/component"]

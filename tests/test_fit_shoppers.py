@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -45,20 +44,22 @@ def shape(grown_cm: float) -> dict[str, float]:
     return {**BODY, **{key: BODY[key] + grown_cm for key in ("chest_cm", "waist_cm", "hip_cm")}}
 
 
+def ready_measurement(user_id: uuid.UUID, body: dict[str, float]) -> Measurement:
+    return Measurement(
+        user_id=user_id,
+        status="ready",
+        height_cm=body["height_cm"],
+        measurements=body,
+        confidence=dict.fromkeys(body, 0.9),
+        embedding=[0.0] * 32,
+        model_name="body_measurement",
+        model_version="test",
+    )
+
+
 async def measured(session: AsyncSession, body: dict[str, float]) -> User:
     user = await make_user(session)
-    session.add(
-        Measurement(
-            user_id=user.id,
-            status="ready",
-            height_cm=body["height_cm"],
-            measurements=body,
-            confidence=dict.fromkeys(body, 0.9),
-            embedding=[0.0] * 32,
-            model_name="body_measurement",
-            model_version="test",
-        )
-    )
+    session.add(ready_measurement(user.id, body))
     await session.commit()
     await refresh_shopper(session, user.id)
     return user
@@ -242,19 +243,7 @@ async def test_an_undone_order_and_a_new_body_shape_leave_the_counts(
     await refresh_shopper(session, late.id)
     assert (await advice_for(client, settings, me, product_id))["similar_shoppers"]["count"] == 5
     # Measured again with a very different body: no longer like this shopper.
-    session.add(
-        Measurement(
-            user_id=late.id,
-            status="ready",
-            height_cm=BODY["height_cm"],
-            measurements=shape(30.0),
-            confidence=dict.fromkeys(BODY, 0.9),
-            embedding=[0.0] * 32,
-            model_name="body_measurement",
-            model_version="test",
-            completed_at=datetime.now(UTC) + timedelta(minutes=1),
-        )
-    )
+    session.add(ready_measurement(late.id, shape(30.0)))
     await session.flush()
     await refresh_shopper(session, late.id)
     assert (await advice_for(client, settings, me, product_id))["similar_shoppers"] is None
@@ -357,18 +346,7 @@ async def test_the_migration_counts_what_existing_orders_kept(services: Services
             store = await make_store(session)
             product_id = await charted_product(session, store, variants=STOCKED)
             buyer = await make_user(session)
-            session.add(
-                Measurement(
-                    user_id=buyer.id,
-                    status="ready",
-                    height_cm=BODY["height_cm"],
-                    measurements=BODY,
-                    confidence=dict.fromkeys(BODY, 0.9),
-                    embedding=[0.0] * 32,
-                    model_name="body_measurement",
-                    model_version="test",
-                )
-            )
+            session.add(ready_measurement(buyer.id, BODY))
             await make_order(session, buyer, [(await variant(session, product_id, "M"), 1)])
             await session.commit()
         await anyio.to_thread.run_sync(migrate.upgrade, local, "head")

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.adapters.images import make_thumbnail
+from core.adapters.images import make_thumbnail, shrink_checked
 from core.settings import Settings
 from db.models import Measurement, Product, ProductImage
 from tasks.runtime.queues import stream_name
@@ -158,6 +158,10 @@ async def test_odd_but_valid_photos_are_accepted_and_thumbnailed_as_rgb(
         # What the worker serves: an RGB WebP of the right size, whatever the original's mode.
         with Image.open(io.BytesIO(make_thumbnail(data, 320))) as thumb:
             assert (thumb.format, thumb.mode, thumb.size) == ("WEBP", "RGB", (213, 320)), name
+        # What search by photo sends the inference worker.
+        limits = {"max_bytes": 10_000_000, "max_pixels": 10_000_000, "min_side": 200}
+        with Image.open(io.BytesIO(shrink_checked(data, 300, **limits))) as query:
+            assert (query.format, query.mode, query.size) == ("WEBP", "RGB", (200, 300)), name
 
 
 async def test_a_polyglot_is_kept_and_served_only_as_the_image_it_decodes_as(

@@ -18,15 +18,18 @@ from PIL import Image
 from redis.asyncio import Redis
 from taskiq import AsyncBroker
 
-from core.adapters.images import UnusableImage
+from core.adapters.images import UnusableImage, draft_box, shrink_checked
 from core.errors import ServiceUnavailable
 from core.rules.photo_search import vector_of
 from core.settings import Settings
 from core.task_names import EMBED_QUERY
 from db.engine import Database
 from db.models import Product
+from db.services.catalog.similar import QUERY_IMAGE_SIDE
 from devstack.demo.pictures import encode, product_picture
 from devstack.services import free_port
+from inference.manifest import all_manifests
+from inference.product_embedding import ProductEmbedder
 from tasks.runtime.factory import build_broker
 from tasks.runtime.queues import stream_name
 from tests.conftest import clear_rate_limits, run_task
@@ -81,6 +84,60 @@ def encode_png(pixels: np.ndarray) -> bytes:
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, format="PNG")
     return out.getvalue()
+
+
+# --- a large JPEG is decoded at reduced scale ----------------------------------------------------
+
+
+def _phone_photo(garment: str, colour: str, pattern: str, seed: int) -> bytes:
+    """A 12-megapixel JPEG as a phone stores it: sideways with EXIF orientation 6, some noise."""
+    size = (4032, 3024)
+    picture = product_picture(garment, colour, pattern, seed).resize(size, Image.Resampling.BICUBIC)
+    noise = np.random.default_rng(seed).integers(-5, 6, (size[1], size[0], 3), dtype=np.int16)
+    pixels = np.clip(np.asarray(picture) + noise, 0, 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to show
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", quality=90, exif=exif)
+    return out.getvalue()
+
+
+def _fully_decoded(jpeg: bytes) -> bytes:
+    """The same pixels and orientation as a PNG, which is decoded in full."""
+    with Image.open(io.BytesIO(jpeg)) as image:
+        out = io.BytesIO()
+        image.convert("RGB").save(out, format="PNG", compress_level=1, exif=image.getexif())
+        return out.getvalue()
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale_and_embeds_as_a_full_decode_does(
+    settings: Settings,
+) -> None:
+    limits = {
+        "max_bytes": settings.max_image_bytes,
+        "max_pixels": settings.max_image_pixels,
+        "min_side": settings.min_image_side,
+    }
+    # Draft mode is asked for twice the query's side on the longer side: 1/4 scale here.
+    assert draft_box((4032, 3024), 2 * QUERY_IMAGE_SIDE) == (896, 672)
+    assert draft_box((800, 600), 2 * QUERY_IMAGE_SIDE) == (800, 600)
+    embedder = ProductEmbedder(all_manifests()["product_embedding"])
+    for spec in (("dresses", "purple", "florals", 5), ("accessories", "black", "solid", 4)):
+        photo = _phone_photo(*spec)
+        with Image.open(io.BytesIO(photo)) as opened:
+            opened.draft("RGB", draft_box(opened.size, 2 * QUERY_IMAGE_SIDE))
+            assert opened.size == (1008, 756)
+        drafted = shrink_checked(photo, QUERY_IMAGE_SIDE, **limits)
+        full = shrink_checked(_fully_decoded(photo), QUERY_IMAGE_SIDE, **limits)
+        assert drafted != full  # two different decodes
+        with Image.open(io.BytesIO(drafted)) as query:
+            assert (query.format, query.size) == ("WEBP", (336, 448))  # upright, longer side 448
+        vectors = embedder.embed([drafted, full])
+        assert float(vectors[0] @ vectors[1]) >= 0.99, spec
+        # A reduced-scale decode still reads every byte: a photo cut short is refused.
+        for cut_short in (photo[: len(photo) * 2 // 3], photo[:-100]):
+            with pytest.raises(UnusableImage, match="damaged or incomplete"):
+                shrink_checked(cut_short, QUERY_IMAGE_SIDE, **limits)
 
 
 # --- no worker, no broker: 503 with Retry-After --------------------------------------------------

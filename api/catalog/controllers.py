@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
@@ -16,7 +16,8 @@ from api.auth import Principal, requires_user
 from api.catalog import schemas
 from api.catalog.present import category_out, product_out, similar_out, summaries_out, vendor_out
 from api.common import Cursor, Limit
-from api.dependencies import client_ip
+from api.dependencies import rate_subject
+from api.page_cache import NOT_MODIFIED, PERSONAL, catalog_page, product_page
 from api.resources import AppResources
 from core.rules.photo_search import QueryEmbedder
 from db.services.catalog import listing, similar, taxonomy, vendors
@@ -36,15 +37,15 @@ MaxPrice = Annotated[
 async def within_photo_search_rate(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
-    """Count a search by photo against the caller's address before its upload is read (429 over
-    ``SEARCH_IMAGE_PER_MINUTE``): the route is public and every call runs a model."""
+    """Count a search by photo before its upload is read (429 past the limit): the route is public
+    and every call runs a model. A logged-in user is counted per account
+    (``SEARCH_IMAGE_PER_USER_PER_MINUTE``), an anonymous caller per address
+    (``SEARCH_IMAGE_PER_MINUTE``), so an anonymous flood from a shared address stops no user."""
     resources: AppResources = connection.app.state.resources
-    await resources.limiter.hit(
-        "search_image",
-        client_ip(connection) or "unknown",
-        limit=resources.settings.search_image_per_minute,
-        window=60,
-    )
+    who, logged_in = rate_subject(connection)
+    settings = resources.settings
+    limit = settings.search_image_per_user_per_minute if logged_in else settings.search_image_per_minute
+    await resources.limiter.hit("search_image", who, limit=limit, window=60)
 
 
 def provide_query_embedder(resources: NamedDependency[AppResources]) -> QueryEmbedder:
@@ -55,12 +56,12 @@ class CatalogController(Controller):
     path = "/"
     tags = ["catalog"]
 
-    @get("/categories", summary="The category tree")
+    @get("/categories", summary="The category tree", middleware=[catalog_page], responses=NOT_MODIFIED)
     async def categories(self, resources: NamedDependency[AppResources]) -> schemas.CategoryTree:
         tree = await resources.categories.get()
         return schemas.CategoryTree(items=[category_out(root) for root in tree.roots])
 
-    @get("/brands", summary="Brands, newest first")
+    @get("/brands", summary="Brands, newest first", middleware=[catalog_page], responses=NOT_MODIFIED)
     async def brands(
         self, read_session: NamedDependency[AsyncSession], limit: Limit = 50, cursor: Cursor = None
     ) -> schemas.BrandList:
@@ -70,7 +71,7 @@ class CatalogController(Controller):
             next_cursor=page.next_cursor,
         )
 
-    @get("/products", summary="Search and browse products")
+    @get("/products", summary="Search and browse products", middleware=[catalog_page], responses=NOT_MODIFIED)
     async def products(
         self,
         resources: NamedDependency[AppResources],
@@ -105,21 +106,31 @@ class CatalogController(Controller):
             items=summaries_out(page.rows, resources.storage), next_cursor=page.next_cursor
         )
 
-    @get("/products/{product_id:uuid}", summary="A product with variants, images, size chart and rating")
+    @get(
+        "/products/{product_id:uuid}",
+        middleware=[product_page],
+        responses=NOT_MODIFIED,
+        summary="A product with variants, images, size chart and rating",
+    )
     async def product(
         self,
         product_id: FromPath[UUID],
         request: Request[Any, Any, Any],
         resources: NamedDependency[AppResources],
-    ) -> schemas.Product:
+    ) -> Response[schemas.Product]:
         viewer = request.scope.get("user")
         detail = await listing.product_page(
             resources.db, product_id, viewer=viewer.user_id if isinstance(viewer, Principal) else None
         )
-        return product_out(detail, resources.storage)
+        if not detail["is_listed"]:
+            # Only its own vendor sees an unlisted product: a personal answer, never cached.
+            return Response(product_out(detail, resources.storage), headers=PERSONAL)
+        return Response(product_out(detail, resources.storage))
 
     @get(
         "/products/{product_id:uuid}/similar",
+        middleware=[catalog_page],
+        responses=NOT_MODIFIED,
         summary="More like this: products that look like this one",
         description="Listed products ranked by the visual similarity of their photos to this "
         "product's first photo (`score`: cosine similarity, 1 is identical), most similar first, "
@@ -153,7 +164,8 @@ class CatalogController(Controller):
         "much their photos look like it, with the same filters and ordering as `/similar`. "
         "413 over the size limit, 415 not an image, 422 an unusable image; 503 with "
         "`Retry-After` when no inference worker answers in time; 429 with `Retry-After` over "
-        "`SEARCH_IMAGE_PER_MINUTE` searches from one address.",
+        "`SEARCH_IMAGE_PER_USER_PER_MINUTE` searches by a logged-in user, or "
+        "`SEARCH_IMAGE_PER_MINUTE` anonymous searches from one address.",
     )
     async def search_by_photo(
         self,
@@ -198,7 +210,7 @@ class VendorsController(Controller):
         )
         return vendor_out(vendor)
 
-    @get("/{vendor_id:uuid}", summary="A store")
+    @get("/{vendor_id:uuid}", middleware=[catalog_page], responses=NOT_MODIFIED, summary="A store")
     async def read(
         self, vendor_id: FromPath[UUID], read_session: NamedDependency[AsyncSession]
     ) -> schemas.Vendor:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Principal, requires_user
 from api.catalog.schemas import Rating
 from api.common import Cursor, Limit
+from api.page_cache import NOT_MODIFIED, reviews_page
 from api.reviews import schemas
 from db.services.reviews import reviews
 from db.services.reviews.reviews import ReviewRow
@@ -36,6 +37,8 @@ class ReviewsController(Controller):
 
     @get(
         "/",
+        middleware=[reviews_page],
+        responses=NOT_MODIFIED,
         summary="A product's reviews, newest first, with its rating",
         description="404 when the product is unknown or not listed.",
     )

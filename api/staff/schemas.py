@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
+from msgspec import Meta
 
 from api.catalog.schemas import VendorRef
 from api.common import Money
@@ -200,3 +201,41 @@ class StaffOrderDetail(StaffOrderSummary):
     returns: list[StaffReturn]
     webhook_events: list[WebhookEvent]
     timeline: list[TimelineEntry]
+
+
+class DeadLetterError(msgspec.Struct):
+    """A failed attempt of a parked job."""
+
+    at: Annotated[float, Meta(description="When it failed (Unix time, seconds)")]
+    attempt: int
+    error: str
+
+
+class DeadLetter(msgspec.Struct):
+    id: str
+    queue: str
+    task_name: str
+    task_id: str
+    reason: Annotated[
+        str,
+        Meta(
+            description="`deliveries`: never acknowledged (its workers died); `failed`: last attempt failed"
+        ),
+    ]
+    deliveries: Annotated[int, Meta(description="Deliveries (`deliveries`) or attempts (`failed`)")]
+    consumers: Annotated[list[str], Meta(description="Workers that took it and did not finish, oldest first")]
+    errors: list[DeadLetterError]
+    sent_at: Annotated[float | None, Meta(description="When it was sent (Unix time), if known")]
+    parked_at: float
+
+
+class DeadLetterList(msgspec.Struct):
+    items: list[DeadLetter]
+    next_cursor: str | None
+    total: int
+
+
+class Replayed(msgspec.Struct):
+    queue: str
+    task_id: str
+    message_id: str

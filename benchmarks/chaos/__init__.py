@@ -28,6 +28,13 @@ a stand-in for Paystack's API) and injects, one after the other, each bounded in
    once (recorded by it, applied by the webhook's processing), leave the unpaid attempts awaiting
    payment with nothing recorded, and a webhook delivered afterwards must be a duplicate.
 
+7. **a poison message**: a chaos-only job that SIGKILLs the worker process running it
+   (``poison_task.py``, registered only in the chaos stack's workers) is sent to ``analytics``
+   among a burst of new orders' jobs. Each delivery kills the process and the supervisor starts
+   another; after ``TASK_DEAD_LETTER_AFTER_DELIVERIES`` (3 here) deliveries the job must be parked
+   in the dead letters and never delivered again, while every order's jobs are done once and
+   nothing is left pending (``poison.py``).
+
 After each fault the data is checked: stock = initial - sold - unpaid units, reserved = units of
 unpaid orders, one move to paid and one succeeded payment per paid order, one Idempotency-Key
 per order, one confirmation ``.eml`` and one notice per order and kind, no mail sent twice,
@@ -36,5 +43,5 @@ analytics repeats identical, every outbox row dispatched and its job's effect th
 The summary table (faults injected, requests, answers by status, jobs done/accepted, invariants,
 PASS/FAIL) is printed and written to ``benchmarks/results/chaos-<UTC time>.json`` and
 ``chaos-latest.json``; the exit code is 1 when any invariant failed, 2 when the stack could not
-start. ``tests/test_chaos.py`` runs faults 2-4 at small sizes in CI.
+start. ``tests/test_chaos.py`` runs faults 2-4 and 7 at small sizes in CI.
 """

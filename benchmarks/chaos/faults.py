@@ -876,6 +876,12 @@ async def _at_least(progress: Callable[[], Awaitable[int]], wanted: int) -> bool
     return False
 
 
+def _poison_message(chaos: Chaos) -> Callable[[FaultResult], Awaitable[None]]:
+    from benchmarks.chaos.poison import poison_message  # noqa: PLC0415  # it builds on this module
+
+    return lambda result: poison_message(chaos, result)
+
+
 FAULTS: dict[str, Callable[[Chaos], Callable[[FaultResult], Awaitable[None]]]] = {
     "worker-killed: inference (product image embedding)": lambda c: c.worker_killed_inference,
     "worker-killed: critical (payments, order expiry)": lambda c: c.worker_killed_critical,
@@ -886,6 +892,7 @@ FAULTS: dict[str, Callable[[Chaos], Callable[[FaultResult], Awaitable[None]]]] =
     "api-killed mid POST /orders": lambda c: c.api_killed,
     "webhook: twice, out of order, late": lambda c: c.webhooks,
     "webhooks dropped: the reconciliation job settles every paid order": lambda c: c.webhooks_dropped,
+    "poison message: a job that kills its worker is parked": _poison_message,
 }
 # Short names for --faults.
 ALIASES = {
@@ -898,4 +905,5 @@ ALIASES = {
     "api": "api-killed mid POST /orders",
     "webhooks": "webhook: twice, out of order, late",
     "dropped": "webhooks dropped: the reconciliation job settles every paid order",
+    "poison": "poison message: a job that kills its worker is parked",
 }

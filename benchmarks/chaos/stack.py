@@ -50,6 +50,7 @@ log = get_logger("benchmarks.chaos")
 API = "api"
 SCHEDULER = "scheduler"
 QUEUES = ("inference", "critical", "emails", "analytics")
+POISON_MODULE = "benchmarks.chaos.poison_task"
 
 CHAOS_ENVIRONMENT = {
     "TASK_REDELIVERY_IDLE_SECONDS": "5",
@@ -65,6 +66,9 @@ CHAOS_ENVIRONMENT = {
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": "1000000",
     # A statement waiting on a lock held by a killed client gives up long before the client does.
     "DB_STATEMENT_TIMEOUT_MS": "5000",
+    # The poison-message fault: its job kills its worker; parked after this many deliveries.
+    "CHAOS_POISON_TASK": "1",
+    "TASK_DEAD_LETTER_AFTER_DELIVERIES": "3",
 }
 
 
@@ -177,7 +181,10 @@ class ChaosStack(BenchStack):
 
     def spawn_worker(self, queue: str) -> Child:
         return self.spawn_process(
-            worker_name(queue), [sys.executable, "-m", "tasks.runtime.worker", "--queues", queue], 35
+            worker_name(queue),
+            # The chaos-only job of the poison-message fault (benchmarks/chaos/poison_task.py).
+            [sys.executable, "-m", "tasks.runtime.worker", "--queues", queue, "--module", POISON_MODULE],
+            35,
         )
 
     def wait_worker(self, queue: str, timeout: float = 180.0) -> None:

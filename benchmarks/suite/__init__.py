@@ -11,16 +11,22 @@
 2. **Stack** (``stack.py``): production settings, one granian API worker pinned to the last CPU
    with ``taskset``; PostgreSQL, Redis, one inference worker, one worker for the other queues and
    the load generators on the other CPU.
-3. **The floor, in the same run** (``floor.py``, ``runs.py``): pgbench with the product page's
-   primary query, and a bare Litestar app (one handler, raw asyncpg, msgspec) doing that query,
-   served by the same granian command on the same CPU. Its closed-loop throughput is the
-   denominator of every scenario's ``floor_ratio``.
+3. **A floor per endpoint, in the same run** (``floor.py``, ``measure.py``): pgbench with the
+   product page's primary query, and a bare Litestar + asyncpg + msgspec app with one handler per
+   HTTP scenario at the API's path, sending the SQL the API sends for that request (the API's own
+   text for the raw read paths, the ORM paths' statements captured once and written out) and
+   answering the API's JSON (``tests/test_bench_floor.py``). Served by the same granian command on
+   the same CPU before the API starts; every scenario is built against it and runs closed loop
+   against it with the same requests it then sends the API. A scenario's ``floor_ratio`` is its
+   throughput over its own floor's; both closed loops record the server's CPU per request and
+   PostgreSQL's time per request (``pg_stat_statements``, reset before each run).
 4. **Scenarios** (``scenarios.py``, ``checks.py``): product detail, listing, full-text search,
    similar items (+ recall@10 through the endpoint against exact search), products that fit me,
-   size advice, order creation (+ stock integrity and a contention burst), search by photo, photo
-   pair upload -> ready (``benchmarks.measurement_flow``), memory. Each HTTP scenario runs open
-   loop at fixed offered rates (latency from each request's scheduled send time, so queueing
-   delay counts) and closed loop with wrk (maximum throughput).
+   size advice, logins, order creation (+ stock integrity and a contention burst), search by
+   photo (catalog photos, and as 12-megapixel phone JPEGs), photo pair upload -> ready
+   (``benchmarks.measurement_flow``), memory. Each HTTP scenario runs open loop at fixed offered
+   rates (latency from each request's scheduled send time, so queueing delay counts) and closed
+   loop with wrk (maximum throughput).
 5. **Verdicts** (``targets.py``) against ``benchmarks/targets.toml``; **evidence** for misses in
    full runs (``profile.py``): py-spy over the API during an extra closed-loop run per scenario,
    EXPLAIN ANALYZE of the hot queries.

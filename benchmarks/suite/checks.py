@@ -14,6 +14,7 @@ leaving stock 0; and one retried request (same key and body) must answer the sam
 from __future__ import annotations
 
 import asyncio
+import io
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,8 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
+import numpy as np
+from PIL import Image
 
 from benchmarks import measurement_flow
 from benchmarks.search_quality.client import LoadClient
@@ -117,12 +120,41 @@ async def contention(
 
 
 # --- search by photo ------------------------------------------------------------------------------
+# A phone's photo: 12 megapixels, JPEG quality 90, with sensor-like noise (a smooth upscale alone
+# would compress to a fraction of a real photo's bytes, and decoding cost follows the bytes).
+PHONE_SIZE = (4032, 3024)
+PHONE_PHOTOS = 10
+
+
 def photo_search_scenario(media_dir: Path, photos: list[str], limit: int) -> HttpScenario:
     """``POST /search/image?limit=`` with the catalog's real product photos as multipart uploads."""
+    images = [(media_dir / key).read_bytes() for key in photos]
+    return HttpScenario("photo_search", "POST /search/image", _uploads(images, limit), [])
+
+
+def phone_photo_search_scenario(media_dir: Path, photos: list[str], limit: int) -> HttpScenario:
+    """``photo_search`` with ``PHONE_PHOTOS`` of those photos as a phone would upload them."""
+    images = [
+        as_phone_photo((media_dir / key).read_bytes(), i) for i, key in enumerate(photos[:PHONE_PHOTOS])
+    ]
+    endpoint = "POST /search/image (12-megapixel JPEGs)"
+    return HttpScenario("photo_search_phone", endpoint, _uploads(images, limit), [])
+
+
+def as_phone_photo(data: bytes, seed: int) -> bytes:
+    with Image.open(io.BytesIO(data)) as image:
+        large = image.convert("RGB").resize(PHONE_SIZE, Image.Resampling.BICUBIC)
+    noise = np.random.default_rng(seed).integers(-4, 5, (PHONE_SIZE[1], PHONE_SIZE[0], 3), dtype=np.int16)
+    pixels = np.clip(np.asarray(large, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def _uploads(images: list[bytes], limit: int) -> list[Request]:
     boundary = "bench-suite-" + secrets.token_hex(8)
     requests = []
-    for key in photos:
-        data = (media_dir / key).read_bytes()
+    for data in images:
         body = (
             (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="query.jpg"\r\n'
@@ -133,7 +165,7 @@ def photo_search_scenario(media_dir: Path, photos: list[str], limit: int) -> Htt
         )
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         requests.append(Request(f"{API}/search/image", {"limit": limit}, headers, "POST", body))
-    return HttpScenario("photo_search", "POST /search/image", requests, [])
+    return requests
 
 
 async def photo_keys(conn: asyncpg.Connection, count: int) -> list[str]:

@@ -35,8 +35,10 @@ ALL = (
     "similar",
     "fit_products",
     "product_fit",
+    "login",
     "orders",
     "photo_search",
+    "photo_search_phone",
     "photo_measurement",
 )
 QUICK = ("product_detail", "listing", "similar", "product_fit", "orders", "photo_search", "photo_measurement")

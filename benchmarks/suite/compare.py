@@ -1,7 +1,8 @@
 """Per-scenario deltas between two result files (``just bench-compare A B``).
 
 For every scenario in either file: p95 at the target's offered rate, closed-loop maximum
-throughput and its ratio to the floor, errors; then every target's verdict in A and B. A delta is
+throughput and its ratio to its own floor, the API's CPU and PostgreSQL's time per request in
+that closed loop, errors; then every target's verdict in A and B. A delta is
 B - A (and B / A for throughputs and ratios). Absolute numbers from different runs carry the
 machine's noise; the floor ratios (measured side by side within each run) compare best.
 """
@@ -47,6 +48,8 @@ def compare(a: JsonDict, b: JsonDict, targets: dict[str, JsonDict]) -> str:
             "delta",
             "floor ratio A",
             "floor ratio B",
+            "API CPU ms/req A/B",
+            "PG ms/req A/B",
             "errors A/B",
         ]
     ]
@@ -68,6 +71,8 @@ def compare(a: JsonDict, b: JsonDict, targets: dict[str, JsonDict]) -> str:
                 _delta(ca.get("achieved_rate"), cb.get("achieved_rate"), ratio=True),
                 _fmt(ca.get("floor_ratio")),
                 _fmt(cb.get("floor_ratio")),
+                f"{_fmt(ca.get('cpu_ms_per_request'))}/{_fmt(cb.get('cpu_ms_per_request'))}",
+                f"{_fmt(ca.get('pg_ms_per_request'))}/{_fmt(cb.get('pg_ms_per_request'))}",
                 f"{errors[0]}/{errors[1]}",
             ]
         )

@@ -1,13 +1,39 @@
-"""The physical floor of the product page: a bare Litestar app with one handler.
+"""The physical floor of each benchmarked endpoint: a bare Litestar app with one handler per
+scenario, at the API's path, running the SQL the API runs for that request.
 
-``GET /api/v1/products/{id}`` (the API's path) runs the product page's primary query
-(``db.services.catalog.listing.DETAIL_SQL``, the very text the API sends) on a raw asyncpg pool
-of the API's size, decodes the JSON aggregates with msgspec and answers the product as
-msgspec-encoded JSON. No middleware, no ORM, no dependency injection, no
-logging per request: what is left is granian, Litestar's routing, one round trip to PostgreSQL
-and JSON. Served by the same granian command as the API, on the same CPU (``stack.SuiteStack.start_floor``).
+Each handler takes a raw asyncpg connection from a pool of the API's size, sends the API's
+statements (text, ``$n`` parameters) in the API's order and transaction, and answers the JSON
+the API answers (``tests/test_bench_floor.py`` holds every handler to the API's answer for the
+same request: same items in the same order, same money, same field names). Served by the same
+granian command as the API, on the same CPU (``stack.SuiteStack.start_floor``); the suite
+measures each scenario's floor closed loop in the same run, so a scenario's ``floor_ratio`` is
+its throughput over its own floor's.
 
     granian --interface asgi --factory benchmarks.suite.floor:create_app ...
+
+Where each handler's SQL comes from:
+
+- product page (``GET /products/{id}``): ``db.services.catalog.listing.DETAIL_SQL``, the very
+  text the API sends.
+- listing and search (``GET /products``): ``db.services.catalog.listing.listing_query``, the
+  function that writes the API's SELECT per shape of request and binds its values; the same
+  text constants (``listing_sql``), the same ``$n`` order.
+- similar (``GET /products/{id}/similar``): ORM statements
+  (``db.services.catalog.similar``, ``db.services.vector_search``), captured once by compiling
+  them with the asyncpg dialect and from a statement log of one request
+  (``before_cursor_execute``): the existence check, the transaction-local ``set_config``, the
+  nearest-rows statement, then (only when it comes back short) the wider pass or the exact one.
+- size advice (``floor_fit.py``): the service's own ``ADVICE_SQL`` and ``COUNTS_SQL``.
+- products that fit me (``floor_fit.py``) and order creation (``floor_orders.py``): ORM paths,
+  captured from a statement log of one request each, as those modules say.
+
+What is left out, everywhere: authentication (the caller is the access token's ``sub``, read
+without checking the token), input validation (the benchmark's requests are well formed; other
+shapes, such as filters on similar, a later page of products that fit me or a cart order, are
+refused with 422 rather than answered differently), middleware (request ids,
+security headers, metrics, logging), dependency injection, the ORM (no statement building or
+compiling, no session, no result objects) and the API's error mapping (a short problem body
+for the misses the scenarios can meet: 404, 409, 422).
 """
 
 from __future__ import annotations
@@ -16,75 +42,269 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import msgspec
-from litestar import Litestar, Response, get
+from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
+from litestar.params import FromPath
 
 from benchmarks.search_quality.stack import asyncpg_dsn
-from core.settings import load_settings
-from db.services.catalog.listing import DETAIL_SQL
+from benchmarks.suite.floor_base import (
+    DECODE,
+    NOBODY,
+    Conn,
+    category_tree,
+    media_url,
+    money,
+    pool_of,
+    problem,
+    respond,
+    summary,
+)
+from benchmarks.suite.floor_fit import fit_products, product_fit
+from benchmarks.suite.floor_orders import place_order
+from core.errors import InvalidInput
+from core.rules.measurements import MEASUREMENT_KEYS
+from core.settings import Settings, load_settings
+from db.pagination import encode_cursor
+from db.services.catalog.images import MAX_IMAGES_PER_PRODUCT
+from db.services.catalog.listing import DETAIL_SQL, ListingFilters, listing_query
+from db.services.vector_search import EF_MAX, EF_MIN, OVERFETCH, SCAN_TUPLES_PER_ROW
 
-NOBODY = UUID(int=0)
-_JSON = msgspec.json.Decoder()
-_ENCODE = msgspec.json.Encoder()
 
-
-def _money(amount: int, currency: str) -> dict[str, Any]:
-    return {"amount": amount, "currency": currency}
-
-
-@get("/api/v1/products/{product_id:uuid}", sync_to_thread=False)
-async def product(product_id: UUID, state: State) -> Response[bytes]:
-    pool: asyncpg.Pool = state.pool
-    row = await pool.fetchrow(DETAIL_SQL, product_id, NOBODY)
-    if row is None:
-        return Response(b'{"status":404}', status_code=404, media_type="application/json")
-    currency = row["currency"]
-    body = {
-        "id": row["id"],
-        "title": row["title"],
-        "slug": row["slug"],
-        "description": row["description"],
-        "status": row["status"],
-        "price": _money(row["price_amount"], currency),
-        "in_stock": row["in_stock"],
-        "attributes": row["attributes"],
-        "category_id": row["category_id"],
-        "vendor": {"id": row["vendor_id"], "name": row["vendor_name"]},
-        "brand": row["brand"],
-        "rating": {"count": row["rating_count"], "sum": row["rating_sum"]},
-        "variants": [
-            {**v, "price": _money(v.pop("price_amount"), currency), "in_stock": v["stock"] > 0}
-            for v in _JSON.decode(row["variants"])
-        ],
-        "images": _JSON.decode(row["images"]),
-        "size_chart": _JSON.decode(row["size_chart"]),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
+# --- product page --------------------------------------------------------------------------------
+def _size_chart(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not rows:
+        return None
+    return {
+        "rows": [
+            {"size": r["size"], **{k: r["ranges"][k] for k in MEASUREMENT_KEYS if k in r["ranges"]}}
+            for r in rows
+        ]
     }
-    return Response(_ENCODE.encode(body), media_type="application/json")
 
 
-@get("/health", sync_to_thread=False)
+def _image(state: State, image: dict[str, Any]) -> dict[str, Any]:
+    thumbnails = image["thumbnails"] or {}
+    return {
+        "id": image["id"],
+        "position": image["position"],
+        "status": image["status"],
+        "embedding_status": image["embedding_status"],
+        "width": image["width"],
+        "height": image["height"],
+        "url": media_url(state, image["original_key"]),
+        "thumbnails": {name: media_url(state, key) or "" for name, key in thumbnails.items()},
+    }
+
+
+@get("/api/v1/products/{product_id:uuid}")
+async def product(product_id: FromPath[UUID], state: State) -> Response[bytes]:
+    row = await pool_of(state).fetchrow(DETAIL_SQL, product_id, NOBODY)
+    if row is None:
+        return problem(404, "Product not found.")
+    currency, count = row["currency"], row["rating_count"]
+    return respond(
+        {
+            "id": row["id"],
+            "title": row["title"],
+            "slug": row["slug"],
+            "description": row["description"],
+            "status": row["status"],
+            "price": money(row["min_price"], currency),
+            "vendor": {"id": row["vendor_id"], "name": row["vendor_name"]},
+            "category_id": row["category_id"],
+            "brand": row["brand"],
+            "attributes": row["attributes"] or {},
+            "in_stock": row["in_stock"],
+            "thumbnail_url": media_url(state, row["thumbnail_key"]),
+            "variants": [
+                {
+                    "id": v["id"],
+                    "sku": v["sku"],
+                    "size": v["size"],
+                    "color": v["color"],
+                    "price": money(v["price_amount"], currency),
+                    "stock": v["stock"],
+                    "in_stock": v["stock"] > 0,
+                }
+                for v in DECODE.decode(row["variants"])
+            ],
+            "images": [_image(state, i) for i in DECODE.decode(row["images"])],
+            "size_chart": _size_chart(DECODE.decode(row["size_chart"])),
+            "rating": {"average": round(row["rating_sum"] / count, 2) if count else None, "count": count},
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+        }
+    )
+
+
+# --- listing and search ----------------------------------------------------------------------------
+def _filters(params: Any) -> ListingFilters:
+    def number(name: str) -> int | None:
+        value = params.get(name)
+        return int(value) if value is not None else None
+
+    in_stock = params.get("in_stock")
+    return ListingFilters(
+        q=params.get("q"),
+        category=params.get("category"),
+        brand=params.get("brand"),
+        vendor=UUID(params["vendor"]) if params.get("vendor") else None,
+        min_price=number("min_price"),
+        max_price=number("max_price"),
+        size=params.get("size"),
+        color=params.get("color"),
+        in_stock=None if in_stock is None else in_stock == "true",
+        sort=params.get("sort"),
+    )
+
+
+def _cursor_after(sort: str, last: Any) -> str:
+    if sort == "newest":
+        return encode_cursor([sort, str(last[0])])
+    if sort in ("price_asc", "price_desc"):
+        return encode_cursor([sort, last[3], str(last[0])])
+    return encode_cursor([sort, float(last[11]), str(last[0])])
+
+
+@get("/api/v1/products")
+async def products(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    params = request.query_params
+    limit = int(params.get("limit", 20))
+    try:
+        query = listing_query(state.tree, _filters(params), limit=limit, cursor=params.get("cursor"))
+    except InvalidInput as exc:
+        return problem(422, exc.detail)
+    if query is None:
+        return respond({"items": [], "next_cursor": None})
+    rows = await pool_of(state).fetch(query.sql, *query.args)
+    next_cursor = None
+    if len(rows) > limit:
+        del rows[limit:]
+        next_cursor = _cursor_after(query.sort, rows[-1])
+    return respond({"items": [summary(state, r) for r in rows], "next_cursor": next_cursor})
+
+
+# --- similar ------------------------------------------------------------------------------------------
+# The product's first embedded photo, read in the database by each statement (``first_embedding``).
+_FIRST = (
+    "(SELECT product_images.embedding \nFROM product_images \n"
+    "WHERE product_images.product_id = $1::UUID AND product_images.embedding_status = $2::VARCHAR "
+    "AND product_images.embedding IS NOT NULL ORDER BY product_images.position, product_images.id \n"
+    " LIMIT $3::INTEGER)"
+)
+SIMILAR_EXISTS_SQL = (
+    f"SELECT products.id, {_FIRST} IS NOT NULL AS anon_1 \nFROM products \n"
+    "WHERE products.id = $4::UUID AND products.is_listed"
+)
+SIMILAR_CONFIGURE_SQL = (
+    "SELECT set_config('max_parallel_workers_per_gather', '0', true), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true), "
+    "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+    "set_config('hnsw.max_scan_tuples', $1, true), set_config('hnsw.ef_search', $2, true)"
+)
+_SUMMARY_JOINED = (
+    " SELECT products.id, products.title, products.slug, products.min_price, products.currency, "
+    "products.vendor_id, vendors.name, products.category_id, brands.name AS name_1, "
+    'products.thumbnail_key, products.in_stock, ranked."group" AS _group, ranked.distance AS _distance, '
+    "ranked.rows AS _rows \nFROM products JOIN vendors ON vendors.id = products.vendor_id "
+    "LEFT OUTER JOIN brands ON brands.id = products.brand_id JOIN "
+)
+_MATCHING = (
+    f'(SELECT product_images.product_id AS "group", product_images.embedding <=> {_FIRST} AS distance \n'
+    "FROM product_images JOIN products ON products.id = product_images.product_id \n"
+    "WHERE products.is_listed AND products.id != $4::UUID AND product_images.embedding IS NOT NULL"
+)
+SIMILAR_NEAREST_SQL = (
+    f"WITH nearest AS MATERIALIZED \n{_MATCHING} ORDER BY distance \n LIMIT $5::INTEGER)\n"
+    + _SUMMARY_JOINED
+    + '(SELECT nearest."group" AS "group", min(nearest.distance) AS distance, (SELECT count(*) AS count_1 \n'
+    'FROM nearest) AS rows \nFROM nearest GROUP BY nearest."group" ORDER BY distance, nearest."group" \n'
+    ' LIMIT $6::INTEGER) AS ranked ON ranked."group" = products.id ORDER BY ranked.distance, ranked."group"'
+)
+SIMILAR_EXACT_SQL = (
+    f"WITH scored AS MATERIALIZED \n{_MATCHING})\n"
+    + _SUMMARY_JOINED
+    + '(SELECT scored."group" AS "group", min(scored.distance) AS distance, NULL AS rows \n'
+    'FROM scored GROUP BY scored."group" ORDER BY distance, scored."group" \n'
+    ' LIMIT $5::INTEGER) AS ranked ON ranked."group" = products.id ORDER BY ranked.distance, ranked."group"'
+)
+
+
+async def _configure(conn: Conn, rows: int) -> None:
+    await conn.execute(
+        SIMILAR_CONFIGURE_SQL, str(rows * SCAN_TUPLES_PER_ROW), str(min(EF_MAX, max(EF_MIN, rows)))
+    )
+
+
+async def _nearest(conn: Conn, product_id: UUID, limit: int) -> list[Any]:
+    """``vector_search.nearest``'s passes: nearest rows, a wider pass when every row asked for came
+    back in too few products, else the exact statement."""
+    rows, passes = OVERFETCH * limit, 0
+    while True:
+        await _configure(conn, rows)
+        passes += 1
+        found = await conn.fetch(SIMILAR_NEAREST_SQL, product_id, "ready", 1, product_id, rows, limit)
+        if len(found) >= limit:
+            return found
+        wider = limit * MAX_IMAGES_PER_PRODUCT
+        if (int(found[0][13] or 0) if found else 0) < rows or wider <= rows or passes > 1:
+            break
+        rows = wider
+    await _configure(conn, rows)
+    return list(await conn.fetch(SIMILAR_EXACT_SQL, product_id, "ready", 1, product_id, limit))
+
+
+@get("/api/v1/products/{product_id:uuid}/similar")
+async def similar(
+    product_id: FromPath[UUID], request: Request[Any, Any, Any], state: State
+) -> Response[bytes]:
+    if {"category", "max_price", "in_stock"} & set(request.query_params):
+        return problem(422, "The floor serves similar items without filters only.")
+    limit = int(request.query_params.get("limit", 20))
+    async with pool_of(state).acquire() as conn, conn.transaction():
+        found = await conn.fetchrow(SIMILAR_EXISTS_SQL, product_id, "ready", 1, product_id)
+        if found is None:
+            return problem(404, "Product not found.")
+        rows = await _nearest(conn, product_id, limit) if found[1] else []
+    items = [{"product": summary(state, r), "score": round(1.0 - float(r[12]), 6)} for r in rows]
+    return respond({"items": items})
+
+
+@get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def create_app() -> Litestar:
-    settings = load_settings()
+HANDLERS = [product, products, similar, fit_products, product_fit, place_order, health]
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """The floor app on ``settings`` (default: the environment's, as granian's factory call)."""
+    settings = settings or load_settings()
 
     async def open_pool(app: Litestar) -> None:
-        async def init(conn: asyncpg.Connection) -> None:
-            await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=str, decoder=_JSON.decode)
+        async def init(conn: Conn) -> None:
+            await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=str, decoder=DECODE.decode)
 
-        app.state.pool = await asyncpg.create_pool(
+        app.state.settings = settings
+        app.state.media_base_url = settings.media_base_url.rstrip("/")
+
+        async def keep(conn: asyncpg.Connection) -> None:
+            """No session reset on release (asyncpg's default sends RESET ALL, CLOSE ALL, UNLISTEN
+            and an advisory unlock each time, a round trip the API's pool does not make): the
+            handlers leave nothing behind (their settings and locks are transaction-local)."""
+
+        app.state.pool = pool = await asyncpg.create_pool(
             asyncpg_dsn(settings.require_database_url()),
             min_size=settings.db_pool_size_api,
             max_size=settings.db_pool_size_api,
             init=init,
+            reset=keep,
         )
+        async with pool.acquire() as conn:
+            app.state.tree = await category_tree(conn)
 
     async def close_pool(app: Litestar) -> None:
         await app.state.pool.close()
 
-    return Litestar([product, health], on_startup=[open_pool], on_shutdown=[close_pool], debug=False)
+    return Litestar(HANDLERS, on_startup=[open_pool], on_shutdown=[close_pool], debug=False)

@@ -131,7 +131,7 @@ def scenario_rows(report: JsonDict) -> list[list[Any]]:
                     _lat(closed, "p50"),
                     _lat(closed, "p95"),
                     _lat(closed, "p99"),
-                    "-",
+                    _n(closed.get("cpu_ms_per_request"), 2),
                     "-",
                     _ratio(closed.get("floor_ratio")),
                 ]
@@ -181,21 +181,17 @@ def render_markdown(report: JsonDict, plots: str = LATEST) -> str:
         ],
     )
     floor = report.get("floor") or {}
-    lines += ["", "## The floor (same run)", ""]
+    lines += ["", "## The floors (same run)", ""]
     pg = floor.get("pgbench") or {}
     lines.append(
         f"- pgbench, the product page query alone ({pg.get('clients')} clients, prepared): "
         f"{_n(pg.get('achieved_rate'))} tx/s, mean {_n(pg.get('latency_ms_mean'), 3)} ms"
     )
-    app = floor.get("closed_loop") or {}
-    lines.append(
-        f"- floor app (bare Litestar + asyncpg + msgspec, same granian command and CPU), closed loop: "
-        f"{_n(app.get('achieved_rate'))} req/s, p50 {_n(_lat(app, 'p50'), 2)} ms, "
-        f"p99 {_n(_lat(app, 'p99'), 2)} ms"
-    )
+    lines += ["", *floor_lines(report), ""]
     for run in floor.get("open_loop") or []:
         lines.append(
-            f"- floor app open loop at {_n(run.get('offered_rate'))} req/s: p50 {_n(_lat(run, 'p50'), 2)}"
+            f"- the product page's floor, open loop at {_n(run.get('offered_rate'))} req/s: "
+            f"p50 {_n(_lat(run, 'p50'), 2)}"
             f" / p95 {_n(_lat(run, 'p95'), 2)} / p99 {_n(_lat(run, 'p99'), 2)} ms, "
             f"{run.get('errors')} errors"
         )
@@ -203,7 +199,8 @@ def render_markdown(report: JsonDict, plots: str = LATEST) -> str:
         "",
         "## Scenarios",
         "",
-        "Latency in ms; rates in req/s; API CPU ms per request from the open loop; other programs' CPUs: "
+        "Latency in ms; rates in req/s; API CPU ms per request of the API's process tree during each run; "
+        "other programs' CPUs: "
         "CPUs used by programs outside this benchmark during the run (above 0.2 the run is not clean).",
         "",
     ]
@@ -237,6 +234,61 @@ def render_markdown(report: JsonDict, plots: str = LATEST) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def floor_rows(report: JsonDict) -> list[list[Any]]:
+    """Per HTTP scenario: the API's closed loop next to its own floor's, with the verdict."""
+    floors = (report.get("floor") or {}).get("scenarios") or {}
+    verdicts = {t["scenario"]: t for t in report.get("targets") or [] if t.get("check") == "floor_ratio"}
+    rows: list[list[Any]] = []
+    for name, own in floors.items():
+        api = ((report.get("scenarios") or {}).get(name) or {}).get("closed_loop") or {}
+        verdict = verdicts.get(name) or {}
+        target = f">= {verdict['limit']:g} {VERDICT[verdict.get('pass')]}" if verdict else "-"
+        statements = [((x.get("pg") or {}).get("statements_per_request")) for x in (api, own)]
+        rows.append(
+            [
+                name,
+                api.get("ok_rate"),
+                own.get("ok_rate"),
+                _ratio(api.get("floor_ratio")),
+                target,
+                *(
+                    _n(x.get(key), 2)
+                    for key in ("cpu_ms_per_request", "pg_ms_per_request")
+                    for x in (api, own)
+                ),
+                " / ".join(_n(x, 2) for x in statements),
+            ]
+        )
+    return rows
+
+
+def floor_lines(report: JsonDict) -> list[str]:
+    planning = "execution + planning" if report.get("pg_planning_tracked") else "execution only"
+    return [
+        "Each HTTP scenario against its own floor: a bare Litestar + asyncpg + msgspec handler at the "
+        "API's path running the SQL the API runs for that request (`benchmarks/suite/floor.py` says how "
+        "each was obtained and what is left out), served by the same granian command on the same CPU, "
+        "sent the same requests closed loop (wrk) in this run. CPU: the server's process tree per "
+        f"request; PostgreSQL: pg_stat_statements time ({planning}) per request, reset before each run.",
+        "",
+        *_table(
+            [
+                "scenario",
+                "API req/s",
+                "floor req/s",
+                "ratio",
+                "target",
+                "API CPU ms/req",
+                "floor CPU ms/req",
+                "PG ms/req API",
+                "PG ms/req floor",
+                "statements/req API / floor",
+            ],
+            floor_rows(report),
+        ),
+    ]
 
 
 def _flow_lines(report: JsonDict) -> list[str]:

@@ -15,6 +15,9 @@ queries, so caches see a realistic spread rather than one hot row.
 * ``fit_products`` / ``product_fit``: ``GET /fit/products`` and ``GET /products/{id}/fit``
   as logged-in shoppers with ready body profiles; ``product_fit`` over the 2,000 most-bought
   products (their buyers' history feeds "shoppers like me").
+* ``login``: ``POST /auth/login`` as up to 2,000 shoppers (email and password; 200 is success),
+  each shopper's hash first set to one made with today's Argon2 parameters, so a dataset built
+  before a parameter change measures today's logins and not the one rehash each would cost.
 * ``orders``: ``POST /orders`` with ``{items: [{variant_id, quantity: 1}], shipping_address}``
   for one of ``ORDER_VARIANTS`` variants whose stock is raised to ``ORDER_STOCK`` for the run, a
   fresh ``Idempotency-Key`` per request; 201 is success.
@@ -33,7 +36,9 @@ import numpy as np
 
 from benchmarks.search_quality.client import Response
 from benchmarks.search_quality.load import Check, Request
+from benchmarks.suite import people
 from benchmarks.suite.wrk import UNIQUE, WrkRequest
+from core.adapters.passwords import hash_password_sync
 
 API = "/api/v1"
 DISTINCT = 2_000
@@ -171,6 +176,36 @@ async def fit(
         scenario("fit_products", "GET /fit/products", fit_products),
         scenario("product_fit", "GET /products/{id}/fit (size advice)", product_fit),
     ]
+
+
+async def login(conn: asyncpg.Connection, rng: np.random.Generator, skip: int) -> HttpScenario:
+    """Logins of shoppers past the first ``skip`` (the ones other scenarios hold tokens of)."""
+    emails = [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT email FROM users WHERE email LIKE $1 ORDER BY email OFFSET $2 LIMIT $3",
+            f"%@{people.EMAIL_DOMAIN}",
+            skip,
+            DISTINCT,
+        )
+    ]
+    await conn.execute(
+        "UPDATE users SET password_hash = $2 WHERE email = ANY($1::text[])",
+        emails,
+        hash_password_sync(people.SHOPPER_PASSWORD),
+    )
+    json_type = {"Content-Type": "application/json"}
+    requests = [
+        Request(
+            f"{API}/auth/login",
+            None,
+            json_type,
+            "POST",
+            msgspec.json.encode({"email": emails[i], "password": people.SHOPPER_PASSWORD}),
+        )
+        for i in rng.permutation(len(emails))
+    ]
+    return scenario("login", "POST /auth/login (Argon2id verify)", requests)
 
 
 async def order_variants(conn: asyncpg.Connection, rng: np.random.Generator) -> list[UUID]:

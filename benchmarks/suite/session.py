@@ -18,8 +18,9 @@ from benchmarks.search_quality.dataset import category_tree
 from benchmarks.search_quality.stack import Timer, connect, log
 from benchmarks.suite import checks, people
 from benchmarks.suite import scenarios as sc
+from benchmarks.suite.measure import measured_closed_loop, track_planning
 from benchmarks.suite.profile import explain_plans, profile_scenario
-from benchmarks.suite.runs import Plan, closed_loop_run, open_loop_runs, prepare_pgbench, run_pgbench
+from benchmarks.suite.runs import Plan, open_loop_runs, prepare_pgbench, run_pgbench
 from benchmarks.suite.stack import FLOOR, INFERENCE_WORKER, SuiteStack
 from benchmarks.suite.targets import load_targets
 from core.adapters.tokens import TokenSigner
@@ -27,7 +28,9 @@ from core.settings import Settings, load_settings
 from db.engine import create_database
 from devstack.services import free_port
 
-HTTP = ("product_detail", "listing", "search", "similar", "fit_products", "product_fit", "orders")
+HTTP = ("product_detail", "listing", "search", "similar", "fit_products", "product_fit", "login", "orders")
+# The scenarios the floor app serves (a login is Argon2 on the API's CPU: its target is latency).
+FLOORED = tuple(name for name in HTTP if name != "login")
 LOGINS = 64
 HTTP_LOGINS = 4
 RECALL_QUERIES = {True: 20, False: 50}  # quick, full
@@ -35,31 +38,48 @@ MEASURE_PAIRS = {True: 8, False: 40}
 PROFILE_SECONDS = 8.0
 
 
-async def log_in(base_url: str, settings: Settings, url: str, count: int) -> list[dict[str, str]]:
-    """An Authorization header for each of the first ``count`` shoppers.
+async def signed_headers(settings: Settings, url: str, count: int) -> list[dict[str, str]]:
+    """An Authorization header for each of the first ``count`` shoppers: a token from the API's own
+    signer (``core.adapters.tokens``, the run's SECRET_KEY), the same token a login returns. Made
+    before the API starts, so the floor app and the API are sent the very same requests."""
+    emails = [people.shopper_email(i) for i in range(count)]
+    signer = TokenSigner(settings)
+    async with connect(url) as conn:
+        rows = await conn.fetch(
+            "SELECT id, role FROM users WHERE email = ANY($1::text[]) ORDER BY email", emails
+        )
+    return [{"Authorization": f"Bearer {signer.issue(r['id'], r['role'])}"} for r in rows]
 
-    The first ``HTTP_LOGINS`` log in through POST /auth/login (the real path; each costs ~0.5 s of
-    Argon2 on the API's CPU); the others get a token from the API's own signer (``core.adapters.tokens``,
-    the run's SECRET_KEY), the same token a login would return.
+
+async def log_in(base_url: str, settings: Settings, url: str, count: int) -> list[dict[str, str]]:
+    """An Authorization header for each of the first ``count`` shoppers (the soak test's way): the
+    first ``HTTP_LOGINS`` log in through POST /auth/login, the others get a token from the API's
+    signer (:func:`signed_headers`).
+
+    Raises:
+        RuntimeError: a login was refused.
+    """
+    logged_in = await check_logins(base_url, min(count, HTTP_LOGINS))
+    signed = await signed_headers(settings, url, count)
+    return logged_in + signed[len(logged_in) :]
+
+
+async def check_logins(base_url: str, count: int) -> list[dict[str, str]]:
+    """The first ``count`` shoppers log in through POST /auth/login, the real path (an Argon2id
+    verify each on the API's CPU; the ``login`` scenario measures it); the Authorization headers
+    their logins give.
 
     Raises:
         RuntimeError: a login was refused.
     """
     headers = []
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        for index in range(min(count, HTTP_LOGINS)):
+        for index in range(count):
             body = {"email": people.shopper_email(index), "password": people.SHOPPER_PASSWORD}
             response = await client.post(f"{sc.API}/auth/login", json=body)
             if response.status_code != 200:
                 raise RuntimeError(f"login as {body['email']}: {response.status_code} {response.text[:200]}")
             headers.append({"Authorization": f"Bearer {response.json()['access_token']}"})
-    emails = [people.shopper_email(i) for i in range(len(headers), count)]
-    signer = TokenSigner(settings)
-    async with connect(url) as conn:
-        rows = await conn.fetch(
-            "SELECT id, role FROM users WHERE email = ANY($1::text[]) ORDER BY email", emails
-        )
-    headers += [{"Authorization": f"Bearer {signer.issue(r['id'], r['role'])}"} for r in rows]
     return headers
 
 
@@ -86,7 +106,8 @@ class Session:
         self.built: dict[str, sc.HttpScenario] = {}
         self.base_url = ""
         self.headers: list[dict[str, str]] = []
-        self.floor_rate = 0.0
+        # Each HTTP scenario's floor (closed loop against the floor app, same requests).
+        self.floors: dict[str, dict[str, Any]] = {}
 
     def rates(self, name: str) -> list[float]:
         return [round(float(self.targets[name]["rate"]) * f, 2) for f in self.plan.rate_factors]
@@ -101,19 +122,21 @@ class Session:
             await prepare_pgbench(conn, self.product_ids)
             self.variants = await sc.order_variants(conn, self.rng) if "orders" in self.chosen else []
             self.photos = await checks.photo_keys(conn, 50)
+            self.report["pg_planning_tracked"] = await track_planning(conn, self.database)
         self.built["product_detail"] = detail
+        api_settings = load_settings(self.stack.environment(self.database), dotenv=None)
+        self.headers = await signed_headers(api_settings, self.url, LOGINS)
         await self.floor(detail)
         with self.timer.step("start the workers (models loaded) and the API"):
             self.stack.start_workers(self.database)
             self.base_url = self.stack.start_api_pinned(self.database)
-        with self.timer.step(f"log in {LOGINS} shoppers"):
-            api_settings = load_settings(self.stack.environment(self.database), dotenv=None)
-            self.headers = await log_in(self.base_url, api_settings, self.url, LOGINS)
-        await self.build()
+        with self.timer.step(f"log in {HTTP_LOGINS} shoppers through the API"):
+            await check_logins(self.base_url, HTTP_LOGINS)
         for name in [n for n in HTTP if n in self.chosen]:
             await self.http(name)
-        if "photo_search" in self.chosen:
-            await self.photo_search()
+        for name in ("photo_search", "photo_search_phone"):
+            if name in self.chosen:
+                await self.photo_search(name)
         worker_pid = self.stack.pid_of(INFERENCE_WORKER)
         if "photo_measurement" in self.chosen:
             await self.photo_measurement(worker_pid)
@@ -131,7 +154,9 @@ class Session:
             await self.evidence(self.args.results_dir / "profiles")
 
     async def floor(self, detail: sc.HttpScenario) -> None:
-        """pgbench and the floor app, before the API exists."""
+        """pgbench, then the floor app (before the API exists): the scenarios are built against it
+        (the listing's second pages from its cursors, which are the API's), and each chosen HTTP
+        scenario runs closed loop against it, then the product page's open loop."""
         floor: dict[str, Any] = {}
         self.report["floor"] = floor
         stack, plan = self.stack, self.plan
@@ -140,22 +165,39 @@ class Session:
         )
         floor_url = stack.start_floor(self.database, free_port())
         try:
-            floor["closed_loop"] = closed_loop_run(stack, detail, floor_url, plan, self.timer)
+            await self.build(floor_url)
+            floor["scenarios"] = self.floors
+            for name in [n for n in FLOORED if n in self.chosen or n == "product_detail"]:
+                try:
+                    self.floors[name] = await measured_closed_loop(
+                        stack,
+                        self.built[name],
+                        floor_url,
+                        plan,
+                        self.timer,
+                        server=FLOOR,
+                        database_url=self.url,
+                    )
+                except Exception as exc:
+                    self.failed(f"floor {name}", exc)
+            floor["closed_loop"] = self.floors.get("product_detail") or {}
             capacity = floor["closed_loop"].get("ok_rate")
             floor["open_loop"] = await open_loop_runs(
                 stack, detail, floor_url, self.rates("product_detail"), plan, self.timer, FLOOR, capacity
             )
         finally:
             stack.stop(FLOOR)
-        self.floor_rate = floor["closed_loop"].get("ok_rate") or 0.0
 
-    async def build(self) -> None:
-        async with connect(self.url) as conn, httpx.AsyncClient(base_url=self.base_url, timeout=30) as client:
+    async def build(self, base_url: str) -> None:
+        async with connect(self.url) as conn, httpx.AsyncClient(base_url=base_url, timeout=30) as client:
             self.built["search"] = await sc.search(conn, self.rng)
             self.built["listing"] = await sc.listing(conn, self.rng, client)
             self.built["similar"] = await sc.similar(conn, self.rng, 10)
             for one in await sc.fit(conn, self.rng, self.headers):
                 self.built[one.name] = one
+            if "login" in self.chosen:
+                # Past the shoppers with tokens and the one the photo upload flow logs in as.
+                self.built["login"] = await sc.login(conn, self.rng, LOGINS + 1)
         if "orders" in self.chosen:
             needed = sum(r * (self.plan.seconds + self.plan.warmup_seconds) + 2 for r in self.rates("orders"))
             count = math.ceil(needed) + 100
@@ -167,9 +209,19 @@ class Session:
         self.results[name] = result
         try:
             # Closed loop first: its maximum tells which offered rates overload the server.
-            closed = closed_loop_run(self.stack, scenario, self.base_url, self.plan, self.timer)
+            closed = await measured_closed_loop(
+                self.stack,
+                scenario,
+                self.base_url,
+                self.plan,
+                self.timer,
+                server="api",
+                database_url=self.url,
+            )
             ok_rate = closed.get("ok_rate") or 0.0
-            closed["floor_ratio"] = round(ok_rate / self.floor_rate, 3) if self.floor_rate else None
+            own = (self.floors.get(name) or {}).get("ok_rate")
+            closed["floor_ok_rate"] = own
+            closed["floor_ratio"] = round(ok_rate / own, 3) if own else None
             result["closed_loop"] = closed
             result["open_loop"] = await open_loop_runs(
                 self.stack, scenario, self.base_url, self.rates(name), self.plan, self.timer, "api", ok_rate
@@ -187,17 +239,18 @@ class Session:
                 queries = RECALL_QUERIES[self.args.quick]
                 result["recall"] = await _recall(self.settings, self.base_url, queries, self.args.seed)
 
-    async def photo_search(self) -> None:
-        scenario = checks.photo_search_scenario(self.stack.media_dir(self.database), self.photos, 10)
+    async def photo_search(self, name: str) -> None:
+        make = checks.photo_search_scenario if name == "photo_search" else checks.phone_photo_search_scenario
+        scenario = await asyncio.to_thread(make, self.stack.media_dir(self.database), self.photos, 10)
         result: dict[str, Any] = {"endpoint": scenario.endpoint, "distinct_requests": len(scenario.requests)}
-        self.results["photo_search"] = result
+        self.results[name] = result
         try:
-            rate = float(self.targets["photo_search"]["rate"])
+            rate = float(self.targets[name]["rate"])
             result["open_loop"] = await open_loop_runs(
                 self.stack, scenario, self.base_url, [rate], self.plan, self.timer, "api"
             )
         except Exception as exc:
-            self.failed("photo_search", exc)
+            self.failed(name, exc)
 
     async def photo_measurement(self, worker_pid: int | None) -> None:
         rate, pairs = float(self.targets["photo_measurement"]["rate"]), MEASURE_PAIRS[self.args.quick]

@@ -89,8 +89,8 @@ def evaluate(results: JsonDict, targets: dict[str, JsonDict]) -> list[JsonDict]:
                 _verdict(
                     name,
                     "floor_ratio",
-                    f"max throughput >= {target['min_floor_ratio']:.0%} of the "
-                    "floor app's (same query, bare Litestar + asyncpg + msgspec)",
+                    f"max throughput >= {target['min_floor_ratio']:.0%} of its own floor's "
+                    "(the same SQL in a bare Litestar + asyncpg + msgspec handler)",
                     ratio,
                     float(target["min_floor_ratio"]),
                     "x",

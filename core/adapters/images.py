@@ -3,14 +3,17 @@
 ``inspect_image`` decodes for real (a file that only looks like an image is refused), refuses
 formats outside the allow-list, decompression bombs and truncated files, and reports the size
 the image has once its EXIF orientation is applied. It runs in a worker thread; JPEGs are
-decoded at 1/8 scale (every byte is still read), which keeps memory small.
+decoded at 1/8 scale (every byte is still read), which keeps memory small. ``shrink_checked``
+makes the same checks and a small copy from one decode (search by photo).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import warnings
+from collections.abc import Iterator
 
 import msgspec
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -62,14 +65,10 @@ class ImageInfo(msgspec.Struct, frozen=True):
     height: int
 
 
-def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int) -> ImageInfo:
-    """Validate an uploaded image.
-
-    Raises:
-        ImageTooLarge: more than ``max_bytes`` (413).
-        UnsupportedImage: not an image, or a format outside JPEG/PNG/WebP/HEIC (415).
-        UnusableImage: too many pixels (decompression bomb), too small, truncated or corrupt (422).
-    """
+@contextlib.contextmanager
+def _checked(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int) -> Iterator[Image.Image]:
+    """The upload opened and checked as far as its header tells (size, format, pixels, frames);
+    the caller decodes the pixels inside the block. Raises what :func:`inspect_image` raises."""
     if len(data) > max_bytes:
         raise ImageTooLarge(f"Images may be at most {max_bytes // (1024 * 1024)} MiB.")
     if not data:
@@ -101,18 +100,77 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int
                 raise UnusableImage(f"The image is too small (at least {min_side}px on each side).")
             if getattr(image, "n_frames", 1) > 1 and fmt != "HEIF":
                 raise UnsupportedImage("Animated images are not accepted.")
-            try:
-                orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-                if fmt == "JPEG":
-                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                image.load()
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-                raise UnusableImage(f"The image is damaged or incomplete ({type(exc).__name__}).") from None
+            yield image
+
+
+_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int) -> ImageInfo:
+    """Validate an uploaded image.
+
+    Raises:
+        ImageTooLarge: more than ``max_bytes`` (413).
+        UnsupportedImage: not an image, or a format outside JPEG/PNG/WebP/HEIC (415).
+        UnusableImage: too many pixels (decompression bomb), too small, truncated or corrupt (422).
+    """
+    with _checked(data, max_bytes=max_bytes, max_pixels=max_pixels, min_side=min_side) as image:
+        fmt = image.format or ""
+        width, height = image.size
+        try:
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+            if fmt == "JPEG":
+                image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+            image.load()
+        except _UNREADABLE as exc:
+            raise UnusableImage(f"The image is damaged or incomplete ({type(exc).__name__}).") from None
     if orientation in _SWAPS_SIDES:
         width, height = height, width
     return ImageInfo(
         format=fmt, content_type=CONTENT_TYPES[fmt], extension=EXTENSIONS[fmt], width=width, height=height
     )
+
+
+def draft_box(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """The box to ask a JPEG's draft mode for so that its longer side keeps ``side`` pixels.
+
+    Draft mode decodes at 1/2, 1/4 or 1/8 scale (in the DCT, before any pixel exists), picking the
+    smallest scale that still covers the box on both axes; a box of the image's own proportions
+    lets it go as far as the longer side allows.
+    """
+    width, height = size
+    longer = max(width, height)
+    if longer <= side:
+        return size
+    return (max(1, -(-width * side // longer)), max(1, -(-height * side // longer)))
+
+
+def shrink_checked(
+    data: bytes, side: int, *, max_bytes: int, max_pixels: int, min_side: int, quality: int = 82
+) -> bytes:
+    """An upload checked as :func:`inspect_image` checks it and shrunk to at most ``side`` pixels
+    on its longer side (orientation applied, RGB, WebP), from one decode.
+
+    A JPEG is decoded at the smallest draft scale that keeps ``2 * side`` pixels on its longer
+    side (a 12-megapixel phone photo at 1/4 scale), so the resize that follows still averages
+    pixels and its result is all but a full decode's. Every byte is still read, so a file cut
+    short is refused. Other formats decode in full.
+
+    Raises:
+        ImageTooLarge (413), UnsupportedImage (415), UnusableImage (422): as :func:`inspect_image`.
+    """
+    with _checked(data, max_bytes=max_bytes, max_pixels=max_pixels, min_side=min_side) as image:
+        try:
+            if image.format == "JPEG":
+                image.draft("RGB", draft_box(image.size, 2 * side))
+            image.load()
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
+        except _UNREADABLE as exc:
+            raise UnusableImage(f"The image is damaged or incomplete ({type(exc).__name__}).") from None
+    rgb.thumbnail((side, side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    rgb.save(out, format="WEBP", quality=quality, method=4)
+    return out.getvalue()
 
 
 def make_thumbnail(data: bytes, max_side: int, *, quality: int = 82) -> bytes:

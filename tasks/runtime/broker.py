@@ -27,7 +27,7 @@ from db.engine import create_database
 from db.services.subscribers import register_all
 from tasks.runtime import heartbeat
 from tasks.runtime.factory import build_broker, redis_url_for
-from tasks.runtime.metrics import MetricsEndpoint, TaskMetricsMiddleware, serve_metrics
+from tasks.runtime.metrics import MetricsEndpoint, TaskMetricsMiddleware, count_parked, serve_metrics
 from tasks.runtime.queues import Queue, parse_queues, stream_name
 from tasks.runtime.resources import Models, TaskResources
 
@@ -39,6 +39,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 broker = build_broker(get_settings(), parse_queues(os.environ.get("WORKER_QUEUES")))
 # Last, so it times a run once a retry's wait is over and sees whether a retry was scheduled.
 broker.add_middlewares(TaskMetricsMiddleware())
+broker.on_park = count_parked
 
 
 def queue_task(queue: Queue, name: str, **labels: Any) -> Callable[[F], F]:

@@ -78,6 +78,7 @@ def build_broker(settings: Settings, queues: Sequence[Queue] = QUEUES) -> Reliab
         url,
         queues=queues,
         redelivery_idle_seconds=settings.task_redelivery_idle_seconds,
+        dead_letter_after=settings.task_dead_letter_after_deliveries,
         maxlen=settings.task_stream_maxlen,
         consumer_group_name="fashionistar",
         # XREADGROUP blocks for up to a second; reads must be allowed to outlast it.

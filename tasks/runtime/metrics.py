@@ -25,6 +25,10 @@ Series:
 - ``fashionistar_queue_lag{queue,group}``: entries not yet delivered to the consumer group (what
   waits; Redis ≥ 7). ``fashionistar_queue_pending{queue,group}``: delivered to a worker and not
   yet acknowledged (what runs, or was left by a worker that died).
+- ``fashionistar_dead_letters_parked_total{queue,reason}``: jobs this process parked in the dead
+  letters (``deliveries``: delivered too often without an acknowledgement; ``failed``: the last
+  attempt failed). ``fashionistar_dead_letters``: jobs parked now, all queues (``XLEN`` of the
+  dead-letter stream; replayed and discarded ones leave it).
 - ``fashionistar_outbox_unsent`` and ``fashionistar_outbox_oldest_unsent_age_seconds``: durable
   jobs whose send is not confirmed yet (``db.outbox.outbox_backlog``).
 - ``fashionistar_backlog_read_ok{source}``: 1 when the queue (``redis``) and outbox
@@ -72,6 +76,7 @@ from core.logging import get_logger
 from core.settings import Settings
 from db.engine import Database
 from db.outbox import outbox_backlog
+from tasks.runtime.deadletters import DEAD_LETTER_STREAM
 from tasks.runtime.queues import QUEUES, UnknownQueue, queue_of, stream_name
 from tasks.runtime.retry import ATTEMPT_LABEL, RetryScheduled
 
@@ -101,8 +106,19 @@ TASK_ATTEMPTS = Histogram(
     buckets=(1, 2, 3, 4, 5, 10),
     registry=REGISTRY,
 )
+DEAD_LETTERS_PARKED = Counter(
+    "fashionistar_dead_letters_parked",
+    "Jobs parked in the dead letters, by reason: deliveries (never acknowledged), failed (last attempt).",
+    ["queue", "reason"],
+    registry=REGISTRY,
+)
 # Reading the backlog on a scrape waits this long for Redis and PostgreSQL (a scrape times out after 10 s).
 READ_TIMEOUT_SECONDS = 3.0
+
+
+def count_parked(queue: str, reason: str) -> None:
+    """The broker's ``on_park`` hook in a worker."""
+    DEAD_LETTERS_PARKED.labels(queue, reason).inc()
 
 
 def _queue(task_name: str) -> str:
@@ -168,7 +184,11 @@ async def _queue_families(redis: Redis) -> list[Metric]:
     for queue in QUEUES:
         pipe.xlen(stream_name(queue))
         pipe.xinfo_groups(stream_name(queue))
+    pipe.xlen(DEAD_LETTER_STREAM)
     replies = await pipe.execute(raise_on_error=False)
+    parked = replies[-1]
+    if isinstance(parked, Exception):
+        raise parked
     for index, queue in enumerate(QUEUES):
         count, groups = replies[2 * index], replies[2 * index + 1]
         if isinstance(count, Exception):
@@ -180,7 +200,10 @@ async def _queue_families(redis: Redis) -> list[Metric]:
             pending.add_metric([queue, name], info["pending"])
             if info.get("lag") is not None:  # unknown to Redis < 7, or after entries were deleted
                 lag.add_metric([queue, name], info["lag"])
-    return [length, lag, pending]
+    dead = GaugeMetricFamily(
+        "fashionistar_dead_letters", "Jobs parked in the dead letters now.", value=parked
+    )
+    return [length, lag, pending, dead]
 
 
 async def _outbox_families(db: Database) -> list[Metric]:

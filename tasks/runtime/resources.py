@@ -16,6 +16,7 @@ from core.adapters.mail import Mailer
 from core.adapters.payments import PaymentProvider
 from core.adapters.storage import MediaStorage, ObjectStorage
 from core.jobs import Dispatcher
+from core.page_versions import PageVersions
 from core.settings import Settings
 from db.engine import Database
 from db.uow import unit_of_work
@@ -73,7 +74,13 @@ class TaskResources:
         Opened inside the task body (not as a dependency) so a failed commit is a task failure
         that the retry middleware sees.
         """
-        async with unit_of_work(self.db.session_maker, self.dispatcher) as session:
+        versions = PageVersions(self.redis)
+        async with unit_of_work(
+            self.db.session_maker,
+            self.dispatcher,
+            versions=versions,
+            written_position=self.db.written_position,
+        ) as session:
             yield session
 
 

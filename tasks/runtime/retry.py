@@ -18,6 +18,10 @@ failure spends no attempt: the job is sent again with the same backoff (growing 
 as long as the outage lasts, up to ``OUTAGE_RETRY_SECONDS`` after its first such failure; after
 that its failures count as attempts again. Tasks sent with ``max_attempts=1`` (their caller or
 the next scheduled run retries) are not retried either way.
+
+Each failed attempt's error is kept for the job's dead-letter entry
+(``tasks.runtime.deadletters.record_error``); a job whose last attempt failed is parked there,
+with its first attempt's labels, so it can be replayed once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import random
 import time
 from typing import Any
 
+from redis.asyncio import Redis
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.exceptions import NoResultError
 from taskiq.kicker import AsyncKicker
@@ -34,6 +39,8 @@ from taskiq.kicker import AsyncKicker
 from core.errors import DomainError, ServiceUnavailable
 from core.logging import get_logger
 from core.outages import is_outage
+from tasks.runtime.deadletters import park, record_error
+from tasks.runtime.queues import UnknownQueue, queue_of
 
 log = get_logger(__name__)
 
@@ -95,6 +102,7 @@ class BackoffRetryMiddleware(TaskiqMiddleware):
         max_attempts = int(labels.get("max_attempts", self.max_attempts))
         now = time.time()
         outage_since = float(labels.get(OUTAGE_SINCE_LABEL, now))
+        await self._keep_history(message, attempt, exception)
         if outage and max_attempts > 1 and now - outage_since < OUTAGE_RETRY_SECONDS:
             # Waiting out an outage: the attempt is not spent.
             retries = int(labels.get(OUTAGE_RETRIES_LABEL, 0)) + 1
@@ -108,6 +116,8 @@ class BackoffRetryMiddleware(TaskiqMiddleware):
                 attempts=attempt,
                 error=repr(exception)[:500],
             )
+            if max_attempts > 1:  # a job sent with one attempt is retried by its caller instead
+                await self._park(message, attempt)
             return
         else:
             delay = backoff_delay(attempt, base=self.base_delay, cap=self.max_delay)
@@ -129,3 +139,52 @@ class BackoffRetryMiddleware(TaskiqMiddleware):
         )
         # The final result belongs to the last attempt, not this one.
         result.error = RetryScheduled(outage=outage)
+
+    def _redis(self) -> Redis | None:
+        pool = getattr(self.broker, "connection_pool", None)
+        return None if pool is None else Redis(connection_pool=pool)
+
+    async def _keep_history(self, message: TaskiqMessage, attempt: int, exception: BaseException) -> None:
+        redis = self._redis()
+        if redis is None:
+            return
+        try:
+            async with redis:
+                await record_error(redis, message.task_id, attempt, exception)
+        except Exception as exc:  # Redis down: the history loses an entry, the retry goes on
+            log.warning("task error not recorded", task_name=message.task_name, error=repr(exc)[:200])
+
+    async def _park(self, message: TaskiqMessage, attempts: int) -> None:
+        """Park a job whose last attempt failed, as its first attempt was sent."""
+        redis = self._redis()
+        if redis is None:
+            return
+        labels = {
+            k: v
+            for k, v in message.labels.items()
+            if k not in (ATTEMPT_LABEL, NOT_BEFORE_LABEL, OUTAGE_SINCE_LABEL, OUTAGE_RETRIES_LABEL)
+        }
+        first = message.model_copy(update={"labels": labels})
+        queue: str
+        try:
+            queue = queue_of(message.task_name)
+        except UnknownQueue:
+            queue = str(labels.get("queue_name", "")).rsplit(":", 1)[-1]
+        try:
+            async with redis:
+                dead_id = await park(
+                    redis,
+                    queue=queue,
+                    data=self.broker.formatter.dumps(first).message,
+                    reason="failed",
+                    deliveries=attempts,
+                )
+        except Exception as exc:  # Redis down: logged above as failed; nothing more to keep it
+            log.warning("failed task not parked", task_name=message.task_name, error=repr(exc)[:200])
+            return
+        log.info(
+            "failed task parked in the dead letters", task_name=message.task_name, dead_letter_id=dead_id
+        )
+        on_park = getattr(self.broker, "on_park", None)
+        if on_park is not None:
+            on_park(queue, "failed")

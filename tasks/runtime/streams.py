@@ -11,6 +11,13 @@ While a message is being worked on, the worker renews its claim (see ``_beat``).
 processing ends without an acknowledgement (an error outside the task itself: its retry could
 not be sent because Redis was restarting, say), :class:`ReleasingReceiver` tells the broker to
 stop renewing it, so it is redelivered once idle instead of being held until the worker exits.
+
+A message that keeps killing its worker would be redelivered forever. Before claiming idle
+messages the broker reads their delivery counts (``XPENDING``): one delivered
+``dead_letter_after`` times is parked in the dead letters instead (``tasks.runtime.deadletters``),
+and the consumer that held each redelivered message is noted for its history. Redelivered
+messages run one at a time with nothing else beside them (``_redeliver_alone``), so a job that
+kills its worker does not take the jobs it was sent with down with it each time.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from taskiq.receiver import Receiver
 from taskiq_redis import RedisStreamBroker
 
 from core.logging import get_logger
+from tasks.runtime.deadletters import park, queue_of_stream, record_delivery
 from tasks.runtime.queues import stream_name
 
 log = get_logger(__name__)
@@ -66,6 +74,7 @@ class ReliableStreamBroker(RedisStreamBroker):
         queues: Sequence[str],
         redelivery_idle_seconds: float,
         claim_interval_seconds: float | None = None,
+        dead_letter_after: int = 0,
         **kwargs: Any,
     ) -> None:
         streams = [stream_name(q) for q in queues]
@@ -84,6 +93,10 @@ class ReliableStreamBroker(RedisStreamBroker):
         # another worker while it is still running. A dead worker stops beating.
         self._in_flight: dict[str, set[Any]] = {stream: set() for stream in streams}
         self._heartbeat: asyncio.Task[None] | None = None
+        # Deliveries without an acknowledgement after which a message is parked (0: never).
+        self.dead_letter_after = dead_letter_after
+        # Called with (queue, reason) for each job parked here (the worker counts them).
+        self.on_park: Callable[[str, str], None] | None = None
 
     async def _declare_consumer_group(self) -> None:
         async with Redis(connection_pool=self.connection_pool) as conn:
@@ -172,7 +185,71 @@ class ReliableStreamBroker(RedisStreamBroker):
                             continue
                         yield found
 
+    async def _idle_pending(self, conn: Redis, stream: str) -> dict[Any, tuple[str, int]]:
+        """Messages of ``stream`` idle past the redelivery time: id -> (consumer, deliveries)."""
+        found: dict[Any, tuple[str, int]] = {}
+        start: Any = "-"
+        while True:
+            page = await conn.xpending_range(
+                stream,
+                self.consumer_group_name,
+                min=start,
+                max="+",
+                count=self.unacknowledged_batch_size,
+                idle=self.idle_timeout,
+            )
+            for entry in page:
+                found[entry["message_id"]] = (_text(entry["consumer"]), int(entry["times_delivered"]))
+            if len(page) < self.unacknowledged_batch_size:
+                return found
+            start = "(" + _text(page[-1]["message_id"])
+
+    async def _park_exhausted(self, conn: Redis, stream: str, idle: dict[Any, tuple[str, int]]) -> None:
+        """Park the idle messages already delivered ``dead_letter_after`` times."""
+        for msg_id, (consumer, deliveries) in idle.items():
+            if deliveries < self.dead_letter_after:
+                continue
+            # XCLAIM with the idle condition: of two workers parking at once, one gets it.
+            claimed = await conn.xclaim(
+                stream,
+                self.consumer_group_name,
+                self.consumer_name,
+                min_idle_time=self.idle_timeout,
+                message_ids=[msg_id],
+            )
+            if not claimed:
+                continue
+            fields: Any = claimed[0][1] or {}  # redis-py types the reply loosely: (id, fields) pairs
+            data = fields.get(b"data")
+            if data is None:
+                await conn.xack(stream, self.consumer_group_name, msg_id)
+                continue
+            queue = queue_of_stream(stream)
+            dead_id = await park(
+                conn,
+                queue=queue,
+                data=data,
+                reason="deliveries",
+                deliveries=deliveries,
+                source=(stream, self.consumer_group_name, _text(msg_id)),
+                consumer=consumer,
+            )
+            log.error(
+                "message parked in the dead letters: delivered too often without an acknowledgement",
+                stream=stream,
+                deliveries=deliveries,
+                dead_letter_id=dead_id,
+            )
+            if self.on_park is not None:
+                self.on_park(queue, "deliveries")
+
     async def _claim_idle(self, conn: Redis, stream: str) -> AsyncGenerator[AckableMessage, None]:
+        if self.dead_letter_after > 0:
+            idle = await self._idle_pending(conn, stream)
+            await self._park_exhausted(conn, stream, idle)
+            async for alone in self._redeliver_alone(conn, stream, idle):
+                yield alone
+            return
         start = "0-0"
         while True:
             reply = await conn.xautoclaim(
@@ -193,3 +270,53 @@ class ReliableStreamBroker(RedisStreamBroker):
                 yield message
             if start in (b"0-0", "0-0"):
                 return
+
+    async def _redeliver_alone(
+        self, conn: Redis, stream: str, idle: dict[Any, tuple[str, int]]
+    ) -> AsyncGenerator[AckableMessage, None]:
+        """Redeliver a dead worker's messages one at a time, each with nothing else running here.
+
+        One of them may be what killed that worker. Run beside other jobs, it would kill them too
+        and count a delivery against each of them, until they were all parked with it; alone, it
+        kills only itself, and the others it was sent with run to completion. New messages wait
+        meanwhile (redeliveries are rare: they follow a worker's death).
+        """
+        yielded = False
+        for msg_id, (consumer, deliveries) in idle.items():
+            if deliveries >= self.dead_letter_after:
+                continue  # parked (or left to whoever parked it)
+            await self._drain()
+            # XCLAIM with the idle condition: another worker may have taken it meanwhile.
+            claimed = await conn.xclaim(
+                stream,
+                self.consumer_group_name,
+                self.consumer_name,
+                min_idle_time=self.idle_timeout,
+                message_ids=[msg_id],
+            )
+            if not claimed:
+                continue
+            fields: Any = claimed[0][1]  # redis-py types the reply loosely: (id, fields) pairs
+            message = self._message(stream, msg_id, fields)
+            if message is None:
+                await conn.xack(stream, self.consumer_group_name, msg_id)
+                continue
+            await record_delivery(conn, stream, _text(msg_id), consumer)
+            log.warning(
+                "redelivering a message a worker did not finish", stream=stream, deliveries=deliveries
+            )
+            yielded = True
+            yield message
+        if yielded:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait until no message of this worker is running (at most the redelivery idle time)."""
+        deadline = time.monotonic() + self.idle_timeout / 1000
+        # Polled: messages leave the in-flight sets from several places (ack, release, heartbeat).
+        while any(self._in_flight.values()) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 
 import anyio
@@ -99,3 +100,13 @@ async def fail_when_told(folder: str) -> str:
             await asyncio.sleep(0.05)
         raise RuntimeError("planned failure")
     return "done"
+
+
+@queue_task("critical", "test.poison")
+async def poison(key: str, resources: Resources) -> int:
+    """Kills its worker process (as a crash or an out-of-memory kill would) while ``key:armed``
+    exists; every delivery appends its process id to ``key:pids``. Disarmed, it completes."""
+    await resources.redis.rpush(f"{key}:pids", os.getpid())
+    if await resources.redis.exists(f"{key}:armed"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return int(await resources.redis.incr(f"{key}:done"))

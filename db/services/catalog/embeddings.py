@@ -7,6 +7,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.page_versions import touch_product
 from db.models import ProductImage
 
 
@@ -23,11 +24,14 @@ def store_embedding(image: ProductImage, vector: list[float], model: str) -> Non
     image.embedding_model = model
     image.embedding_status = "ready"
     image.error = None
+    # Similar items and search by photo now rank this product.
+    touch_product(image.product_id)
 
 
 def fail_embedding(image: ProductImage, reason: str) -> None:
     image.embedding_status = "failed"
     image.error = reason[:2000]
+    touch_product(image.product_id, listing=False)
 
 
 async def pending_image_ids(session: AsyncSession, *, after: UUID | None, limit: int) -> list[UUID]:

@@ -12,6 +12,7 @@ from core.adapters.images import inspect_image, make_thumbnail, strip_metadata
 from core.adapters.storage import MediaStorage
 from core.ids import new_id
 from core.jobs import defer
+from core.page_versions import touch_product
 from core.settings import Settings
 from core.task_names import EMBED_IMAGE, PROCESS_IMAGE
 from db.models import Product, ProductImage, Vendor
@@ -69,6 +70,7 @@ async def upload_image(
     )
     session.add(image)
     await session.flush()
+    touch_product(product.id, listing=False)
     defer(PROCESS_IMAGE, str(image.id), durable=True)
     defer(EMBED_IMAGE, str(image.id), durable=True)
     return image
@@ -95,4 +97,5 @@ async def process_image(session: AsyncSession, storage: MediaStorage, image_id: 
     if product is not None and (product.thumbnail_key is None or image.position == 0):
         product.thumbnail_key = thumbnails["small"]
     await session.flush()
+    touch_product(image.product_id)
     return "done"

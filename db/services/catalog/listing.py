@@ -278,7 +278,7 @@ _DETAIL = text(
     """
 SELECT p.id, p.title, p.slug, p.description, p.status, p.currency, p.price_amount, p.min_price,
        p.in_stock, p.attributes, p.category_id, p.thumbnail_key, p.rating_count, p.rating_sum,
-       p.created_at, p.updated_at, ve.id AS vendor_id, ve.name AS vendor_name, b.name AS brand,
+       p.created_at, p.updated_at, p.is_listed, ve.id AS vendor_id, ve.name AS vendor_name, b.name AS brand,
        COALESCE((SELECT json_agg(json_build_object(
                     'id', v.id, 'sku', v.sku, 'size', v.size, 'color', v.color,
                     'price_amount', COALESCE(v.price_amount, p.price_amount), 'stock', v.stock)

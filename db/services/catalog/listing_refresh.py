@@ -7,6 +7,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.page_versions import touch_product, touch_shared
+
 # One statement for one product or a whole store. The search document weighs the title (A) over
 # brand and category names (B) over the description (C).
 _REFRESH = """
@@ -47,9 +49,13 @@ async def refresh_listing(
     ``search_vector`` up to date for one product, every product of a store, or of many stores."""
     if vendor_ids is not None:
         await session.execute(text(_REFRESH.format(where="p2.vendor_id = ANY(:keys)")), {"keys": vendor_ids})
+        touch_shared()
     elif product_id is not None:
         await session.execute(text(_REFRESH.format(where="p2.id = :key")), {"key": product_id})
+        touch_product(product_id)
     elif vendor_id is not None:
         await session.execute(text(_REFRESH.format(where="p2.vendor_id = :key")), {"key": vendor_id})
+        # Every page of the store changes (its status or name): the counter they all share.
+        touch_shared()
     else:
         raise ValueError("refresh_listing needs a product or a vendor")

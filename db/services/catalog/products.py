@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.ids import new_id
+from core.page_versions import touch_product
 from core.rules.attributes import attribute_problems
 from core.rules.measurements import PLAUSIBLE_CM
 from db.models import Category, Product, SizeChartRow, Variant, Vendor
@@ -291,6 +292,7 @@ async def put_size_chart(
     ]
     session.add_all(created)
     await session.flush()
+    touch_product(product.id, listing=False)
     return created
 
 

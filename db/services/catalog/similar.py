@@ -17,7 +17,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import ScalarSelect, Subquery
 
-from core.adapters.images import UnusableImage, inspect_image, make_thumbnail
+from core.adapters.images import shrink_checked
 from core.rules.photo_search import QueryEmbedder
 from core.settings import Settings
 from db.models import Product, ProductImage
@@ -112,18 +112,14 @@ async def search_by_photo(
 
 
 def _query_image(data: bytes, settings: Settings) -> bytes:
-    """The checked photo, shrunk for the worker (runs in a thread)."""
-    inspect_image(
+    """The checked photo, shrunk for the worker from one decode (runs in a thread)."""
+    return shrink_checked(
         data,
+        QUERY_IMAGE_SIDE,
         max_bytes=settings.max_image_bytes,
         max_pixels=settings.max_image_pixels,
         min_side=settings.min_image_side,
     )
-    try:
-        return make_thumbnail(data, QUERY_IMAGE_SIDE)
-    except (OSError, SyntaxError, ValueError) as exc:
-        # The check decodes JPEGs at 1/8 scale, which can miss damage a full decode finds.
-        raise UnusableImage(f"The image is damaged or incomplete ({type(exc).__name__}).") from None
 
 
 def first_embedding(product_id: UUID) -> ScalarSelect[Any]:

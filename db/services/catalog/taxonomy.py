@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidInput
+from core.page_versions import touch_catalog
 from db.models import Brand, Category
 from db.pagination import Page, keyset_page
 from db.services.catalog.text import slugify
@@ -127,4 +128,5 @@ async def find_or_create_brand(session: AsyncSession, name: str) -> Brand:
     )
     brand = await session.scalar(select(Brand).where(Brand.slug == slug))
     assert brand is not None
+    touch_catalog()
     return brand

@@ -18,6 +18,7 @@ from db.services.identity import audit
 from db.services.identity.base import IdentityService
 from db.services.identity.codes import consume_code
 from db.services.identity.errors import WeakPassword
+from db.services.identity.sessions import LOGIN_FAILURES
 from db.services.identity.users import normalise_email
 
 
@@ -76,31 +77,46 @@ class AccountService(IdentityService):
         task decides whether there is anyone to write to), so the answer and its timing do not
         tell whether an account exists.
 
+        Sends are counted per (client address, email), so one address asking again and again
+        is refused without using up the owner's, and per email (looser) so no one can flood a
+        mailbox from many addresses.
+
         Raises:
-            RateLimited: too many requests for this email or from this IP (429).
+            RateLimited: too many requests from this address (or this logged-in user), for this
+                email from this address, or for this email (429).
         """
         email = normalise_email(email)
-        if self.client.ip:
+        s = self.settings
+        if self.client.caller:
             await self.limiter.hit(
                 "otp-request-ip",
-                self.client.ip,
-                limit=self.settings.otp_max_requests_per_ip,
-                window=self.settings.otp_window_seconds,
+                self.client.caller,
+                limit=s.otp_max_requests_per_ip,
+                window=s.otp_window_seconds,
             )
-        await self.limiter.hit(
-            f"otp-send-{purpose}",
-            subject(email),
-            limit=self.settings.otp_max_sends_per_email,
-            window=self.settings.otp_window_seconds,
+        await self._limit_per_source_and_email(
+            f"otp-send-{purpose}", email, s.otp_max_sends_per_source_email, s.otp_max_sends_per_email
         )
         defer(SEND_CODE, email, purpose, durable=True)
 
+    async def _limit_per_source_and_email(
+        self, bucket: str, email: str, per_source: int, per_email: int
+    ) -> None:
+        """Count one attempt for ``email`` from this address, then for ``email`` from anywhere. The
+        address's own bound comes first, so an address past it is refused without counting
+        against the looser bound the owner shares."""
+        who = subject(email)
+        window = self.settings.otp_window_seconds
+        source = subject(self.client.ip or "unknown")
+        await self.limiter.hit(f"{bucket}-source", f"{source}:{who}", limit=per_source, window=window)
+        await self.limiter.hit(bucket, who, limit=per_email, window=window)
+
     async def _limit_verifications(self, email: str) -> None:
-        await self.limiter.hit(
-            "otp-verify",
-            subject(email),
-            limit=self.settings.otp_max_verifications_per_email,
-            window=self.settings.otp_window_seconds,
+        """Code checks per (address, email) and per email; codes also burn after
+        ``OTP_MAX_ATTEMPTS`` wrong tries, which is what stops guessing."""
+        s = self.settings
+        await self._limit_per_source_and_email(
+            "otp-verify", email, s.otp_max_verifications_per_source_email, s.otp_max_verifications_per_email
         )
 
     async def verify_email(self, email: str, code: str) -> User:
@@ -121,6 +137,8 @@ class AccountService(IdentityService):
 
         Raises:
             WeakPassword (422), InvalidCode (400), RateLimited (429).
+
+        A reset also forgets every failed login for the account, from every address.
         """
         email = normalise_email(email)
         await self._limit_verifications(email)
@@ -137,3 +155,7 @@ class AccountService(IdentityService):
         )
         self.audit.record(audit.PASSWORD_RESET, user_id=user.id, sessions_revoked=revoked.rowcount)  # type: ignore[attr-defined]
         await self.session.flush()
+        # Whoever failed to log in before no longer has to wait: the password they were
+        # guessing is gone. (Redis is not rolled back with the transaction; a failed commit
+        # after this only means failures were forgotten early.)
+        await self.limiter.forgive_all(LOGIN_FAILURES, subject(email))

@@ -15,16 +15,25 @@ from db.pagination import Page, keyset_page
 
 
 class ClientInfo(msgspec.Struct, frozen=True):
-    """Where a request came from, for the audit log and per-IP limits."""
+    """Where a request came from (and who sent it, when logged in), for the audit log and limits."""
 
     ip: str | None = None
     user_agent: str | None = None
+    user_id: UUID | None = None
+
+    @property
+    def caller(self) -> str | None:
+        """Whom a per-caller limit counts against: a logged-in user's account (never the address,
+        which thousands may share), else the address; None when neither is known."""
+        if self.user_id is not None:
+            return f"user:{self.user_id}"
+        return f"ip:{self.ip}" if self.ip else None
 
 
 # Event types (stable strings: dashboards and alerts key on them).
 LOGIN_SUCCEEDED = "login_succeeded"
 LOGIN_FAILED = "login_failed"
-LOGIN_LOCKED = "login_locked"
+LOGIN_THROTTLED = "login_throttled"
 LOGIN_UNVERIFIED = "login_unverified"
 REFRESH_REUSED = "refresh_token_reused"
 LOGGED_OUT = "logged_out"

@@ -53,10 +53,11 @@ class InvalidRefreshToken(NotAuthenticated):
     preserve_changes = True
 
 
-class AccountLocked(RateLimited):
-    """Too many failed logins for the account; the lockout itself is audited (kept)."""
+class LoginThrottled(RateLimited):
+    """This address failed too often for the account and must wait; the refusal is audited (kept).
+    Only the failing address waits: the account itself is never locked."""
 
-    code = "account_locked"
+    code = "login_throttled"
     preserve_changes = True
 
 

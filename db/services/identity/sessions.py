@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.passwords import PasswordHasher, needs_rehash
-from core.adapters.ratelimit import RateLimiter, subject
+from core.adapters.ratelimit import Backoff, RateLimiter, subject
 from core.adapters.tokens import TokenSigner, hash_refresh_token, new_refresh_token
 from core.errors import RateLimited
 from core.ids import new_id
@@ -21,16 +21,27 @@ from db.services.identity import audit
 from db.services.identity.audit import ClientInfo
 from db.services.identity.base import IdentityService
 from db.services.identity.errors import (
-    AccountLocked,
     EmailNotVerified,
     InvalidCredentials,
     InvalidRefreshToken,
+    LoginThrottled,
     SessionNotFound,
 )
 from db.services.identity.users import normalise_email
 
 LOGIN_FAILURES = "login-failures"
 LOGIN_IP = "login-ip"
+
+
+def login_backoff(settings: Settings) -> Backoff:
+    """How failed logins of one address for one account slow that address down (LOGIN_* settings)."""
+    return Backoff(
+        free=settings.login_free_failures_per_source,
+        base=settings.login_backoff_base_seconds,
+        cap=settings.login_backoff_max_seconds,
+        memory=settings.login_failure_window_seconds,
+        ceiling=settings.login_max_failures_per_account,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,34 +100,44 @@ class SessionService(IdentityService):
     async def login(self, email: str, password: str) -> TokenPair:
         """Check the password and open a session.
 
+        Failures slow down the (account, client address) pair that made them, never the account
+        as a whole (see :func:`login_backoff`): someone guessing from elsewhere cannot keep the
+        owner out. Unknown emails are counted the same way, so the answers do not tell whether
+        an account exists.
+
         Raises:
-            RateLimited: too many attempts from this IP, or too many failures for this account
-                within the window (429, also for the right password: the account is locked).
+            RateLimited: too many attempts from this address (or this logged-in user) (429).
+            LoginThrottled: this address must wait after failing for this account (429 with
+                Retry-After, also for the right password; it is not checked).
             InvalidCredentials: unknown email or wrong password, indistinguishably (401).
             EmailNotVerified: right password, email not verified yet (403).
         """
         email = normalise_email(email)
         who = subject(email)
+        source = self.client.ip or "unknown"
         s = self.settings
-        if self.client.ip:
+        if self.client.caller:
             await self.limiter.hit(
-                LOGIN_IP, self.client.ip, limit=s.login_max_attempts_per_ip, window=s.login_ip_window_seconds
+                LOGIN_IP,
+                self.client.caller,
+                limit=s.login_max_attempts_per_ip,
+                window=s.login_ip_window_seconds,
             )
         user = await self.users.by_email(email)
         try:
-            await self.limiter.check(LOGIN_FAILURES, who, limit=s.login_max_failures_per_account)
-        except RateLimited as locked:
-            self.audit.record(audit.LOGIN_LOCKED, user_id=user.id if user else None, email_hash=who)
-            raise AccountLocked(
-                "Too many failed logins. Try again later or reset your password.",
-                retry_after=locked.retry_after,
+            await self.limiter.attempt(LOGIN_FAILURES, who, source, login_backoff(s))
+        except RateLimited as waiting:
+            self.audit.record(audit.LOGIN_THROTTLED, user_id=user.id if user else None, email_hash=who)
+            raise LoginThrottled(
+                "Too many failed logins for this account from your address. Try again after the "
+                "time in Retry-After, or reset your password.",
+                retry_after=waiting.retry_after,
             ) from None
         if not await self.hasher.verify(user.password_hash if user else None, password):
-            await self.limiter.count(LOGIN_FAILURES, who, window=s.login_failure_window_seconds)
             self.audit.record(audit.LOGIN_FAILED, user_id=user.id if user else None, email_hash=who)
             raise InvalidCredentials("The email or password is incorrect.")
         assert user is not None  # verify() never accepts a missing hash
-        await self.limiter.reset(LOGIN_FAILURES, who)
+        await self.limiter.succeeded(LOGIN_FAILURES, who, source)
         if not user.is_verified:
             self.audit.record(audit.LOGIN_UNVERIFIED, user_id=user.id)
             raise EmailNotVerified("Verify your email address with the code we sent before logging in.")

@@ -9,6 +9,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import select, update
 from sqlalchemy.sql.functions import now
 
+from core.page_versions import touch_reviewers
 from db.models import RefreshToken, User
 from db.pagination import Page, keyset_page
 from db.services.identity import audit
@@ -51,6 +52,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         if full_name is not None and full_name != user.full_name:
             user.full_name = full_name
             changed.append("full_name")
+            touch_reviewers()
         if clear_phone or (phone is not None and phone != user.phone):
             user.phone = None if clear_phone else phone
             changed.append("phone")

@@ -14,6 +14,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.page_versions import touch_product
+
 _RESERVE = text(
     "UPDATE variants SET stock = stock - :q, reserved = reserved + :q, updated_at = now() "
     "WHERE id = :id AND stock >= :q RETURNING product_id"
@@ -36,6 +38,7 @@ _REFRESH_IN_STOCK = text(
         FROM unnest(CAST(:ids AS uuid[])) AS pid
     ) AS s
     WHERE p.id = s.id AND p.in_stock IS DISTINCT FROM s.in_stock
+    RETURNING p.id
     """
 )
 
@@ -92,6 +95,12 @@ async def restock(session: AsyncSession, quantities: Mapping[UUID, int]) -> None
 
 
 async def refresh_in_stock(session: AsyncSession, product_ids: Iterable[UUID]) -> None:
+    """Bring the products' in-stock flag up to date after their variants' stock moved."""
     ids = sorted(set(product_ids))
     if ids:
-        await session.execute(_REFRESH_IN_STOCK, {"ids": ids})
+        flipped = (await session.scalars(_REFRESH_IN_STOCK, {"ids": ids})).all()
+        # Every page shows its variants' stock; listings only the flag, so only a flip
+        # changes them.
+        touch_product(*ids, listing=False)
+        if flipped:
+            touch_product(*flipped)

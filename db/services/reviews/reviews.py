@@ -16,6 +16,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.page_versions import touch_product
 from core.rules.orders import SOLD
 from db.models import Order, OrderLine, Product, Review, User
 from db.pagination import cursor_id, encode_cursor
@@ -201,6 +202,7 @@ async def delete_my_review(session: AsyncSession, user_id: UUID, product_id: UUI
 
 
 async def _adjust_summary(session: AsyncSession, product_id: UUID, *, count: int, total: int) -> None:
+    touch_product(product_id, listing=False)
     # Relative update in SQL: the row lock serialises concurrent reviews of the product, and each
     # adds its own delta to whatever the last committed value is.
     await session.execute(
