@@ -6,7 +6,10 @@ from Redis (one MGET) and looks the page up in this process's cache under the re
 query; a page stored under the same counter values is answered without running the handler, a
 304 when the client's ``If-None-Match`` names its ETag. Otherwise the handler runs and its 200
 is stored under the counter values read *before* it ran: a write commits before it bumps, so the
-stored body is never older than the versions it is filed under.
+stored body is never older than the versions it is filed under. With a read replica that alone
+is not enough (the replica may not have replayed the write yet): the versions are read with the
+WAL position the last bump stored, and the handler's replica reads must be at or past it
+(db/replica.py), else they run on the primary.
 
 The ETag is a hash of the body, so two processes that built the same page give the same tag and
 a 304 is only ever an answer for identical bytes. Answers the handler marked itself (any
