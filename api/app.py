@@ -23,7 +23,13 @@ from taskiq import AsyncBroker
 
 from api.auth import BearerAuthMiddleware, provide_principal
 from api.catalog.controllers import CatalogController, VendorsController
-from api.dependencies import provide_client_info, provide_db_session, provide_read_session, provide_resources
+from api.dependencies import (
+    provide_client_info,
+    provide_db_session,
+    provide_read_session,
+    provide_replica_session,
+    provide_resources,
+)
 from api.errors import exception_handlers
 from api.fit.controllers import FitController
 from api.fulfilment.controllers import StaffFulfilmentsController, VendorFulfilmentsController
@@ -67,6 +73,7 @@ from core.logging import configure_logging, get_logger
 from core.page_versions import PageVersions
 from core.settings import Settings, get_settings
 from db.engine import Database, create_database
+from db.replica import Fences
 from db.services.subscribers import register_all
 from tasks.runtime.dispatch import BrokerDispatcher
 from tasks.runtime.factory import build_broker, redis_url_for
@@ -109,6 +116,8 @@ def _build_resources(
     if payments is None:
         payments = build_payment_provider(settings)
         owned.add("payments")
+    if database.replica is not None:
+        database.replica.attach_fences(Fences(redis, settings.database_replica_fence_seconds))
     return AppResources(
         settings=settings,
         db=database,
@@ -227,6 +236,8 @@ def _dependencies() -> dict[str, Provide]:
         "db_session": Provide(provide_db_session),
         # Read-only handlers: statements without a transaction around them.
         "read_session": Provide(provide_read_session),
+        # Catalog reads and vector searches in a transaction (SET LOCAL): on the replica if any.
+        "replica_session": Provide(provide_replica_session),
         "client": Provide(provide_client_info, sync_to_thread=False),
         "principal": Provide(provide_principal, sync_to_thread=False),
     }

@@ -17,6 +17,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
 from core.adapters.tokens import InvalidToken, TokenSigner, VerifiedTokens
+from db.replica import reading_as
 
 if TYPE_CHECKING:
     from litestar.handlers.base import BaseRouteHandler
@@ -43,10 +44,16 @@ class BearerAuthMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.tokens = VerifiedTokens(TokenSigner(settings))
+        # With a replica, an authenticated caller's replica reads respect their own last write.
+        self.fenced_reads = settings.database_replica_url is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            scope["user"] = self._principal(scope)
+            principal = scope["user"] = self._principal(scope)
+            if self.fenced_reads and principal is not None:
+                with reading_as(principal.user_id):
+                    await self.app(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
     def _principal(self, scope: Scope) -> Principal | None:

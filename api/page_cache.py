@@ -6,7 +6,10 @@ from Redis (one MGET) and looks the page up in this process's cache under the re
 query; a page stored under the same counter values is answered without running the handler, a
 304 when the client's ``If-None-Match`` names its ETag. Otherwise the handler runs and its 200
 is stored under the counter values read *before* it ran: a write commits before it bumps, so the
-stored body is never older than the versions it is filed under.
+stored body is never older than the versions it is filed under. With a read replica that alone
+is not enough (the replica may not have replayed the write yet): the versions are read with the
+WAL position the last bump stored, and the handler's replica reads must be at or past it
+(db/replica.py), else they run on the primary.
 
 The ETag is a hash of the body, so two processes that built the same page give the same tag and
 a 304 is only ever an answer for identical bytes. Answers the handler marked itself (any
@@ -32,6 +35,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from redis.exceptions import RedisError
 
 from core.page_versions import CATALOG, REVIEWERS, SHARED, product_key
+from db.replica import reading_from
 
 if TYPE_CHECKING:
     from litestar.types import (
@@ -197,8 +201,13 @@ class PublicPageMiddleware:
             await self.app(scope, receive, send)
             return
         resources: AppResources = Litestar.from_scope(scope).state.resources
+        keys = self.version_keys(scope.get("path_params") or {})
+        position = None
         try:
-            versions = await resources.versions.read(self.version_keys(scope.get("path_params") or {}))
+            if resources.db.replica is None:
+                versions = await resources.versions.read(keys)
+            else:
+                versions, position = await resources.versions.read_with_position(keys)
         except (RedisError, OSError):
             await self.app(scope, receive, send)
             return
@@ -206,6 +215,18 @@ class PublicPageMiddleware:
         if page is not None:
             await _answer(page, scope, send)
             return
+        if position is not None:
+            # Built from a replica, the page must hold the writes its versions count.
+            with reading_from(position):
+                await self._build(scope, receive, send, (resources, key, versions))
+            return
+        await self._build(scope, receive, send, (resources, key, versions))
+
+    async def _build(
+        self, scope: Scope, receive: Receive, send: Send, filing: tuple[AppResources, str, tuple[int, ...]]
+    ) -> None:
+        """Run the handler; store its answer under ``filing`` (key and versions) if it may be."""
+        resources, key, versions = filing
         starts: list[HTTPResponseStartEvent] = []
         chunks: list[bytes] = []
 

@@ -34,6 +34,14 @@ PREFIX = "fashionistar:pv"
 CATALOG = f"{PREFIX}:catalog"
 SHARED = f"{PREFIX}:shared"
 REVIEWERS = f"{PREFIX}:reviewers"
+# With a read replica: the primary's WAL position after the latest bumped write. A page built
+# under counters read together with it must be read at or past it (db/replica.py).
+WRITTEN_POSITION = f"{PREFIX}:written-position"
+# Raise the stored position, never lower it (writers finish in any order).
+_RAISE = (
+    "local c = tonumber(redis.call('get', KEYS[1]) or '0') "
+    "if c < tonumber(ARGV[1]) then redis.call('set', KEYS[1], ARGV[1]) end"
+)
 # A product's counter is dropped after a week without a change; a page cached under its old
 # value is long gone by then (cached pages live at most a minute).
 _PRODUCT_KEY_TTL_SECONDS = 7 * 24 * 3600
@@ -91,13 +99,30 @@ class PageVersions:
         values = await self._redis.mget(keys)
         return tuple(int(v) if v is not None else 0 for v in values)
 
-    async def bump(self, keys: Sequence[str]) -> None:
+    async def read_with_position(self, keys: Sequence[str]) -> tuple[tuple[int, ...], int | None]:
+        """:meth:`read`, and the written position that goes with those values (None before any
+        write with one), in the same round trip.
+
+        Raises:
+            RedisError, OSError: Redis is unreachable (the caller serves without caching).
+        """
+        values = await self._redis.mget([*keys, WRITTEN_POSITION])
+        position = values.pop()
+        return tuple(int(v) if v is not None else 0 for v in values), int(position) if position else None
+
+    async def bump(self, keys: Sequence[str], position: int | None = None) -> None:
         """Increment the counters, in one round trip. Never raises: the data is committed
-        already; a failed bump leaves cached pages stale until they expire (a minute at most)."""
+        already; a failed bump leaves cached pages stale until they expire (a minute at most).
+
+        ``position`` (with a read replica): the primary's WAL position after the write, stored
+        before the counters move, so whoever reads a new value also reads a position at or past
+        the write."""
         if not keys:
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
+                if position is not None:
+                    pipe.eval(_RAISE, 1, WRITTEN_POSITION, position)
                 for key in keys:
                     pipe.incr(key)
                     if key.startswith(f"{PREFIX}:product:"):

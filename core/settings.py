@@ -25,6 +25,7 @@ from core.settings_checks import (
     check_limits,
     check_private_storage,
     check_production,
+    check_replica,
     refuse_published_secrets,
 )
 from core.settings_parsing import coerce, dec_hook, read_dotenv, required, strip_credentials
@@ -65,6 +66,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Behind PgBouncer in transaction mode prepared statements cannot be cached per connection.
     db_pgbouncer: bool = False
     db_echo: bool = False
+    # A streaming replica for catalog reads and vector searches (unset: every read on the primary,
+    # no second pool). A read goes to the primary instead while the replica is down, replays more
+    # than DATABASE_REPLICA_MAX_LAG_MS behind, or has not yet replayed the reader's own last write
+    # (remembered in Redis for DATABASE_REPLICA_FENCE_SECONDS). Its state is asked at most every
+    # DATABASE_REPLICA_CHECK_MS per process.
+    database_replica_url: str | None = None
+    database_replica_max_lag_ms: int = 2_000
+    database_replica_check_ms: int = 50
+    database_replica_fence_seconds: int = 30
 
     # --- Redis ----------------------------------------------------------------------------
     redis_url: str | None = None
@@ -360,6 +370,7 @@ def load_settings(environ: dict[str, str] | None = None, *, dotenv: Path | None 
     if any(len(secret) < 32 for _, secret in settings.jwt_keys()) and settings.is_production:
         raise SettingsError("JWT signing keys (or SECRET_KEY) must be at least 32 characters")
     check_private_storage(settings)
+    check_replica(settings)
     check_limits(settings)
     refuse_published_secrets(settings)
     if settings.is_production:

@@ -26,6 +26,16 @@ def check_private_storage(settings: Settings) -> None:
         raise SettingsError("PRIVATE_MEDIA_DIR must not be inside MEDIA_DIR (which is served publicly)")
 
 
+def check_replica(settings: Settings) -> None:
+    """The replica's timings must be usable numbers (only read when a replica is configured)."""
+    if settings.database_replica_max_lag_ms < 1:
+        raise SettingsError("DATABASE_REPLICA_MAX_LAG_MS must be at least 1")
+    if settings.database_replica_check_ms < 0:
+        raise SettingsError("DATABASE_REPLICA_CHECK_MS must not be negative")
+    if settings.database_replica_fence_seconds < 1:
+        raise SettingsError("DATABASE_REPLICA_FENCE_SECONDS must be at least 1")
+
+
 def check_limits(settings: Settings) -> None:
     """Limits and backoff that make sense together (each a positive number; a per-source bound
     no looser than its per-email one; failures remembered at least as long as the longest wait)."""

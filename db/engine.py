@@ -8,14 +8,17 @@ transaction mode requires.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
+from uuid import UUID
 
 import asyncpg
 import msgspec
+from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
@@ -23,6 +26,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from core.logging import get_logger
 from core.settings import Settings
+from db.replica import REPLICA_READ_ERRORS, WRITTEN_SQL, Replica
 
 log = get_logger(__name__)
 
@@ -48,9 +52,50 @@ class Database:
     # trips fewer), each seeing the latest committed data. Not for code that relies on
     # transaction-local settings (SET LOCAL) or on one snapshot across several queries.
     read_session_maker: async_sessionmaker[AsyncSession] | None = None
+    # The streaming replica (``DATABASE_REPLICA_URL``) that reads asking for it may go to; None
+    # without one, and then those reads are the primary's, as any other.
+    replica: Replica | None = None
 
     def reader(self) -> async_sessionmaker[AsyncSession]:
         return self.read_session_maker or self.session_maker
+
+    async def replica_reader(self) -> async_sessionmaker[AsyncSession]:
+        """``reader()`` of the replica when it may serve the current request (see db/replica.py),
+        else the primary's own."""
+        if self.replica is not None and await self.replica.usable():
+            return self.replica.database.reader()
+        return self.reader()
+
+    async def replica_session_maker(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions in a transaction (for reads that use SET LOCAL), on the replica when it may
+        serve the current request, else on the primary. Never for writes."""
+        if self.replica is not None and await self.replica.usable():
+            return self.replica.database.session_maker
+        return self.session_maker
+
+    async def written_position(self) -> int | None:
+        """The primary's WAL position now (after a commit: at or past it), for page versions
+        (core.page_versions); None without a replica (no query), or when it cannot be read."""
+        if self.replica is None:
+            return None
+        try:
+            position: int = await self._read(lambda conn: conn.fetchval(WRITTEN_SQL))
+        except _BROKEN_CONNECTION as exc:
+            log.warning("write position not read for page versions", error=repr(exc))
+            return None
+        return position
+
+    async def note_write(self, user_id: UUID) -> None:
+        """After a commit by ``user_id``: their replica reads go to the primary until the replica
+        has replayed this far. Nothing without a replica; a failure is logged, never raised (the
+        write is committed; its author may then briefly read the replica's older data)."""
+        if self.replica is None or self.replica.fences is None:
+            return
+        try:
+            lsn = await self._read(lambda conn: conn.fetchval(WRITTEN_SQL))
+            await self.replica.fences.remember(user_id, lsn)
+        except _FENCE_ERRORS as exc:
+            log.warning("write position not remembered for read-your-writes", error=repr(exc))
 
     @asynccontextmanager
     async def raw_reader(self) -> AsyncIterator[asyncpg.Connection]:
@@ -78,17 +123,28 @@ class Database:
         finally:
             await greenlet_spawn(fairy.close)
 
-    async def fetch_row(self, sql: str, *args: Any) -> asyncpg.Record | None:
+    async def fetch_row(self, sql: str, *args: Any, replica: bool = False) -> asyncpg.Record | None:
         """One row of a read-only statement (``$n`` parameters), as :meth:`fetch` reads."""
-        return await self._read(lambda conn: conn.fetchrow(sql, *args))
+        return await self._routed(lambda conn: conn.fetchrow(sql, *args), replica)
 
-    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async def fetch(self, sql: str, *args: Any, replica: bool = False) -> list[asyncpg.Record]:
         """Every row of a read-only statement (``$n`` parameters) on a ``raw_reader`` connection.
         A connection the server dropped while it sat in the pool (restart, failover, idle
         timeout) fails its first statement; the read is then tried once more on a fresh
         connection, so only an outage that lasts is an error (503).
+
+        ``replica``: the read may be served by the replica (catalog reads, vector searches; see
+        db/replica.py); when the replica fails it, the primary serves it.
         """
-        return await self._read(lambda conn: conn.fetch(sql, *args))
+        return await self._routed(lambda conn: conn.fetch(sql, *args), replica)
+
+    async def _routed(self, statement: Callable[[asyncpg.Connection], Awaitable[_T]], replica: bool) -> _T:
+        if replica and self.replica is not None and await self.replica.usable():
+            try:
+                return await self.replica.database._read(statement)
+            except REPLICA_READ_ERRORS as exc:
+                self.replica.failed(exc)
+        return await self._read(statement)
 
     async def _read(self, statement: Callable[[asyncpg.Connection], Awaitable[_T]]) -> _T:
         try:
@@ -101,6 +157,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.database.dispose()
 
 
 # Errors after which a connection is not used again: the above, the socket's own, and asyncpg's
@@ -110,6 +168,7 @@ _BROKEN_CONNECTION: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.InternalClientError,
 )
+_FENCE_ERRORS: tuple[type[BaseException], ...] = (*_BROKEN_CONNECTION, RedisError)
 
 
 def _driver(fairy: PoolProxiedConnection) -> asyncpg.Connection:
@@ -131,7 +190,9 @@ def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
-def engine_options(settings: Settings, role: ProcessRole) -> dict[str, Any]:
+def engine_options(settings: Settings, role: ProcessRole, *, replica: bool = False) -> dict[str, Any]:
+    """Pool and connection options of ``role``'s engine (``replica``: of its replica engine,
+    shown as ``fashionistar-<role>-replica`` in the replica's ``pg_stat_activity``)."""
     if role == "api":
         pool_size, overflow = settings.db_pool_size_api, settings.db_max_overflow_api
     elif role in ("worker", "test"):
@@ -139,8 +200,11 @@ def engine_options(settings: Settings, role: ProcessRole) -> dict[str, Any]:
     else:
         pool_size, overflow = 2, 2
 
-    server_settings = {"application_name": f"fashionistar-{role}"}
+    server_settings = {"application_name": f"fashionistar-{role}{'-replica' if replica else ''}"}
     connect_args: dict[str, Any] = {"server_settings": server_settings}
+    if replica:
+        # A replica that does not answer is left for the primary after 2 s, not asyncpg's 60.
+        connect_args["timeout"] = 2
     options: dict[str, Any] = {
         "pool_size": pool_size,
         "max_overflow": overflow,
@@ -169,13 +233,14 @@ def engine_options(settings: Settings, role: ProcessRole) -> dict[str, Any]:
     return options
 
 
-def engine_url(settings: Settings) -> str:
-    """The asyncpg URL of ``DATABASE_URL``; behind PgBouncer with SQLAlchemy's statement cache off.
+def engine_url(settings: Settings, database_url: str | None = None) -> str:
+    """The asyncpg URL of ``database_url`` (default ``DATABASE_URL``); behind PgBouncer with
+    SQLAlchemy's statement cache off.
 
     Raises:
         RuntimeError: ``DATABASE_URL`` is not set.
     """
-    url = make_url(normalise_url(settings.require_database_url()))
+    url = make_url(normalise_url(database_url or settings.require_database_url()))
     if settings.db_pgbouncer:
         url = url.update_query_dict({"prepared_statement_cache_size": "0"})
     return url.render_as_string(hide_password=False)
@@ -184,10 +249,21 @@ def engine_url(settings: Settings) -> str:
 def create_database(settings: Settings, role: ProcessRole) -> Database:
     """Build (without connecting) the engine and session factory for ``role``.
 
+    With ``DATABASE_REPLICA_URL`` the Database also has a ``replica`` with an engine of its own
+    (same options and pool size); without, nothing more is built.
+
     Raises:
         RuntimeError: ``DATABASE_URL`` is not set.
     """
-    engine = create_async_engine(engine_url(settings), **engine_options(settings, role))
+    database = _database(settings, role, settings.require_database_url(), replica=False)
+    if not settings.database_replica_url:
+        return database
+    standby = _database(settings, role, settings.database_replica_url, replica=True)
+    return dataclasses.replace(database, replica=Replica(standby, settings))
+
+
+def _database(settings: Settings, role: ProcessRole, url: str, *, replica: bool) -> Database:
+    engine = create_async_engine(engine_url(settings, url), **engine_options(settings, role, replica=replica))
     # expire_on_commit=False: objects stay readable after the commit that ends a request.
     session_maker = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
     if settings.db_pgbouncer:

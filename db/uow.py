@@ -10,7 +10,7 @@ the only commit point.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,12 +30,16 @@ async def unit_of_work(
     *,
     buffer: JobBuffer | None = None,
     versions: PageVersions | None = None,
+    written_position: Callable[[], Awaitable[int | None]] | None = None,
 ) -> AsyncIterator[AsyncSession]:
     """Open a session in a transaction; commit on success, roll back on error, then bump the
     page versions the work touched (``versions``; dropped on rollback) and send jobs.
 
     ``buffer`` is the job buffer of the surrounding request when it already has one; otherwise a
     fresh buffer is opened for the block.
+
+    ``written_position`` (``Database.written_position``): the primary's WAL position after the
+    commit, stored with the bumped versions when a read replica is configured (None without one).
 
     A :class:`DomainError` with ``preserve_changes`` commits the work done before it (and sends
     its jobs) and is then re-raised.
@@ -75,7 +79,8 @@ async def unit_of_work(
         if versions is not None:
             # After the commit, never before: a reader that sees the new version must find the
             # new data, or it would cache the old page under the new version.
-            await versions.bump(touched)
+            position = await written_position() if written_position is not None and touched else None
+            await versions.bump(touched, position)
         await flush_jobs(session_maker, dispatcher, buffer.drain())
         if error is not None:
             raise error

@@ -142,7 +142,7 @@ class CatalogController(Controller):
     async def similar_products(
         self,
         product_id: FromPath[UUID],
-        db_session: NamedDependency[AsyncSession],
+        replica_session: NamedDependency[AsyncSession],
         resources: NamedDependency[AppResources],
         category: CategoryKey = None,
         max_price: MaxPrice = None,
@@ -151,7 +151,7 @@ class CatalogController(Controller):
     ) -> schemas.SimilarProductList:
         filters = similar.SimilarityFilters(category=category, max_price=max_price, in_stock=in_stock)
         tree = await resources.categories.get()
-        found, _ = await similar.similar_products(db_session, tree, product_id, filters, limit=limit)
+        found, _ = await similar.similar_products(replica_session, tree, product_id, filters, limit=limit)
         return similar_out(found, resources.storage)
 
     @post(
@@ -170,7 +170,7 @@ class CatalogController(Controller):
     async def search_by_photo(
         self,
         data: MultipartBody[schemas.PhotoSearchUpload],
-        db_session: NamedDependency[AsyncSession],
+        replica_session: NamedDependency[AsyncSession],
         resources: NamedDependency[AppResources],
         query_embedder: NamedDependency[QueryEmbedder],
         category: CategoryKey = None,
@@ -185,7 +185,7 @@ class CatalogController(Controller):
         finally:
             await data.image.close()
         found = await similar.search_by_photo(
-            db_session, tree, query_embedder, resources.settings, content, filters, limit=limit
+            replica_session, tree, query_embedder, resources.settings, content, filters, limit=limit
         )
         return similar_out(found, resources.storage)
 

@@ -87,7 +87,7 @@ class FitController(Controller):
     )
     async def products(
         self,
-        db_session: NamedDependency[AsyncSession],
+        replica_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
         resources: NamedDependency[AppResources],
         category: Annotated[
@@ -98,7 +98,7 @@ class FitController(Controller):
     ) -> schemas.FitProductList:
         tree = await resources.categories.get()
         page = await products_that_fit(
-            db_session, tree, principal.user_id, category=category, limit=limit, cursor=cursor
+            replica_session, tree, principal.user_id, category=category, limit=limit, cursor=cursor
         )
         return schemas.FitProductList(
             items=[

@@ -45,11 +45,11 @@ class ReviewsController(Controller):
     async def list_reviews(
         self,
         product_id: FromPath[UUID],
-        db_session: NamedDependency[AsyncSession],
+        replica_session: NamedDependency[AsyncSession],
         limit: Limit = 20,
         cursor: Cursor = None,
     ) -> schemas.ReviewList:
-        page = await reviews.list_reviews(db_session, product_id, limit=limit, cursor=cursor)
+        page = await reviews.list_reviews(replica_session, product_id, limit=limit, cursor=cursor)
         return schemas.ReviewList(
             items=[review_out(row) for row in page.items],
             next_cursor=page.next_cursor,

@@ -75,7 +75,12 @@ class TaskResources:
         that the retry middleware sees.
         """
         versions = PageVersions(self.redis)
-        async with unit_of_work(self.db.session_maker, self.dispatcher, versions=versions) as session:
+        async with unit_of_work(
+            self.db.session_maker,
+            self.dispatcher,
+            versions=versions,
+            written_position=self.db.written_position,
+        ) as session:
             yield session
 
 

@@ -249,7 +249,7 @@ async def list_products(
     query = listing_query(tree, filters, limit=limit, cursor=cursor)
     if query is None:
         return SummaryPage(rows=[], next_cursor=None)
-    rows = await database.fetch(query.sql, *query.args)
+    rows = await database.fetch(query.sql, *query.args, replica=True)
     if len(rows) <= limit:
         return SummaryPage(rows=rows, next_cursor=None)
     del rows[limit:]
@@ -312,7 +312,7 @@ async def product_page(database: Database, product_id: UUID, *, viewer: UUID | N
     Raises:
         ProductNotFound (404).
     """
-    row = await database.fetch_row(DETAIL_SQL, product_id, viewer or _NOBODY)
+    row = await database.fetch_row(DETAIL_SQL, product_id, viewer or _NOBODY, replica=True)
     if row is None:
         raise ProductNotFound()
     return dict(row)

@@ -55,7 +55,12 @@ async def size_advice(database: Database, tree: CategoryTree, user_id: UUID, pro
         BodyProfileRequired: the caller has no ready measurement (409).
         NoSizeChart: the product has no size chart (422).
     """
-    row = await database.fetch_row(ADVICE_SQL, product_id, user_id)
+    row = await database.fetch_row(ADVICE_SQL, product_id, user_id, replica=True)
+    refused = row is None or row["product_id"] is None or row["measurement_id"] is None
+    if refused and database.replica is not None:
+        # The replica may not have replayed yet a measurement a worker has just finished (workers'
+        # writes leave no fence): a refusal is confirmed on the primary.
+        row = await database.fetch_row(ADVICE_SQL, product_id, user_id)
     if row is None or row["product_id"] is None:
         raise ProductNotFound
     if row["measurement_id"] is None:

@@ -86,7 +86,15 @@ async def similar_shoppers(
     brand_key = brand_scope(brand_id, category_id) if brand_id is not None else None
     scopes = [key for key in (product_key, brand_key) if key is not None]
     found_rows = await database.fetch(
-        COUNTS_SQL, scopes, nearby_cells(cell), _SOLD, user_id, product_id, brand_id, category_id
+        COUNTS_SQL,
+        scopes,
+        nearby_cells(cell),
+        _SOLD,
+        user_id,
+        product_id,
+        brand_id,
+        category_id,
+        replica=True,
     )
     rows = [(r["kind"], r["scope"], r["size"], r["n"]) for r in found_rows]
     found = _summary(rows, product_key, "product")
