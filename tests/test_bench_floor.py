@@ -232,8 +232,9 @@ ROWS_WRITTEN = {
     "audit": "SELECT from_status, to_status, actor, actor_id FROM order_events WHERE order_id = :id",
     "key": "SELECT response_status, response_body->>'id' = :text_id AS own FROM idempotency_keys "
     "WHERE order_id = :id",
+    # What placing writes: the fan-out job (a worker running it adds the jobs it defers).
     "outbox": "SELECT task_name, args->>1 AS kind, dispatched_at IS NOT NULL AS marked_sent "
-    "FROM outbox_messages WHERE args->>0 = :text_id ORDER BY task_name",
+    "FROM outbox_messages WHERE args->>0 = :text_id AND task_name = 'emails.orders.fan_out_placed'",
 }
 
 
