@@ -12,7 +12,7 @@ import pytest
 from benchmarks.search_quality.client import LoadClient
 from benchmarks.search_quality.load import Request, Shot
 from benchmarks.suite import mix
-from benchmarks.suite.mix_run import statuses
+from benchmarks.suite.mix_run import fell_behind, statuses
 
 SHOPPER = {"Authorization": "Bearer t"}
 
@@ -133,6 +133,15 @@ def test_answers_are_counted_by_status_with_the_share_of_304s() -> None:
         "not_modified_share_of_revalidating": 0.3333,
     }
     assert statuses([], requests, 0)["not_modified_share"] is None
+
+
+def test_a_run_whose_answers_fell_behind_the_offered_rate_says_so() -> None:
+    assert fell_behind(1_450.0, 1_500) is None
+    assert fell_behind(258.0, 1_500) == (
+        "answered 258 req/s successfully of 1500 offered: the server fell behind, "
+        "latency grows with the run's length"
+    )
+    assert fell_behind(None, 1_500) is not None  # nothing answered
 
 
 def test_the_load_client_reads_a_304_without_a_body_or_content_length() -> None:
