@@ -58,6 +58,8 @@ def test_the_committed_targets_file_has_every_scenario_of_the_issue() -> None:
     # SPEC.md's figures (issue #19): Argon2id at OWASP's parameters, photo search at 200 ms.
     assert targets["login"] == {"p95_ms": 100, "rate": 10}
     assert targets["photo_search"] == {"p95_ms": 200, "rate": 10}
+    # Issue #19's headline: the browsing mix at 1,500 req/s offered, p95 under 100 ms, no errors.
+    assert targets["browsing_mix"] == {"p95_ms": 100, "rate": 1500}
 
 
 def test_verdicts_pass_fail_and_say_by_how_much() -> None:
@@ -359,3 +361,46 @@ def test_an_interrupted_suite_run_writes_only_its_own_results(
     assert {n.split(".")[-1] for n in own} >= {"json", "md"}
     report = json.loads(next(files[n] for n in own if n.endswith(".json")))
     assert report["failures"]["run"] == "interrupted"
+
+
+def _mix_run(rate: float, p95: float, errors: int = 0) -> dict[str, Any]:
+    cpus = {
+        "api": 0.97,
+        "postgres": 0.41,
+        "redis": 0.08,
+        "workers": 0.02,
+        "load_generator": 0.35,
+        "others": 0.1,
+    }
+    answers = {"by_status": {"200": 6000, "304": 3000}, "not_modified_share": 0.3333}
+    return run(rate, p95, errors) | {"achieved_rate": rate, "answers": answers, "cpu_split": {"cpus": cpus}}
+
+
+def test_the_browsing_mix_is_judged_at_1500_and_reported_with_its_304s_and_cpu_split() -> None:
+    targets = load_targets()
+    composition = {"requests": 9000, "by_kind": {"product_detail": 4050}, "public_revalidating_share": 0.5}
+    result = {"composition": composition, "open_loop": [_mix_run(750, 20.0), _mix_run(1500, 80.0)]}
+    report: dict[str, Any] = {"scenarios": {"browsing_mix": result}}
+    verdict = by_check(evaluate(report, targets))[("browsing_mix", "p95")]
+    assert verdict["target"] == "p95 < 100 ms at 1500 req/s offered"
+    assert (verdict["pass"], verdict["measured"]) == (True, 80.0)  # the run at 1500, not at 750
+    failing = {"scenarios": {"browsing_mix": result | {"open_loop": [_mix_run(1500, 80.0, errors=2)]}}}
+    assert by_check(evaluate(failing, targets))[("browsing_mix", "p95")]["miss"] == "2 errors"
+    slow = {"scenarios": {"browsing_mix": result | {"open_loop": [_mix_run(1500, 130.0)]}}}
+    assert by_check(evaluate(slow, targets))[("browsing_mix", "p95")]["pass"] is False
+    left_out = by_check(evaluate({"scenarios": {}}, targets))[("browsing_mix", "p95")]
+    assert left_out["pass"] is None
+
+    report["targets"] = evaluate(report, targets)
+    markdown = render_markdown(report)
+    assert "## Browsing mix (page cache on)" in markdown
+    assert "0.50 of the public ones sent with `If-None-Match`" in markdown
+    assert (
+        "| 304s | API CPUs | PostgreSQL CPUs | Redis CPUs | workers CPUs | load generator CPUs |" in markdown
+    )
+    assert (
+        "| 1,500 | 1,500 | 0 | 1.0 | 80.0 | 20.0 | 33.3% | 0.97 | 0.41 | 0.08 | 0.02 | 0.35 | 0.10 |"
+        in markdown
+    )
+    assert "| browsing_mix | p95 < 100 ms at 1500 req/s offered | 80.0 | PASS |" in markdown
+    assert "Browsing mix" not in render_markdown({"scenarios": {}})  # not run: no section

@@ -5,7 +5,8 @@ httpx's per-request CPU cost (several times this client's, compared on GET /heal
 300 req/s while writing this) is CPU the database does not get and lag the latencies then
 include. This client does one thing, requests with small JSON answers over a pool of persistent
 connections (GET mostly; POST bodies are sent as given, with their Content-Length). It
-understands ``Content-Length`` and chunked bodies; anything else is an error.
+understands ``Content-Length`` and chunked bodies, and 204/304 answers without one; anything
+else is an error.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import msgspec
+
+# Answers that never have a body, whatever their headers say (a 304 may carry no Content-Length).
+_NO_BODY = frozenset({204, 304})
 
 
 class HttpError(Exception):
@@ -93,7 +97,9 @@ class _Connection(asyncio.Protocol):
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         start = head_end + 4
-        if "content-length" in headers:
+        if status in _NO_BODY or 100 <= status < 200:  # RFC 9112 6.3: never a body
+            end, body = start, b""
+        elif "content-length" in headers:
             end = start + int(headers["content-length"])
             if len(self.buffer) < end:
                 return None

@@ -40,6 +40,7 @@ ALL = (
     "photo_search",
     "photo_search_phone",
     "photo_measurement",
+    "browsing_mix",
 )
 QUICK = ("product_detail", "listing", "similar", "product_fit", "orders", "photo_search", "photo_measurement")
 SETTINGS_NOTE = (
@@ -47,7 +48,9 @@ SETTINGS_NOTE = (
     "per run (no scenario starts a payment), MAIL_BACKEND=file, one granian worker (uvloop, no access log), "
     "one inference worker (queue inference) and one worker for the other queues; raised for the load: "
     "ACCESS_TOKEN_TTL_SECONDS=7200, LOGIN_MAX_ATTEMPTS_PER_IP, SEARCH_IMAGE_PER_MINUTE, "
-    "MEASUREMENT_UPLOADS_PER_HOUR"
+    "MEASUREMENT_UPLOADS_PER_HOUR; PAGE_CACHE_MAX_PAGES=0 (no page cache: each endpoint does its "
+    "floor's work) except for the browsing mix, which runs last on an API restarted with the page cache "
+    "at its default"
 )
 
 

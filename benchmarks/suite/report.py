@@ -221,6 +221,7 @@ def render_markdown(report: JsonDict, plots: str = LATEST) -> str:
         scenario_rows(report),
     )
     lines += _flow_lines(report)
+    lines += mix_lines(report)
     lines += _profile_lines(report)
     if report.get("failures"):
         lines += ["", "## Failures", ""] + [f"- {k}: {val}" for k, val in report["failures"].items()]
@@ -322,6 +323,52 @@ def _flow_lines(report: JsonDict) -> list[str]:
     memory = report.get("memory") or {}
     lines += ["", "## Memory", "", f"`{json.dumps(memory)}`"]
     return lines
+
+
+CPU_GROUPS = (
+    ("api", "API"),
+    ("postgres", "PostgreSQL"),
+    ("redis", "Redis"),
+    ("workers", "workers"),
+    ("load_generator", "load generator"),
+    ("others", "other programs"),
+)
+
+
+def mix_lines(report: JsonDict) -> list[str]:
+    """The browsing mix: per offered rate, latency, errors, the share of 304s and the CPU split."""
+    result = (report.get("scenarios") or {}).get("browsing_mix") or {}
+    if not result.get("open_loop"):
+        return []
+    made = result.get("composition") or {}
+    lines = [
+        "",
+        "## Browsing mix (page cache on)",
+        "",
+        f"The API restarted with its page cache at the default size; {made.get('requests')} requests by kind "
+        f"`{json.dumps(made.get('by_kind'))}`, {_n(made.get('public_revalidating_share'), 2)} of the public "
+        "ones sent with `If-None-Match` (the ETag fetched just before the run); a 304 counts as success. "
+        "CPU split: CPUs used by each process tree during the timed run.",
+        "",
+    ]
+    rows = []
+    for run in result["open_loop"]:
+        answers, cpus = run.get("answers") or {}, (run.get("cpu_split") or {}).get("cpus") or {}
+        share = answers.get("not_modified_share")
+        rows.append(
+            [
+                run.get("offered_rate"),
+                run.get("achieved_rate"),
+                run.get("errors"),
+                _lat(run, "p50"),
+                _lat(run, "p95"),
+                _lat(run, "p99"),
+                "-" if share is None else f"{share:.1%}",
+                *(_n(cpus.get(key), 2) for key, _ in CPU_GROUPS),
+            ]
+        )
+    header = ["offered", "achieved", "errors", "p50", "p95", "p99", "304s"]
+    return lines + _table(header + [f"{label} CPUs" for _, label in CPU_GROUPS], rows)
 
 
 def _profile_lines(report: JsonDict) -> list[str]:

@@ -16,12 +16,12 @@ from benchmarks.measurement_flow import tree_rss_mb
 from benchmarks.search_quality import recall
 from benchmarks.search_quality.dataset import category_tree
 from benchmarks.search_quality.stack import Timer, connect, log
-from benchmarks.suite import checks, people
+from benchmarks.suite import checks, mix, mix_run, people
 from benchmarks.suite import scenarios as sc
 from benchmarks.suite.measure import measured_closed_loop, track_planning
 from benchmarks.suite.profile import explain_plans, profile_scenario
 from benchmarks.suite.runs import Plan, open_loop_runs, prepare_pgbench, run_pgbench
-from benchmarks.suite.stack import FLOOR, INFERENCE_WORKER, SuiteStack
+from benchmarks.suite.stack import API, FLOOR, INFERENCE_WORKER, SuiteStack
 from benchmarks.suite.targets import load_targets
 from core.adapters.tokens import TokenSigner
 from core.settings import Settings, load_settings
@@ -120,7 +120,8 @@ class Session:
         async with connect(self.url) as conn:
             detail, self.product_ids = await sc.product_detail(conn, self.rng)
             await prepare_pgbench(conn, self.product_ids)
-            self.variants = await sc.order_variants(conn, self.rng) if "orders" in self.chosen else []
+            buys = {"orders", mix_run.NAME} & self.chosen
+            self.variants = await sc.order_variants(conn, self.rng) if buys else []
             self.photos = await checks.photo_keys(conn, 50)
             self.report["pg_planning_tracked"] = await track_planning(conn, self.database)
         self.built["product_detail"] = detail
@@ -152,6 +153,8 @@ class Session:
         }
         if self.args.profile:
             await self.evidence(self.args.results_dir / "profiles")
+        if mix_run.NAME in self.chosen:
+            await self.browsing_mix()
 
     async def floor(self, detail: sc.HttpScenario) -> None:
         """pgbench, then the floor app (before the API exists): the scenarios are built against it
@@ -238,6 +241,23 @@ class Session:
             with self.timer.step("similar: recall@10 through the endpoint"):
                 queries = RECALL_QUERIES[self.args.quick]
                 result["recall"] = await _recall(self.settings, self.base_url, queries, self.args.seed)
+
+    async def browsing_mix(self) -> None:
+        """Last, as it changes the API: restarted with its page cache at the default size."""
+        name, rates = mix_run.NAME, self.rates(mix_run.NAME)
+        total = mix_run.requests_needed(rates, self.plan)
+        try:
+            needed = mix.counts(total)["order_create"]
+            orders = sc.orders(self.variants, self.headers, needed, secrets.token_hex(4))
+            slots = mix.plan_mix(mix_run.sources(self.built, self.headers, orders), total, self.args.seed)
+            with self.timer.step("restart the API with its page cache on"):
+                self.stack.stop(API)
+                self.base_url = self.stack.start_api_pinned(self.database, page_cache=True)
+            self.results[name] = await mix_run.browsing_mix(
+                self.stack, self.base_url, slots, rates, self.plan, self.timer
+            )
+        except Exception as exc:
+            self.failed(name, exc)
 
     async def photo_search(self, name: str) -> None:
         make = checks.photo_search_scenario if name == "photo_search" else checks.phone_photo_search_scenario

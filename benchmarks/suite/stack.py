@@ -42,6 +42,7 @@ RAISED_LIMITS = {
     # (ETags are still computed). The page cache's own effect is the browsing mix's to show.
     "PAGE_CACHE_MAX_PAGES": "0",
 }
+PAGE_CACHE = "PAGE_CACHE_MAX_PAGES"
 
 
 class SuiteStack(SearchStack):
@@ -92,9 +93,12 @@ class SuiteStack(SearchStack):
             self.print_log_tails()
             raise RuntimeError("the inference worker did not start")
 
-    def start_api_pinned(self, database: str) -> str:
-        """The API (granian, one worker, uvloop) on the API CPU; returns its base URL."""
+    def start_api_pinned(self, database: str, *, page_cache: bool = False) -> str:
+        """The API (granian, one worker, uvloop) on the API CPU; returns its base URL.
+        ``page_cache``: with its page cache at the default size (the browsing mix)."""
         env = self.process_env(database)
+        if page_cache:  # the API's default instead of RAISED_LIMITS' none
+            del env[PAGE_CACHE]
         settings = load_settings(self.environment(database), dotenv=None)
         self.spawn(API, self.taskset(self.api_cpus) + api_command(settings, workers=1), env, 15)
         if not self.wait_ready(settings, timeout=90):
