@@ -43,11 +43,13 @@ from api.seller.orders import VendorOrdersController
 from api.shipping.controllers import CartShippingController, ShippingProfileController
 from api.staff.controllers import StaffController
 from api.staff.orders import StaffOrdersController
+from api.standing import StandingCache
 from api.vouchers.controllers import CartVoucherController, StaffVouchersController, VendorVouchersController
 from api.wishlist.controllers import WishlistController
 from core.adapters.passwords import PasswordHasher
 from core.adapters.payments import PaymentProvider, build_payment_provider
 from core.adapters.ratelimit import RateLimiter
+from core.adapters.standing import StandingNotices
 from core.adapters.storage import build_private_storage, build_storage
 from core.adapters.telemetry import (
     build_tracer_provider,
@@ -100,6 +102,7 @@ def _build_resources(
     if payments is None:
         payments = build_payment_provider(settings)
         owned.add("payments")
+    standing = StandingCache(database)
     return AppResources(
         settings=settings,
         db=database,
@@ -113,6 +116,8 @@ def _build_resources(
         private_storage=build_private_storage(settings),
         categories=CategoryCache(database),
         payments=payments,
+        standing=standing,
+        notices=StandingNotices(redis, local=standing.forget),
         owned=owned,
     )
 
@@ -136,6 +141,7 @@ def _lifespan(
             if "broker" in resources.owned:
                 resources.broker.add_middlewares(taskiq_middleware(tracer_provider))
         app.state.resources = resources
+        resources.start_listening()
         log.info("api started", settings=settings.safe_summary())
         try:
             yield

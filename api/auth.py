@@ -2,8 +2,10 @@
 
 The middleware decodes an ``Authorization: Bearer`` token when one is sent and puts the
 :class:`Principal` in ``scope["user"]`` (None for anonymous requests); a malformed, forged or
-expired token is a 401 even on public routes. Guards then require a user or a role. Access
-tokens are only issued to verified accounts, so "authenticated" implies "verified".
+expired token is a 401 even on public routes. A genuine token is honoured only while it agrees
+with its user's current standing (token version, role, not suspended; ``api/standing.py``), so
+a revoked one is a 401 as well. Guards then require a user or a role. Access tokens are only
+issued to verified accounts, so "authenticated" implies "verified".
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from litestar.connection import ASGIConnection, Request
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
-from core.adapters.tokens import InvalidToken, TokenSigner, VerifiedTokens
+from api.standing import StandingCache
+from core.adapters.tokens import AccessClaims, InvalidToken, TokenSigner, VerifiedTokens
 
 if TYPE_CHECKING:
     from litestar.handlers.base import BaseRouteHandler
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 _BEARER = "bearer "
+_INVALID = "The access token is invalid or has expired."
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -46,10 +50,23 @@ class BearerAuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            scope["user"] = self._principal(scope)
+            claims = self._claims(scope)
+            if claims is None:
+                scope["user"] = None
+            else:
+                cache: StandingCache = scope["app"].state.resources.standing
+                standing = cache.cached(claims.sub) or await cache.current(claims.sub)
+                if claims.ver > standing.version:
+                    # Issued after what this process kept (a sign-in after a revocation whose
+                    # news has not arrived yet): read again rather than refuse a good token.
+                    standing = await cache.current(claims.sub, fresh=True)
+                # Revoked (version behind), demoted or promoted (role), suspended: sign in again.
+                if claims.ver != standing.version or claims.role != standing.role or not standing.active:
+                    raise _unauthorised(_INVALID)
+                scope["user"] = Principal(user_id=claims.sub, role=claims.role, token_id=claims.jti)
         await self.app(scope, receive, send)
 
-    def _principal(self, scope: Scope) -> Principal | None:
+    def _claims(self, scope: Scope) -> AccessClaims | None:
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if header is None:
             return None
@@ -57,10 +74,9 @@ class BearerAuthMiddleware:
         if not value.lower().startswith(_BEARER) or len(value) > 4096:
             raise _unauthorised("Use 'Authorization: Bearer <access token>'.")
         try:
-            claims = self.tokens.decode(value[len(_BEARER) :].strip())
+            return self.tokens.decode(value[len(_BEARER) :].strip())
         except InvalidToken:
-            raise _unauthorised("The access token is invalid or has expired.") from None
-        return Principal(user_id=claims.sub, role=claims.role, token_id=claims.jti)
+            raise _unauthorised(_INVALID) from None
 
 
 def _principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:

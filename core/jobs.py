@@ -12,7 +12,7 @@ send did not happen (process crash, Redis down).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, Protocol
 from uuid import UUID
@@ -42,13 +42,21 @@ class Dispatcher(Protocol):
     async def send(self, job: Job) -> None: ...
 
 
-class JobBuffer:
-    """Jobs recorded during one transaction, in order."""
+AfterCommit = Callable[[], Awaitable[None]]
 
-    __slots__ = ("jobs",)
+
+class JobBuffer:
+    """Jobs recorded during one transaction, in order, and notices to give once it commits.
+
+    A notice (:func:`after_commit`) is for telling other processes about the change right away
+    (revoked access tokens); it is best effort, so nothing may depend on it alone.
+    """
+
+    __slots__ = ("jobs", "notices")
 
     def __init__(self) -> None:
         self.jobs: list[Job] = []
+        self.notices: list[AfterCommit] = []
 
     def add(self, job: Job) -> None:
         self.jobs.append(job)
@@ -57,8 +65,13 @@ class JobBuffer:
         jobs, self.jobs = self.jobs, []
         return jobs
 
+    def drain_notices(self) -> list[AfterCommit]:
+        notices, self.notices = self.notices, []
+        return notices
+
     def clear(self) -> None:
         self.jobs.clear()
+        self.notices.clear()
 
 
 class NoActiveUnitOfWork(RuntimeError):
@@ -99,3 +112,14 @@ def defer(task_name: str, *args: Any, durable: bool = False, **kwargs: Any) -> J
     job = Job(task_name=task_name, args=args, kwargs=kwargs, durable=durable, labels=labels)
     current_buffer().add(job)
     return job
+
+
+def after_commit(notice: AfterCommit) -> None:
+    """Call ``notice()`` once the current transaction has committed (never after a rollback).
+
+    Best effort: an exception it raises is logged, not raised, since the data is committed.
+
+    Raises:
+        NoActiveUnitOfWork: called outside a request/task unit of work.
+    """
+    current_buffer().notices.append(notice)

@@ -57,9 +57,12 @@ async def log_in(base_url: str, settings: Settings, url: str, count: int) -> lis
     signer = TokenSigner(settings)
     async with connect(url) as conn:
         rows = await conn.fetch(
-            "SELECT id, role FROM users WHERE email = ANY($1::text[]) ORDER BY email", emails
+            "SELECT id, role, token_version FROM users WHERE email = ANY($1::text[]) ORDER BY email", emails
         )
-    headers += [{"Authorization": f"Bearer {signer.issue(r['id'], r['role'])}"} for r in rows]
+    headers += [
+        {"Authorization": f"Bearer {signer.issue(r['id'], r['role'], version=r['token_version'])}"}
+        for r in rows
+    ]
     return headers
 
 
