@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -21,8 +22,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.adapters.tokens import TokenSigner
+from core.jobs import NoActiveUnitOfWork, after_commit
 from core.settings import Settings
+from db.engine import Database
 from db.models import AuditEvent, User
+from db.uow import unit_of_work
+from tasks.runtime.dispatch import BrokerDispatcher
 from tests.support.catalog import make_store
 from tests.support.http import problem, serve
 from tests.support.identity import PASSWORD, bearer, login, make_user, new_code
@@ -281,3 +286,37 @@ async def test_without_the_announcement_a_revocation_takes_at_most_a_second(
     await session.commit()
     # One second of cache time, plus the time a request takes on a busy test machine.
     await _until_refused(client, bearer(tokens), limit=1.5)
+
+
+# --- the after-commit notice the announcement rides on ------------------------------------------
+
+
+async def test_notices_run_after_the_commit_only_and_a_failing_one_fails_nothing(
+    isolated_db: Database, dispatcher: BrokerDispatcher
+) -> None:
+    heard: list[str] = []
+
+    async def note(word: str) -> None:
+        heard.append(word)
+
+    async def broken() -> None:
+        raise ConnectionError("redis is away")
+
+    async def failing_request() -> None:
+        async with unit_of_work(isolated_db.session_maker, dispatcher) as session:
+            after_commit(partial(note, "rolled back"))
+            await session.execute(select(1))
+            raise RuntimeError("the request failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_request()
+    assert heard == []
+
+    async with unit_of_work(isolated_db.session_maker, dispatcher) as session:
+        after_commit(broken)
+        after_commit(partial(note, "committed"))
+        await session.execute(select(1))
+        assert heard == []  # not before the commit
+    assert heard == ["committed"]
+    with pytest.raises(NoActiveUnitOfWork):
+        after_commit(partial(note, "nowhere"))
