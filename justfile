@@ -131,7 +131,7 @@ bench-dimension *args:
 bench *args:
     {{py}} -m benchmarks.suite "$@"
 
-# What a request costs the API itself next to the floor app: server CPU per request under granian and (--callgrind) instructions per request in-process; steady on a busy machine. Results in benchmarks/results/request_cost-*.json.
+# What a request costs the API itself next to the floor app: server CPU per request under granian and (--callgrind) instructions per request in-process; steady on a busy machine. product_detail_signed_in against product_detail is what authentication (the revocation check included) costs. Results in benchmarks/results/request_cost-*.json.
 bench-request-cost *args:
     {{py}} -m benchmarks.request_cost "$@"
 

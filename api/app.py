@@ -54,11 +54,13 @@ from api.shipping.controllers import CartShippingController, ShippingProfileCont
 from api.staff.controllers import StaffController
 from api.staff.jobs import StaffJobsController
 from api.staff.orders import StaffOrdersController
+from api.standing import StandingCache
 from api.vouchers.controllers import CartVoucherController, StaffVouchersController, VendorVouchersController
 from api.wishlist.controllers import WishlistController
 from core.adapters.passwords import PasswordHasher
 from core.adapters.payments import PaymentProvider, build_payment_provider
 from core.adapters.ratelimit import RateLimiter
+from core.adapters.standing import StandingNotices
 from core.adapters.storage import MEDIA_MAX_AGE_SECONDS, build_private_storage, build_storage
 from core.adapters.telemetry import (
     build_tracer_provider,
@@ -118,6 +120,7 @@ def _build_resources(
         owned.add("payments")
     if database.replica is not None:
         database.replica.attach_fences(Fences(redis, settings.database_replica_fence_seconds))
+    standing = StandingCache(database)
     return AppResources(
         settings=settings,
         db=database,
@@ -133,6 +136,8 @@ def _build_resources(
         payments=payments,
         versions=PageVersions(redis),
         pages=PageCache(max_pages=settings.page_cache_max_pages),
+        standing=standing,
+        notices=StandingNotices(redis, local=standing.forget),
         owned=owned,
     )
 
@@ -157,6 +162,7 @@ def _lifespan(
                 resources.broker.add_middlewares(taskiq_middleware(tracer_provider))
         app.state.resources = resources
         metrics = serve_metrics(settings)
+        resources.start_listening()
         log.info("api started", settings=settings.safe_summary())
         try:
             yield

@@ -2,8 +2,10 @@
 
 The middleware decodes an ``Authorization: Bearer`` token when one is sent and puts the
 :class:`Principal` in ``scope["user"]`` (None for anonymous requests); a malformed, forged or
-expired token is a 401 even on public routes. Guards then require a user or a role. Access
-tokens are only issued to verified accounts, so "authenticated" implies "verified".
+expired token is a 401 even on public routes. A genuine token is honoured only while it agrees
+with its user's current standing (token version, role, not suspended; ``api/standing.py``), so
+a revoked one is a 401 as well. Guards then require a user or a role. Access tokens are only
+issued to verified accounts, so "authenticated" implies "verified".
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from litestar.connection import ASGIConnection, Request
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
-from core.adapters.tokens import InvalidToken, TokenSigner, VerifiedTokens
+from api.standing import StandingCache
+from core.adapters.tokens import AccessClaims, InvalidToken, TokenSigner, VerifiedTokens
 from db.replica import reading_as
 
 if TYPE_CHECKING:
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 _BEARER = "bearer "
+_INVALID = "The access token is invalid or has expired."
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -49,14 +53,35 @@ class BearerAuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            principal = scope["user"] = self._principal(scope)
+            principal = scope["user"] = await self._principal(scope)
             if self.fenced_reads and principal is not None:
                 with reading_as(principal.user_id):
                     await self.app(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _principal(self, scope: Scope) -> Principal | None:
+    async def _principal(self, scope: Scope) -> Principal | None:
+        """The caller of a request with a valid token whose version, role and account still stand;
+        None without a token.
+
+        Raises:
+            NotAuthorizedException: a bad, revoked or outdated token, or a suspended account.
+        """
+        claims = self._claims(scope)
+        if claims is None:
+            return None
+        cache: StandingCache = scope["app"].state.resources.standing
+        standing = cache.cached(claims.sub) or await cache.current(claims.sub)
+        if claims.ver > standing.version:
+            # Issued after what this process kept (a sign-in after a revocation whose news has
+            # not arrived yet): read again rather than refuse a good token.
+            standing = await cache.current(claims.sub, fresh=True)
+        # Revoked (version behind), demoted or promoted (role), suspended: sign in again.
+        if claims.ver != standing.version or claims.role != standing.role or not standing.active:
+            raise _unauthorised(_INVALID)
+        return Principal(user_id=claims.sub, role=claims.role, token_id=claims.jti)
+
+    def _claims(self, scope: Scope) -> AccessClaims | None:
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if header is None:
             return None
@@ -64,10 +89,9 @@ class BearerAuthMiddleware:
         if not value.lower().startswith(_BEARER) or len(value) > 4096:
             raise _unauthorised("Use 'Authorization: Bearer <access token>'.")
         try:
-            claims = self.tokens.decode(value[len(_BEARER) :].strip())
+            return self.tokens.decode(value[len(_BEARER) :].strip())
         except InvalidToken:
-            raise _unauthorised("The access token is invalid or has expired.") from None
-        return Principal(user_id=claims.sub, role=claims.role, token_id=claims.jti)
+            raise _unauthorised(_INVALID) from None
 
 
 def _principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:

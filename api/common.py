@@ -45,4 +45,5 @@ def user_out(user: User) -> identity_schemas.User:
         is_verified=user.is_verified,
         created_at=user.created_at,
         phone=user.phone,
+        status="active" if user.suspended_at is None else "suspended",
     )

@@ -10,9 +10,11 @@ from redis.asyncio import Redis
 from taskiq import AsyncBroker
 
 from api.page_cache import PageCache
+from api.standing import StandingCache
 from core.adapters.passwords import PasswordHasher
 from core.adapters.payments import PaymentProvider
 from core.adapters.ratelimit import RateLimiter
+from core.adapters.standing import StandingNotices
 from core.adapters.storage import MediaStorage, ObjectStorage
 from core.adapters.tokens import TokenSigner
 from core.jobs import Dispatcher
@@ -64,10 +66,23 @@ class AppResources:
     # The counters every catalog write bumps, and the public pages cached against them.
     versions: PageVersions
     pages: PageCache
+    # Users' standing (token version, role, suspension) as every authenticated request checks it,
+    # and the news of revocations that keeps it current across processes.
+    standing: StandingCache
+    notices: StandingNotices
     # Resources handed in by the caller (tests) are not closed by the app.
     owned: set[str] = field(default_factory=set)
+    listening: asyncio.Task[None] | None = None
+
+    def start_listening(self) -> None:
+        """Hear revocations announced by any process (until :meth:`close`)."""
+        self.listening = asyncio.create_task(self.notices.listen(self.standing.forget))
 
     async def close(self) -> None:
+        if self.listening is not None:
+            self.listening.cancel()
+            # Bounded: shutting down must not wait on Redis.
+            await asyncio.wait({self.listening}, timeout=5)
         if "db" in self.owned:
             await self.db.dispose()
         if "redis" in self.owned:

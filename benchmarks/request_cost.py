@@ -7,6 +7,11 @@ judged on a busy machine too:
 - **served**: granian (the command every stack here uses, one worker, pinned with ``taskset`` to
   the last CPU when there are several) serving the API or ``suite/floor.py``; a lean asyncio client
   sends N keep-alive GETs over C connections (random listed products for the product page).
+  ``product_detail_signed_in`` is the product page again with the access token of one of
+  ``SIGNED_IN_USERS`` shoppers on each request: its cost over ``product_detail`` is what
+  authentication costs, the check of the user's standing (token version, role, suspension;
+  ``api/standing.py``) included, with each user's standing read again every second as in
+  production.
   Reported: the server's CPU time (user + system of granian's process tree) per request, and
   requests per second (context only: it moves with other load).
 - **instructions** (``--callgrind``, needs valgrind): the app's ASGI callable driven in-process
@@ -45,6 +50,8 @@ import asyncpg
 import psutil
 
 from benchmarks.search_quality.stack import asyncpg_dsn
+from core.adapters.tokens import TokenSigner
+from core.ids import new_id
 from core.settings import load_settings
 from db import migrate
 from devstack.embedded_redis import EmbeddedRedis
@@ -53,12 +60,17 @@ from devstack.services import EmbeddedPostgres, free_port
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 APPS = {"api": "api.app:create_app", "floor": "benchmarks.suite.floor:create_app"}
-# (name, path template, apps): the floor app has a handler for each (``suite/floor.py``).
+# (name, path template, apps, signed in): the floor app has a handler for each it serves
+# (``suite/floor.py``).
 PATHS = [
-    ("product_detail", "/api/v1/products/{id}", ("api", "floor")),
-    ("listing", "/api/v1/products?limit=20&sort=newest", ("api", "floor")),
-    ("search", "/api/v1/products?q=floral%20dress&limit=20", ("api", "floor")),
+    ("product_detail", "/api/v1/products/{id}", ("api", "floor"), False),
+    ("product_detail_signed_in", "/api/v1/products/{id}", ("api",), True),
+    ("listing", "/api/v1/products?limit=20&sort=newest", ("api", "floor"), False),
+    ("search", "/api/v1/products?q=floral%20dress&limit=20", ("api", "floor"), False),
 ]
+SIGNED_IN_USERS = 50
+# A request: its path and its extra header lines (b"" or an Authorization line).
+Get = tuple[str, bytes]
 
 
 # --- the services -------------------------------------------------------------------------------
@@ -123,6 +135,35 @@ async def listed_products(database_url: str, limit: int = 2000) -> list[str]:
     return [str(r["id"]) for r in rows]
 
 
+async def _shoppers(database_url: str, count: int) -> list[asyncpg.Record]:
+    """``count`` verified shoppers for signed-in requests (made once; they never log in)."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        emails = [f"request-cost-{i}@example.com" for i in range(count)]
+        await conn.executemany(
+            "INSERT INTO users (id, email, password_hash, full_name, role, is_verified,"
+            " created_at, updated_at)"
+            " VALUES ($1, $2, 'not-a-hash', 'Request Cost', 'client', true, now(), now())"
+            " ON CONFLICT (email) DO NOTHING",
+            [(new_id(), email) for email in emails],
+        )
+        return await conn.fetch(
+            "SELECT id, role, token_version FROM users WHERE email = ANY($1::text[])", emails
+        )
+    finally:
+        await conn.close()
+
+
+def signed_in_headers(env: dict[str, str], count: int = SIGNED_IN_USERS) -> list[bytes]:
+    """An ``Authorization`` line per shopper, signed with the run's SECRET_KEY as a login would."""
+    signer = TokenSigner(load_settings({**env, "APP_ENV": "dev"}, dotenv=None))
+    rows = asyncio.run(_shoppers(env["DATABASE_URL"], count))
+    return [
+        f"Authorization: Bearer {signer.issue(r['id'], r['role'], version=r['token_version'])}\r\n".encode()
+        for r in rows
+    ]
+
+
 def prepare_catalog(env: dict[str, str]) -> list[str]:
     """Migrate, and seed the demo catalog when the database has no listed product."""
     settings = load_settings({**env, "APP_ENV": "dev"}, dotenv=None)
@@ -143,8 +184,9 @@ def prepare_catalog(env: dict[str, str]) -> list[str]:
 
 
 # --- served by granian ----------------------------------------------------------------------------
-async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, get: Get) -> int:
+    path, headers = get
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n".encode() + headers + b"\r\n")
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = 0
@@ -155,7 +197,7 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path:
     return status
 
 
-async def _drive(port: int, paths: list[str], requests: int, connections: int) -> dict[int, int]:
+async def _drive(port: int, paths: list[Get], requests: int, connections: int) -> dict[int, int]:
     statuses: dict[int, int] = {}
 
     async def one_connection(count: int) -> None:
@@ -181,7 +223,7 @@ def _cpu_seconds(root: psutil.Process) -> float:
 
 
 def served(
-    app: str, paths: list[str], env: dict[str, str], requests: int, connections: int
+    app: str, paths: list[Get], env: dict[str, str], requests: int, connections: int
 ) -> dict[str, Any]:
     port = free_port()
     cpus = sorted(os.sched_getaffinity(0))
@@ -228,12 +270,17 @@ def served(
 
 
 # --- instructions, in-process under callgrind ------------------------------------------------------
-async def _asgi_get(app: Any, path: str) -> int:
+async def _asgi_get(app: Any, get: Get) -> int:
+    path, extra = get
     raw_path, _, query = path.partition("?")
+    headers = [(b"host", b"bench")]
+    if extra:
+        name, _, value = extra.strip().partition(b": ")
+        headers.append((name.lower(), value))
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": raw_path, "raw_path": raw_path.encode(), "query_string": query.encode(),
-        "root_path": "", "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 40000),
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8000),
     }  # fmt: skip
     status = 0
@@ -256,7 +303,7 @@ def _instrument(state: str) -> None:
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
 
 
-async def _in_process(app_name: str, paths: list[str], requests: int) -> None:
+async def _in_process(app_name: str, paths: list[Get], requests: int) -> None:
     """The child under valgrind: start the app, warm up, count the request loop only."""
     import importlib  # noqa: PLC0415  # the app is chosen at run time
 
@@ -284,11 +331,12 @@ async def _in_process(app_name: str, paths: list[str], requests: int) -> None:
     await asyncio.wait_for(lifespan, 30)
 
 
-def instructions(app: str, paths: list[str], env: dict[str, str], requests: int) -> dict[str, Any]:
+def instructions(app: str, paths: list[Get], env: dict[str, str], requests: int) -> dict[str, Any]:
     out_dir = Path(tempfile.mkdtemp(prefix="fashionistar-callgrind-"))
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
-            json.dump({"app": app, "paths": paths, "requests": requests}, spec)
+            spec_paths = [[path, extra.decode()] for path, extra in paths]
+            json.dump({"app": app, "paths": spec_paths, "requests": requests}, spec)
         done = subprocess.run(  # noqa: S603
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_dir}/out.%p",  # noqa: S607
              sys.executable, "-m", "benchmarks.request_cost", "--in-process", spec.name],
@@ -326,16 +374,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.in_process:
         spec = json.loads(Path(args.in_process).read_text())
-        asyncio.run(_in_process(spec["app"], spec["paths"], spec["requests"]))
+        paths = [(path, extra.encode()) for path, extra in spec["paths"]]
+        asyncio.run(_in_process(spec["app"], paths, spec["requests"]))
         return 0
 
     data_dir = args.data_dir.resolve()
     with services(data_dir) as base:
         env = app_environment(base, data_dir)
         ids = prepare_catalog(env)
+        tokens = signed_in_headers(env)
         results: dict[str, Any] = {}
-        for name, template, apps in PATHS:
-            paths = [template.replace("{id}", i) for i in ids] if "{id}" in template else [template]
+        for name, template, apps, signed_in in PATHS:
+            urls = [template.replace("{id}", i) for i in ids] if "{id}" in template else [template]
+            rng = random.Random(name)  # noqa: S311  # a load mix, the same every run
+            paths = [(url, rng.choice(tokens) if signed_in else b"") for url in urls]
             for app in apps:
                 key = f"{name}/{app}"
                 results[key] = {"served": served(app, paths, env, args.requests, args.connections)}
@@ -376,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{value['served']['requests_per_second']:>8,.0f} {f'{instr:,}' if instr else '-':>12}"
         )
     print(f"product page, floor cost / API cost: {ratios}")
+    signed_in = results["product_detail_signed_in/api"]["served"]["server_cpu_us_per_request"]
+    extra = signed_in - api["served"]["server_cpu_us_per_request"]
+    print(f"product page signed in over anonymous (authentication, standing check): {extra:+,.0f} us/request")
     return 0
 
 

@@ -12,7 +12,7 @@ send did not happen (process crash, Redis down).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, Protocol
 from uuid import UUID
@@ -42,15 +42,24 @@ class Dispatcher(Protocol):
     async def send(self, job: Job) -> None: ...
 
 
-class JobBuffer:
-    """Jobs recorded during one transaction, in order, and the page versions it changes
-    (``core.page_versions``), bumped like the jobs are sent: after the commit."""
+AfterCommit = Callable[[], Awaitable[None]]
 
-    __slots__ = ("jobs", "versions")
+
+class JobBuffer:
+    """Jobs recorded during one transaction, in order; the page versions it changes
+    (``core.page_versions``), bumped like the jobs are sent: after the commit; and notices to give
+    once it commits.
+
+    A notice (:func:`after_commit`) is for telling other processes about the change right away
+    (revoked access tokens); it is best effort, so nothing may depend on it alone.
+    """
+
+    __slots__ = ("jobs", "notices", "versions")
 
     def __init__(self) -> None:
         self.jobs: list[Job] = []
         self.versions: set[str] = set()
+        self.notices: list[AfterCommit] = []
 
     def add(self, job: Job) -> None:
         self.jobs.append(job)
@@ -63,9 +72,14 @@ class JobBuffer:
         versions, self.versions = sorted(self.versions), set()
         return versions
 
+    def drain_notices(self) -> list[AfterCommit]:
+        notices, self.notices = self.notices, []
+        return notices
+
     def clear(self) -> None:
         self.jobs.clear()
         self.versions.clear()
+        self.notices.clear()
 
 
 class NoActiveUnitOfWork(RuntimeError):
@@ -111,3 +125,14 @@ def defer(task_name: str, *args: Any, durable: bool = False, **kwargs: Any) -> J
     job = Job(task_name=task_name, args=args, kwargs=kwargs, durable=durable, labels=labels)
     current_buffer().add(job)
     return job
+
+
+def after_commit(notice: AfterCommit) -> None:
+    """Call ``notice()`` once the current transaction has committed (never after a rollback).
+
+    Best effort: an exception it raises is logged, not raised, since the data is committed.
+
+    Raises:
+        NoActiveUnitOfWork: called outside a request/task unit of work.
+    """
+    current_buffer().notices.append(notice)

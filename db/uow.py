@@ -1,7 +1,8 @@
 """Unit of work: one transaction, then the jobs it recorded.
 
 Used by the API (one per request, through a generator dependency) and by tasks (one per run).
-On success the session commits first, then buffered jobs go to the broker; durable jobs were
+On success the session commits first, then buffered jobs go to the broker and after-commit
+notices run; durable jobs were
 written to the outbox inside the same transaction and are marked sent afterwards. On any error
 the transaction rolls back and the buffered jobs are dropped. Services never commit; this is
 the only commit point.
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import DomainError
-from core.jobs import Dispatcher, Job, JobBuffer, job_buffer
+from core.jobs import AfterCommit, Dispatcher, Job, JobBuffer, job_buffer
 from core.logging import get_logger
 from core.page_versions import PageVersions
 from db.outbox import add_to_outbox, mark_dispatched
@@ -82,8 +83,18 @@ async def unit_of_work(
             position = await written_position() if written_position is not None and touched else None
             await versions.bump(touched, position)
         await flush_jobs(session_maker, dispatcher, buffer.drain())
+        await give_notices(buffer.drain_notices())
         if error is not None:
             raise error
+
+
+async def give_notices(notices: list[AfterCommit]) -> None:
+    """Run the after-commit notices; one that fails is logged and the others still run."""
+    for notice in notices:
+        try:
+            await notice()
+        except Exception:
+            log.warning("after-commit notice failed", exc_info=True)
 
 
 async def flush_jobs(

@@ -20,6 +20,7 @@ from api.app import create_app
 from core.settings import Settings
 from tests.support.access import POLICY, Rule, ServedRoute, concrete_path, served_routes
 from tests.support.catalog import make_store
+from tests.support.http import problem
 from tests.support.identity import bearer, login, make_user
 
 pytestmark = pytest.mark.anyio
@@ -134,3 +135,53 @@ async def test_a_bad_token_is_401_on_every_route(
             if response.status_code != 401:
                 wrong.append(f"{route.method} {route.path} with {header!r}: {response.status_code}")
     assert wrong == [], "\n".join(wrong)
+
+
+# Power taken away (old role, staff route, body): the holder's old token must open nothing.
+TAKEN_AWAY = [
+    ("vendor", "users/{user}/role", {"role": "client"}),
+    ("staff", "users/{user}/role", {"role": "client"}),
+    ("vendor", "users/{user}/status", {"status": "suspended"}),
+    ("staff", "users/{user}/status", {"status": "suspended"}),
+    ("client", "users/{user}/status", {"status": "suspended"}),
+    ("vendor", "vendors/{store}/status", {"status": "suspended"}),
+]
+
+
+@pytest.mark.parametrize(("role", "change", "body"), TAKEN_AWAY)
+async def test_after_power_is_taken_away_every_route_of_the_old_role_refuses_the_old_token(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    make_app: Callable[..., Litestar],
+    role: str,
+    change: str,
+    body: dict[str, str],
+) -> None:
+    """Demoted, suspended, or their store suspended: from the next request on, every route their
+    old role or any user could call answers 401 to the token they held (nothing waits for it to
+    expire)."""
+    holder = await make_user(session, role=role)
+    store = await make_store(session, holder) if role == "vendor" else None
+    old = bearer(await login(client, holder.email))
+    staff = bearer(await login(client, (await make_user(session, role="staff")).email))
+    path = change.format(user=holder.id, store=store.id if store else "")
+    done = await client.patch(f"/api/v1/staff/{path}", json=body, headers=staff)
+    assert done.status_code == 200, done.text
+
+    # Probed at once: "within a second" holds because nothing waits at all (test_revocation
+    # covers another process and a lost announcement).
+    probed, wrong = 0, []
+    for route in served_routes(make_app()):
+        rule = POLICY[route.key]
+        if rule.access not in (role, "user"):
+            continue
+        response = await client.request(
+            route.method, concrete_path(route.path), headers=old, json=rule.probe_body
+        )
+        probed += 1
+        _check_headers(route, response)
+        if response.status_code != 401:
+            wrong.append(f"{route.method} {route.path}: {response.status_code} {response.text[:200]}")
+    assert probed > 10
+    assert wrong == [], "\n".join(wrong)
+    problem(await client.get("/api/v1/me", headers=old), 401)

@@ -246,7 +246,10 @@ def _statements(database: Database) -> Iterator[list[str]]:
     seen: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
+        # Savepoints are the test harness's bookkeeping, and come and go with the authentication's
+        # read of the caller's standing (at most one a second): the queries are what scales.
+        if "SAVEPOINT" not in statement:
+            seen.append(statement)
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", count)
     try:

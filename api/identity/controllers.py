@@ -36,7 +36,9 @@ def provide_accounts(
     resources: NamedDependency[AppResources],
     client: NamedDependency[ClientInfo],
 ) -> AccountService:
-    return AccountService(db_session, resources.settings, resources.hasher, resources.limiter, client)
+    return AccountService(
+        db_session, resources.settings, resources.hasher, resources.limiter, client, resources.notices
+    )
 
 
 def provide_sessions(
@@ -45,7 +47,13 @@ def provide_sessions(
     client: NamedDependency[ClientInfo],
 ) -> SessionService:
     return SessionService(
-        db_session, resources.settings, resources.hasher, resources.limiter, resources.signer, client
+        db_session,
+        resources.settings,
+        resources.hasher,
+        resources.limiter,
+        resources.signer,
+        client,
+        resources.notices,
     )
 
 
@@ -106,6 +114,18 @@ class AuthController(Controller):
         self, data: JSONBody[schemas.RefreshRequest], sessions: NamedDependency[SessionService]
     ) -> None:
         await sessions.logout(data.refresh_token)
+
+    @post(
+        "/logout/all",
+        status_code=204,
+        summary="End every session of the refresh token's user",
+        description="Every refresh token and every access token of the user stops working at once, "
+        "this device's included. A token that is not the live one of a session changes nothing.",
+    )
+    async def logout_all(
+        self, data: JSONBody[schemas.RefreshRequest], sessions: NamedDependency[SessionService]
+    ) -> None:
+        await sessions.logout_everywhere(data.refresh_token)
 
     @post("/password/forgot", status_code=202, summary="Email a password reset code")
     async def forgot(

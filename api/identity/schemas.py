@@ -74,6 +74,8 @@ class User(msgspec.Struct):
     is_verified: bool
     created_at: datetime
     phone: str | None = None
+    # Suspended by staff: no login, no token honoured.
+    status: Literal["active", "suspended"] = "active"
 
 
 class TokenPair(msgspec.Struct):

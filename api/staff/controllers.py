@@ -18,6 +18,7 @@ from api.common import user_out
 from api.identity.schemas import User
 from api.orders.present import order_out
 from api.orders.schemas import Order, StaffOrderMove
+from api.resources import AppResources
 from api.staff import schemas
 from db.services.catalog.vendors import set_store_status
 from db.services.identity.audit import AuditLog, ClientInfo
@@ -49,7 +50,10 @@ class StaffController(Controller):
         )
         return schemas.UserList(items=[user_out(u) for u in page.items], next_cursor=page.next_cursor)
 
-    @patch("/users/{user_id:uuid}/role", summary="Change a user's role (their sessions end)")
+    @patch(
+        "/users/{user_id:uuid}/role",
+        summary="Change a user's role (their sessions and access tokens end at once)",
+    )
     async def change_role(
         self,
         user_id: FromPath[UUID],
@@ -57,13 +61,43 @@ class StaffController(Controller):
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
         client: NamedDependency[ClientInfo],
+        resources: NamedDependency[AppResources],
     ) -> User:
         user = await UserService(session=db_session).change_role(
-            user_id, data.role, actor_id=principal.user_id, audit_log=AuditLog(db_session, client)
+            user_id,
+            data.role,
+            actor_id=principal.user_id,
+            audit_log=AuditLog(db_session, client),
+            listener=resources.notices,
         )
         return user_out(user)
 
-    @patch("/vendors/{vendor_id:uuid}/status", summary="Suspend or reinstate a store")
+    @patch(
+        "/users/{user_id:uuid}/status",
+        summary="Suspend or reinstate a user (suspending ends their sessions and access tokens at once)",
+    )
+    async def user_status(
+        self,
+        user_id: FromPath[UUID],
+        data: JSONBody[schemas.UserStatus],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        client: NamedDependency[ClientInfo],
+        resources: NamedDependency[AppResources],
+    ) -> User:
+        user = await UserService(session=db_session).set_status(
+            user_id,
+            data.status,
+            actor_id=principal.user_id,
+            audit_log=AuditLog(db_session, client),
+            listener=resources.notices,
+        )
+        return user_out(user)
+
+    @patch(
+        "/vendors/{vendor_id:uuid}/status",
+        summary="Suspend or reinstate a store (suspending ends its owner's access tokens at once)",
+    )
     async def store_status(
         self,
         vendor_id: FromPath[UUID],
@@ -71,8 +105,9 @@ class StaffController(Controller):
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
         client: NamedDependency[ClientInfo],
+        resources: NamedDependency[AppResources],
     ) -> Vendor:
-        vendor = await set_store_status(db_session, vendor_id, data.status)
+        vendor = await set_store_status(db_session, vendor_id, data.status, resources.notices)
         AuditLog(db_session, client).record(
             "store_status_changed", user_id=vendor.owner_id, actor_id=principal.user_id, status=data.status
         )

@@ -20,6 +20,10 @@ class RoleChange(msgspec.Struct, forbid_unknown_fields=True):
     role: Literal["client", "vendor", "staff"]
 
 
+class UserStatus(msgspec.Struct, forbid_unknown_fields=True):
+    status: Literal["active", "suspended"]
+
+
 class UserList(msgspec.Struct):
     items: list[User]
     next_cursor: str | None

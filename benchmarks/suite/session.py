@@ -46,9 +46,12 @@ async def signed_headers(settings: Settings, url: str, count: int) -> list[dict[
     signer = TokenSigner(settings)
     async with connect(url) as conn:
         rows = await conn.fetch(
-            "SELECT id, role FROM users WHERE email = ANY($1::text[]) ORDER BY email", emails
+            "SELECT id, role, token_version FROM users WHERE email = ANY($1::text[]) ORDER BY email", emails
         )
-    return [{"Authorization": f"Bearer {signer.issue(r['id'], r['role'])}"} for r in rows]
+    return [
+        {"Authorization": f"Bearer {signer.issue(r['id'], r['role'], version=r['token_version'])}"}
+        for r in rows
+    ]
 
 
 async def log_in(base_url: str, settings: Settings, url: str, count: int) -> list[dict[str, str]]:

@@ -27,6 +27,9 @@ class AccessClaims(msgspec.Struct, frozen=True):
     jti: str
     iat: int
     exp: int
+    # The user's token version when the token was issued; a request is refused once the user's
+    # current version is higher (role changed, suspended, every session ended, password reset).
+    ver: int = 0
 
 
 class TokenSigner:
@@ -40,11 +43,12 @@ class TokenSigner:
         self.audience = settings.jwt_audience
         self.ttl = settings.access_token_ttl_seconds
 
-    def issue(self, user_id: uuid.UUID, role: str, *, now: int | None = None) -> str:
+    def issue(self, user_id: uuid.UUID, role: str, *, version: int = 0, now: int | None = None) -> str:
         issued = int(time.time()) if now is None else now
         payload: dict[str, Any] = {
             "sub": str(user_id),
             "role": role,
+            "ver": version,
             "jti": uuid.uuid4().hex,
             "iat": issued,
             "exp": issued + self.ttl,
@@ -79,13 +83,15 @@ class TokenSigner:
 
 
 class VerifiedTokens:
-    """Access tokens this process has already verified, kept until they expire.
+    """Access tokens this process has already verified (signature and claims), kept until they expire.
 
     Verifying an HS256 token (header, signature, claims) costs more CPU than the rest of a small
     request's authentication; a client sends the same token with every request for its 15
-    minutes. A token is immutable and access tokens are not revocable before expiry (see the
-    README), so a cached verification stays true until ``exp``. Only valid tokens are cached;
-    the cache is bounded and drops its oldest entries first.
+    minutes. What is cached is only that the token is genuine and what it says, which cannot
+    change; whether it is still honoured is decided on every request by comparing its ``ver``,
+    ``role`` and user with the user's current standing (``api/standing.py``), so a revoked token
+    stays cached here but is refused there. Only valid tokens are cached; the cache is bounded
+    and drops its oldest entries first.
     """
 
     def __init__(self, signer: TokenSigner, *, max_entries: int = 4096) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, String, text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
@@ -25,6 +25,10 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="client")
     is_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # Carried in every access token; one more revokes the user's tokens (db/services/identity/standing.py).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Set by staff: no login, no refresh, no access token accepted.
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     __table_args__ = (
         CheckConstraint("role IN ('client', 'vendor', 'staff')", name="role_known"),

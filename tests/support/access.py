@@ -69,6 +69,7 @@ POLICY: dict[Route, Rule] = {
     _api("POST", "/auth/login"): Rule("public"),
     _api("POST", "/auth/refresh"): Rule("public"),
     _api("POST", "/auth/logout"): Rule("public"),
+    _api("POST", "/auth/logout/all"): Rule("public"),
     _api("POST", "/auth/password/forgot"): Rule("public"),
     _api("POST", "/auth/password/reset"): Rule("public"),
     _api("GET", "/me"): Rule("user"),
@@ -81,6 +82,7 @@ POLICY: dict[Route, Rule] = {
     # Staff.
     _api("GET", "/staff/users"): Rule("staff"),
     _api("PATCH", "/staff/users/{user_id:uuid}/role"): Rule("staff", "any"),
+    _api("PATCH", "/staff/users/{user_id:uuid}/status"): Rule("staff", "any"),
     _api("PATCH", "/staff/vendors/{vendor_id:uuid}/status"): Rule("staff", "any"),
     _api("POST", "/staff/orders/{order_id:uuid}/status"): Rule("staff", "any"),
     _api("GET", "/staff/orders"): Rule("staff"),

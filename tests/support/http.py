@@ -7,6 +7,7 @@ lifespan protocol in-loop and talks to the app through httpx's ASGI transport.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,6 +25,26 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+class _SettledASGITransport(httpx.ASGITransport):
+    """Returns a response once the tasks its request left behind have finished.
+
+    When a dependency refuses a request (a vendor route's store lookup: 403), Litestar does not
+    close the generator dependencies resolved before it, so the request's unit of work is rolled
+    back by the event loop's async-generator finalizer, in a task of its own, after the response.
+    In production that task works on its own pooled connection; here every session shares the
+    test's one connection, so the next request must not start while it still runs.
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        before = asyncio.all_tasks()
+        response = await super().handle_async_request(request)
+        await asyncio.sleep(0)  # let finalizers scheduled at the response's end create their tasks
+        left = asyncio.all_tasks() - before - {asyncio.current_task()}
+        if left:
+            await asyncio.wait(left, timeout=5)
+        return response
+
+
 @contextlib.asynccontextmanager
 async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     to_app_send, to_app_receive = anyio.create_memory_object_stream[dict[str, Any]](8)
@@ -37,7 +58,7 @@ async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
         started = await from_app_receive.receive()
         if started["type"] != "lifespan.startup.complete":
             raise RuntimeError(f"app failed to start: {started}")
-        transport = httpx.ASGITransport(app=asgi, raise_app_exceptions=False)
+        transport = _SettledASGITransport(app=asgi, raise_app_exceptions=False)
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
                 yield client

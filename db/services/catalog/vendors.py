@@ -19,6 +19,7 @@ from db.services.catalog.errors import (
 )
 from db.services.catalog.listing_refresh import refresh_listing
 from db.services.catalog.text import slugify
+from db.services.identity.standing import StandingListener, revoke_access
 
 
 async def create_store(
@@ -71,11 +72,22 @@ async def store_of(session: AsyncSession, owner_id: UUID, *, for_update: bool = 
     return vendor
 
 
-async def set_store_status(session: AsyncSession, vendor_id: UUID, status: str) -> Vendor:
-    """Suspend or reinstate a store; its products leave or re-enter the public listing."""
+async def set_store_status(
+    session: AsyncSession, vendor_id: UUID, status: str, listener: StandingListener | None = None
+) -> Vendor:
+    """Suspend or reinstate a store; its products leave or re-enter the public listing.
+
+    Suspending also refuses the access tokens its owner holds at once, so what they could do
+    with the store stops now; signing in again gives a token on which store routes answer 403.
+
+    Raises:
+        VendorNotFound (404).
+    """
     vendor = await session.get(Vendor, vendor_id, with_for_update=True)
     if vendor is None:
         raise VendorNotFound()
+    if status == "suspended" and vendor.status != "suspended":
+        await revoke_access(session, [vendor.owner_id], listener)
     vendor.status = status
     await session.flush()
     await refresh_listing(session, vendor_id=vendor.id)

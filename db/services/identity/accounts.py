@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters.passwords import password_problems
 from core.adapters.ratelimit import subject
 from core.jobs import defer
 from core.task_names import SEND_ACCOUNT_EXISTS, SEND_CODE
-from db.models import RefreshToken, User
+from db.models import User
 from db.models.one_time_code import CodePurpose
 from db.services.identity import audit
 from db.services.identity.base import IdentityService
@@ -133,7 +132,7 @@ class AccountService(IdentityService):
         return user
 
     async def reset_password(self, email: str, code: str, new_password: str) -> None:
-        """Set a new password with a reset code and end every session of the account.
+        """Set a new password with a reset code; every session and access token of the account ends.
 
         Raises:
             WeakPassword (422), InvalidCode (400), RateLimited (429).
@@ -148,12 +147,8 @@ class AccountService(IdentityService):
         await consume_code(self.session, self.settings, self.audit, user, "reset_password", code)
         assert user is not None
         user.password_hash = await self.hasher.hash(new_password)
-        revoked = await self.session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC))
-        )
-        self.audit.record(audit.PASSWORD_RESET, user_id=user.id, sessions_revoked=revoked.rowcount)  # type: ignore[attr-defined]
+        revoked = await self.users.end_sessions(user.id, self.listener)
+        self.audit.record(audit.PASSWORD_RESET, user_id=user.id, sessions_revoked=revoked)
         await self.session.flush()
         # Whoever failed to log in before no longer has to wait: the password they were
         # guessing is gone. (Redis is not rolled back with the transaction; a failed commit

@@ -38,11 +38,15 @@ LOGIN_UNVERIFIED = "login_unverified"
 REFRESH_REUSED = "refresh_token_reused"
 LOGGED_OUT = "logged_out"
 SESSION_REVOKED = "session_revoked"
+LOGGED_OUT_EVERYWHERE = "logged_out_everywhere"
 REGISTERED = "registered"
 EMAIL_VERIFIED = "email_verified"
 CODE_BURNED = "one_time_code_burned"
 PASSWORD_RESET = "password_reset"  # noqa: S105  # an event name
 ROLE_CHANGED = "role_changed"
+USER_SUSPENDED = "user_suspended"
+USER_REINSTATED = "user_reinstated"
+LOGIN_SUSPENDED = "login_suspended"
 PROFILE_UPDATED = "profile_updated"
 
 

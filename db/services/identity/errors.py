@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.errors import (
+    Conflict,
     DomainError,
     InvalidInput,
     NotAuthenticated,
@@ -34,6 +35,19 @@ class EmailNotVerified(PermissionDenied):
     title = "Email not verified"
     code = "email_not_verified"
     preserve_changes = True
+
+
+class AccountSuspended(PermissionDenied):
+    """Right password, but staff suspended the account. The attempt is kept (audit)."""
+
+    title = "Account suspended"
+    code = "account_suspended"
+    preserve_changes = True
+
+
+class OwnAccount(Conflict):
+    title = "Not on your own account"
+    code = "own_account"
 
 
 class InvalidCode(DomainError):

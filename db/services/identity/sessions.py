@@ -21,12 +21,14 @@ from db.services.identity import audit
 from db.services.identity.audit import ClientInfo
 from db.services.identity.base import IdentityService
 from db.services.identity.errors import (
+    AccountSuspended,
     EmailNotVerified,
     InvalidCredentials,
     InvalidRefreshToken,
     LoginThrottled,
     SessionNotFound,
 )
+from db.services.identity.standing import StandingListener
 from db.services.identity.users import normalise_email
 
 LOGIN_FAILURES = "login-failures"
@@ -72,8 +74,9 @@ class SessionService(IdentityService):
         limiter: RateLimiter,
         signer: TokenSigner,
         client: ClientInfo,
+        listener: StandingListener | None = None,
     ) -> None:
-        super().__init__(session, settings, hasher, limiter, client)
+        super().__init__(session, settings, hasher, limiter, client, listener)
         self.signer = signer
 
     def _new_refresh(self, user: User, family_id: UUID) -> str:
@@ -92,7 +95,7 @@ class SessionService(IdentityService):
 
     def _pair(self, user: User, refresh_token: str) -> TokenPair:
         return TokenPair(
-            access_token=self.signer.issue(user.id, user.role),
+            access_token=self.signer.issue(user.id, user.role, version=user.token_version),
             refresh_token=refresh_token,
             expires_in=self.signer.ttl,
         )
@@ -111,6 +114,7 @@ class SessionService(IdentityService):
                 Retry-After, also for the right password; it is not checked).
             InvalidCredentials: unknown email or wrong password, indistinguishably (401).
             EmailNotVerified: right password, email not verified yet (403).
+            AccountSuspended: right password, account suspended by staff (403).
         """
         email = normalise_email(email)
         who = subject(email)
@@ -141,6 +145,9 @@ class SessionService(IdentityService):
         if not user.is_verified:
             self.audit.record(audit.LOGIN_UNVERIFIED, user_id=user.id)
             raise EmailNotVerified("Verify your email address with the code we sent before logging in.")
+        if user.suspended_at is not None:
+            self.audit.record(audit.LOGIN_SUSPENDED, user_id=user.id)
+            raise AccountSuspended("This account is suspended; contact support.")
         if needs_rehash(user.password_hash):
             user.password_hash = await self.hasher.hash(password)
         refresh = self._new_refresh(user, new_id())
@@ -171,6 +178,8 @@ class SessionService(IdentityService):
             self.audit.record(audit.REFRESH_REUSED, user_id=row.user_id, family_id=str(row.family_id))
             raise InvalidRefreshToken("The refresh token was already used; the session has been ended.")
         user = await self.users.require(row.user_id)
+        if user.suspended_at is not None:  # suspension revokes them; this is belt and braces
+            raise InvalidRefreshToken("The refresh token is invalid or has expired.")
         row.rotated_at = now
         refresh = self._new_refresh(user, row.family_id)
         await self.session.flush()
@@ -192,6 +201,21 @@ class SessionService(IdentityService):
             return
         await self._revoke_family(row.family_id, datetime.now(UTC))
         self.audit.record(audit.LOGGED_OUT, user_id=row.user_id, family_id=str(row.family_id))
+
+    async def logout_everywhere(self, refresh_token: str) -> None:
+        """End every session of the token's user and refuse every access token issued to them so
+        far. Only the live token of a session counts (not revoked, rotated or expired); any other
+        changes nothing, so an old stolen token cannot be used to sign the owner out (idempotent)."""
+        row = await self.session.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
+        )
+        if row is None or row.revoked_at is not None or row.rotated_at is not None:
+            return
+        if row.expires_at <= datetime.now(UTC):
+            return
+        ended = await self.users.end_sessions(row.user_id, self.listener)
+        self.audit.record(audit.LOGGED_OUT_EVERYWHERE, user_id=row.user_id, sessions_revoked=ended)
+        await self.session.flush()
 
     async def list_sessions(self, user_id: UUID) -> list[SessionInfo]:
         """The user's live sessions, most recently used first."""
