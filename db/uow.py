@@ -76,16 +76,25 @@ async def unit_of_work(
                 buffer.clear()
                 await session.rollback()
                 raise
-        touched = buffer.drain_versions()
-        if versions is not None:
-            # After the commit, never before: a reader that sees the new version must find the
-            # new data, or it would cache the old page under the new version.
-            position = await written_position() if written_position is not None and touched else None
-            await versions.bump(touched, position)
+        await _bump_versions(buffer, versions, written_position)
         await flush_jobs(session_maker, dispatcher, buffer.drain())
         await give_notices(buffer.drain_notices())
         if error is not None:
             raise error
+
+
+async def _bump_versions(
+    buffer: JobBuffer,
+    versions: PageVersions | None,
+    written_position: Callable[[], Awaitable[int | None]] | None,
+) -> None:
+    """Bump the page versions the committed work touched. After the commit, never before: a
+    reader that sees the new version must find the new data, or it would cache the old page under
+    the new version."""
+    touched = buffer.drain_versions()
+    if versions is not None:
+        position = await written_position() if written_position is not None and touched else None
+        await versions.bump(touched, position)
 
 
 async def give_notices(notices: list[AfterCommit]) -> None:
