@@ -64,6 +64,17 @@ def apply_calibration(
     return values, confidence
 
 
+def intervals(values: dict[str, float], cal: Calibration) -> dict[str, tuple[float, float]]:
+    """Each measurement's interval at the calibration's ``interval_level`` (from held-out residuals),
+    for the measurements whose model states one; empty for a calibration without intervals."""
+    out: dict[str, tuple[float, float]] = {}
+    for key, spec in cal.models.items():
+        low, high = spec.get("interval", (None, None))
+        if low is not None and high is not None:
+            out[key] = (round(values[key] + low, 1), round(values[key] + high, 1))
+    return out
+
+
 def embedding(values: dict[str, float], features: dict[str, float], cal: Calibration) -> np.ndarray:
     """Standardised measurements and width/depth profile: similar bodies are close in Euclidean
     distance (each component is a z-score, divided by sqrt(dim) so typical norms are about 1)."""
