@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,24 +38,24 @@ CARD_START, CARD_END = "<!-- eval-body -->", "<!-- /eval-body -->"
 _measurer: BodyMeasurer | None = None
 
 
-def _init_worker() -> None:
+def _init_worker(calibration: Path) -> None:
     global _measurer  # noqa: PLW0603  # one measurer per worker process
     from inference.body_measure.measurer import load_body_measurer  # noqa: PLC0415
     from inference.manifest import all_manifests  # noqa: PLC0415
 
-    _measurer = load_body_measurer(all_manifests(), intra_op_threads=1)
+    _measurer = load_body_measurer(all_manifests(), intra_op_threads=1, calibration=calibration)
 
 
 def measure_shopper(job: tuple[int, int, str, int]) -> dict[str, Any]:
     """Render held-out shopper ``index`` and measure it with the shipped calibration."""
     from training.body.population import sample_shopper  # noqa: PLC0415
-    from training.body.render import render_pair  # noqa: PLC0415
+    from training.body.render import framed_pair  # noqa: PLC0415
 
     seed, index, band, stream = job
     assert _measurer is not None
     rng = np.random.default_rng([seed, stream, index])
     body = sample_shopper(rng)
-    pair = render_pair(body, rng, size=SIZE)
+    pair = framed_pair(body, rng, size=SIZE)
     row: dict[str, Any] = {"index": index, "band": band, "round_large": is_round_large(body),
                            "truth": body.measurements}  # fmt: skip
     try:
@@ -137,7 +138,7 @@ def _band_names() -> set[str]:
     return {name for name, _, _ in BANDS}
 
 
-def write_card(text: str, path: Any = CALIBRATION_PATH.parent / "MODEL_CARD.md") -> None:
+def write_card(text: str, path: Path) -> None:
     card = path.read_text()
     block = f"{CARD_START}\n{text}\n{CARD_END}"
     if CARD_START in card:
@@ -153,17 +154,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--per-band", type=int, default=40)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--card", action="store_true", help="write the report into MODEL_CARD.md")
+    parser.add_argument("--calibration", type=Path, default=CALIBRATION_PATH)
+    parser.add_argument("--card", action="store_true", help="write the report into its MODEL_CARD.md")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     stream = 7  # the held-out stream: training draws from other streams
     jobs = [(args.seed, index, band, stream) for index, band in stratified(args.seed, args.per_band, stream)]
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(args.workers, initializer=_init_worker) as pool:
+    with ctx.Pool(args.workers, initializer=_init_worker, initargs=(args.calibration,)) as pool:
         rows = list(pool.imap(measure_shopper, jobs, chunksize=2))
     from inference.body_measure.calibration import Calibration  # noqa: PLC0415
 
-    level = Calibration.load().raw.get("interval_level")
+    level = Calibration.load(args.calibration).raw.get("interval_level")
     summary = summarise(rows)
     report = table(summary, level)
     elapsed = time.perf_counter() - started
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     print(header + "\n\n" + report)
     print(f"{len(rows)} bodies in {elapsed:.0f} s")
     if args.card:
-        write_card(header + "\n\n" + report)
+        write_card(header + "\n\n" + report, args.calibration.parent / "MODEL_CARD.md")
 
 
 if __name__ == "__main__":

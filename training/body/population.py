@@ -26,6 +26,7 @@ from typing import Final
 
 import numpy as np
 
+from inference.body_measure.calibration import BAND_EDGES, band_index
 from training.body.anthropometry import Body, sample_body
 
 # sex -> (stature mean, sd), (log BMI mean, log BMI sd)
@@ -37,18 +38,18 @@ _WHTR: Final = {"male": (0.235, 0.0118), "female": (0.215, 0.0127)}
 _HIP: Final = {"male": (52.0, 1.75), "female": (47.0, 2.05)}
 
 # Body bands by waist-to-height ratio (a standard screening measure of central adiposity).
-BANDS: Final[tuple[tuple[str, float, float], ...]] = (
-    ("whtr<0.48", 0.0, 0.48),
-    ("whtr 0.48-0.55", 0.48, 0.55),
-    ("whtr 0.55-0.62", 0.55, 0.62),
-    ("whtr 0.62-0.70", 0.62, 0.70),
-    ("whtr>=0.70", 0.70, 9.0),
+BANDS: Final[tuple[tuple[str, float, float], ...]] = tuple(
+    (
+        f"whtr<{hi:.2f}" if lo == 0 else f"whtr>={lo:.2f}" if hi > 1 else f"whtr {lo:.2f}-{hi:.2f}",
+        lo,
+        hi,
+    )
+    for lo, hi in zip((0.0, *BAND_EDGES), (*BAND_EDGES, 9.0), strict=True)
 )
 
 
 def band_of(body: Body) -> str:
-    whtr = body.measurements["waist_cm"] / body.measurements["height_cm"]
-    return next(name for name, lo, hi in BANDS if lo <= whtr < hi)
+    return BANDS[band_index(body.measurements["waist_cm"], body.measurements["height_cm"])][0]
 
 
 def is_round_large(body: Body) -> bool:
