@@ -90,12 +90,30 @@ class PersonSegmenter:
     def __init__(self, manifest: Manifest, *, intra_op_threads: int = 2) -> None:
         self.session = OnnxSession(manifest, intra_op_threads=intra_op_threads)
 
-    def probabilities(self, image: Image.Image) -> np.ndarray:
-        """(height, width) float32 in [0, 1], at the photo's size."""
-        raw = self.session.run(["activation_10"], {"input_1": _to_input(image)})[0][0, :, :, 0]
-        upscaled = Image.fromarray(raw.astype(np.float32)).resize(image.size, Image.Resampling.BILINEAR)
+    def probabilities(self, image: Image.Image, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """(height, width) float32 in [0, 1], at the photo's size. With ``box`` (left, top, width,
+        height, inside the photo), only that part is segmented, at the model's full input
+        resolution, so a person small in the photo is segmented as finely as a large one; pixels
+        outside the box are 0."""
+        part = image if box is None else image.crop((box[0], box[1], box[0] + box[2], box[1] + box[3]))
+        raw = self.session.run(["activation_10"], {"input_1": _to_input(part)})[0][0, :, :, 0]
+        upscaled = Image.fromarray(raw.astype(np.float32)).resize(part.size, Image.Resampling.BILINEAR)
         probabilities: np.ndarray = np.clip(np.asarray(upscaled, dtype=np.float32), 0.0, 1.0)
-        return probabilities
+        if box is None:
+            return probabilities
+        out = np.zeros((image.size[1], image.size[0]), dtype=np.float32)
+        out[box[1] : box[1] + box[3], box[0] : box[0] + box[2]] = probabilities
+        return out
+
+
+def _square(image: Image.Image, crop: tuple[int, int, int]) -> Image.Image:
+    """The square (left, top, side) of the photo; pixels outside the photo take its top-left colour
+    (a plain background)."""
+    left, top, side = crop
+    rgb = image.convert("RGB")
+    square = Image.new("RGB", (side, side), rgb.getpixel((0, 0)))
+    square.paste(rgb, (-left, -top))
+    return square
 
 
 @dataclass(frozen=True)
@@ -133,10 +151,7 @@ class PoseEstimator:
 
     def estimate(self, image: Image.Image, crop: tuple[int, int, int]) -> Pose:
         left, top, side = crop
-        # Pixels outside the photo are filled with its top-left colour (a plain background).
-        background = image.convert("RGB").getpixel((0, 0))
-        square = Image.new("RGB", (side, side), background)
-        square.paste(image.convert("RGB"), (-left, -top))
+        square = _square(image, crop)
         landmarks, presence, heatmaps = self.session.run(
             ["Identity", "Identity_1", "Identity_3"], {"input_1": _to_input(square)}
         )
