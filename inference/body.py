@@ -92,18 +92,35 @@ class PersonSegmenter:
 
     def probabilities(self, image: Image.Image, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """(height, width) float32 in [0, 1], at the photo's size. With ``box`` (left, top, width,
-        height, inside the photo), only that part is segmented, at the model's full input
-        resolution, so a person small in the photo is segmented as finely as a large one; pixels
-        outside the box are 0."""
-        part = image if box is None else image.crop((box[0], box[1], box[0] + box[2], box[1] + box[3]))
+        height), only that part is segmented, at the model's full input resolution, so a person
+        small in the photo is segmented as finely as a large one; pixels outside the box are 0. A
+        box reaching past the photo's edges is filled with the edge pixels repeated: the model then
+        sees the wall above a head close to the top edge (next to the edge it draws the person on
+        up to it), while a head cut off by the edge still runs into it."""
+        part = image if box is None else _padded_crop(image, box)
         raw = self.session.run(["activation_10"], {"input_1": _to_input(part)})[0][0, :, :, 0]
         upscaled = Image.fromarray(raw.astype(np.float32)).resize(part.size, Image.Resampling.BILINEAR)
         probabilities: np.ndarray = np.clip(np.asarray(upscaled, dtype=np.float32), 0.0, 1.0)
         if box is None:
             return probabilities
-        out = np.zeros((image.size[1], image.size[0]), dtype=np.float32)
-        out[box[1] : box[1] + box[3], box[0] : box[0] + box[2]] = probabilities
+        left, top, width, height = box
+        photo_w, photo_h = image.size
+        out = np.zeros((photo_h, photo_w), dtype=np.float32)
+        x0, y0, x1, y1 = max(left, 0), max(top, 0), min(left + width, photo_w), min(top + height, photo_h)
+        out[y0:y1, x0:x1] = probabilities[y0 - top : y1 - top, x0 - left : x1 - left]
         return out
+
+
+def _padded_crop(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    left, top, width, height = box
+    rgb = np.asarray(image.convert("RGB"))
+    photo_h, photo_w = rgb.shape[:2]
+    rows = (max(-top, 0), max(top + height - photo_h, 0))
+    columns = (max(-left, 0), max(left + width - photo_w, 0))
+    pad = (rows, columns, (0, 0))
+    padded = np.pad(rgb, pad, mode="edge")
+    y, x = top + pad[0][0], left + pad[1][0]
+    return Image.fromarray(padded[y : y + height, x : x + width])
 
 
 def _square(image: Image.Image, crop: tuple[int, int, int]) -> Image.Image:

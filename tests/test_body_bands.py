@@ -4,6 +4,7 @@ Rendered bodies through the real segmentation and pose models and the shipped ca
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import numpy as np
@@ -19,7 +20,7 @@ from inference.body_measure.view import ViewAnalysis
 from inference.manifest import all_manifests
 from training.body.anthropometry import Body
 from training.body.population import is_round_large, sample_shopper
-from training.body.render import render_pair
+from training.body.render import Render, render_pair
 from training.body.scene import Camera, Look
 from training.body.scene import Pose as BodyPose
 
@@ -189,3 +190,28 @@ def test_a_low_presence_counts_as_a_person_only_when_the_landmarks_stand_on_the_
 ) -> None:
     pose, mask = _standing(heights, x)
     assert person_shaped(pose, mask, 100, 900) is shaped
+
+
+def _cropped_from_above(render: Render, headroom: int) -> bytes:
+    """The photo cut ``headroom`` pixels above the top of the person (negative: through the head)."""
+    top = int(np.nonzero(render.mask.any(axis=1))[0][0])
+    out = io.BytesIO()
+    render.image.crop((0, max(top - headroom, 0), render.image.width, render.image.height)).save(
+        out, format="JPEG", quality=92
+    )
+    return out.getvalue()
+
+
+def test_a_head_close_to_the_top_edge_is_measured_and_a_cut_one_refused(measurer: BodyMeasurer) -> None:
+    (body,) = shoppers(1, lambda b: True, start=11)
+    pair = render_pair(body, np.random.default_rng(3), setup=(POSE, Camera(), LOOK))
+    height = body.measurements["height_cm"]
+    reference = measurer.measure(pair.front.jpeg, pair.side.jpeg, height)
+    # 8 px of wall above the hair: the segmentation alone reaches the edge here
+    close = measurer.measure(_cropped_from_above(pair.front, 8), _cropped_from_above(pair.side, 8), height)
+    for key in ("chest_cm", "waist_cm", "hip_cm"):
+        assert close.measurements[key] == pytest.approx(reference.measurements[key], rel=0.02), key
+    with pytest.raises(MeasurementRejected) as caught:
+        measurer.measure(_cropped_from_above(pair.front, -25), pair.side.jpeg, height)
+    assert caught.value.code == "person_cut_off"
+    assert "step back" in caught.value.message

@@ -92,12 +92,19 @@ def _check_framing(mask: np.ndarray, name: str) -> tuple[int, int]:
     return top, bottom
 
 
-def segmentation_box(mask: np.ndarray, *, fill: float = 0.8) -> tuple[int, int, int, int]:
+def segmentation_box(mask: np.ndarray, *, fill: float = 0.8, clip: bool = True) -> tuple[int, int, int, int]:
     """(left, top, width, height) around the person, of the photo's own aspect ratio, in which the
-    person takes ``fill`` of the height (or the whole photo when the person already does): the
-    segmentation model then sees every person at about the same size, however far the camera was."""
+    person takes ``fill`` of the height: the segmentation model then sees every person at about
+    the same size, however far the camera was. Clipped to the photo (the whole photo when the
+    person already fills it), or with ``clip=False`` centred on the person and reaching past the
+    photo's edges where needed (see ``PersonSegmenter.probabilities``)."""
     photo_h, photo_w = mask.shape
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if not clip:
+        height = max((rows[-1] - rows[0] + 1) / fill, (cols[-1] - cols[0] + 1) / fill * photo_h / photo_w)
+        width = height * photo_w / photo_h
+        left = round((cols[0] + cols[-1]) / 2 - width / 2)
+        return left, round((rows[0] + rows[-1]) / 2 - height / 2), round(width), round(height)
     height = min(photo_h, round((rows[-1] - rows[0] + 1) / fill))
     width = min(photo_w, max(round(height * photo_w / photo_h), round((cols[-1] - cols[0] + 1) / fill)))
     height = min(photo_h, max(height, round(width * photo_h / photo_w)))
@@ -120,9 +127,15 @@ def analyse_view(
     if grey.mean() < 35:
         raise MeasurementRejected("low_quality", f"The {name} photo is too dark.")
     coarse = _main_person(segmenter.probabilities(image) > 0.5, name)
-    _check_framing(coarse, name)
     probabilities = segmenter.probabilities(image, segmentation_box(coarse))
     mask = _main_person(probabilities > 0.5, name)
+    rows = np.nonzero(mask.any(axis=1))[0]
+    if rows[0] <= 1 or rows[-1] >= mask.shape[0] - 2:
+        # Next to the photo's edge the model draws the person on up to it: segment again with the
+        # edge pixels repeated beyond it, which stops at a head that is whole and runs on with one
+        # the edge cuts.
+        probabilities = segmenter.probabilities(image, segmentation_box(mask, clip=False))
+        mask = _main_person(probabilities > 0.5, name)
     top, bottom = _check_framing(mask, name)
     crop = body_crop(mask)
     assert crop is not None
