@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import warnings
+from dataclasses import replace
 from typing import Final
 
 import numpy as np
@@ -137,9 +138,7 @@ def analyse_view(
         probabilities = segmenter.probabilities(image, segmentation_box(mask, clip=False))
         mask = _main_person(probabilities > 0.5, name)
     top, bottom = _check_framing(mask, name)
-    crop = body_crop(mask)
-    assert crop is not None
-    found = pose.estimate(image, crop)
+    found = _estimate_pose(image, mask, pose, top, bottom)
     if found.presence < 0.5 and not person_shaped(found, mask, top, bottom):
         raise MeasurementRejected(
             "no_person_detected",
@@ -149,6 +148,31 @@ def analyse_view(
     _check_sharpness(grey, mask, name)
     hips = (found.landmarks["left_hip"].x + found.landmarks["right_hip"].x) / 2
     return ViewAnalysis(image, probabilities, mask, found, float(top), float(bottom), float(hips))
+
+
+def _estimate_pose(image: Image.Image, mask: np.ndarray, pose: PoseEstimator, top: int, bottom: int) -> Pose:
+    """The pose in the square around the person; when the pose model finds no person there, once
+    more on the mirrored photo (on some valid profiles it finds the person facing the other way
+    only), its landmarks mirrored back (left and right swapped)."""
+    crop = body_crop(mask)
+    assert crop is not None
+    found = pose.estimate(image, crop)
+    if found.presence >= 0.5 or person_shaped(found, mask, top, bottom):
+        return found
+    width = image.size[0]
+    left, crop_top, side = crop
+    again = pose.estimate(ImageOps.mirror(image), (width - left - side, crop_top, side))
+    swap = {"left_": "right_", "right_": "left_"}
+    landmarks = {
+        next((swap[p] + name[len(p) :] for p in swap if name.startswith(p)), name): replace(
+            mark, x=width - mark.x
+        )
+        for name, mark in again.landmarks.items()
+    }
+    mirrored = Pose(again.presence, landmarks, found.crop)
+    if mirrored.presence >= 0.5 or person_shaped(mirrored, mask, top, bottom):
+        return mirrored
+    return found
 
 
 def person_shaped(found: Pose, mask: np.ndarray, top: int, bottom: int) -> bool:

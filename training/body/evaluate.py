@@ -131,7 +131,24 @@ def table(summary: dict[str, dict[str, Any]], level: float | None) -> str:
         + ", ".join(f"{k.removesuffix('_cm')} {worst[k] / girth_best[k]:.2f}" for k in GIRTHS)
         + (f". Stated interval level: {level:.0%}." if level else ". The calibration states no intervals.")
     )
+    lines.append(_misses(summary, level))
     return "\n".join(lines)
+
+
+def _misses(summary: dict[str, dict[str, Any]], level: float | None) -> str:
+    """The bands that miss the refusal target (2 %) and the coverage target (level ± 5 points)."""
+    bands = {name: g for name, g in summary.items() if name in _band_names()}
+    refused = [f"{name} {g['refused']:.1%}" for name, g in bands.items() if g["refused"] > 0.02]
+    text = "Bands refusing more than 2 %: " + (", ".join(refused) or "none") + "."
+    if level:
+        off = [
+            f"{name} {key.removesuffix('_cm')} {g['coverage'][key]:.0%}"
+            for name, g in bands.items()
+            for key in GIRTHS
+            if g["coverage"][key] is not None and abs(g["coverage"][key] - level) > 0.05
+        ]
+        text += " Interval coverage more than 5 points off: " + (", ".join(off) or "none") + "."
+    return text
 
 
 def _band_names() -> set[str]:

@@ -312,8 +312,12 @@ most half of that in the front, or the pose model sees one shoulder well behind 
 by a fixed limit on the side photo's shoulder spread, which the pose model widens with torso
 depth and which refused large and round bodies. The pose model's presence score is not trusted
 alone on profiles (it falls under 0.5 on some valid ones): landmarks in a standing person's order
-on the silhouette also count as a person. The person is segmented a second time in a crop of the
-photo's aspect ratio around them, so their size in the photo does not change the silhouette."""
+on the silhouette also count as a person, and when the pose model finds nobody it is asked once
+more on the mirrored photo. The person is segmented a second time in a crop of the photo's aspect
+ratio around them, so their size in the photo does not change the silhouette; a silhouette that
+touches the photo's edge is segmented once more with the edge pixels repeated beyond it (the
+model draws a head close to the edge on up to it), so only a person the edge really cuts is
+refused."""
 
 
 def _model_card(summary: dict[str, Any]) -> str:
