@@ -111,6 +111,10 @@ bench-measure *args:
 train-body *args:
     {{py}} -m training.body.train "$@"
 
+# The shipped body-measurement calibration on held-out shoppers per body band: refusals per failure code, MAE, interval coverage (deterministic from --seed; --card writes the model card).
+eval-body *args:
+    {{py}} -m training.body.evaluate "$@"
+
 # Compute embeddings for every pending product image in this process; prints images/s.
 embed-catalog *args:
     {{py}} -m devstack.embed_catalog "$@"

@@ -90,12 +90,47 @@ class PersonSegmenter:
     def __init__(self, manifest: Manifest, *, intra_op_threads: int = 2) -> None:
         self.session = OnnxSession(manifest, intra_op_threads=intra_op_threads)
 
-    def probabilities(self, image: Image.Image) -> np.ndarray:
-        """(height, width) float32 in [0, 1], at the photo's size."""
-        raw = self.session.run(["activation_10"], {"input_1": _to_input(image)})[0][0, :, :, 0]
-        upscaled = Image.fromarray(raw.astype(np.float32)).resize(image.size, Image.Resampling.BILINEAR)
+    def probabilities(self, image: Image.Image, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """(height, width) float32 in [0, 1], at the photo's size. With ``box`` (left, top, width,
+        height), only that part is segmented, at the model's full input resolution, so a person
+        small in the photo is segmented as finely as a large one; pixels outside the box are 0. A
+        box reaching past the photo's edges is filled with the edge pixels repeated: the model then
+        sees the wall above a head close to the top edge (next to the edge it draws the person on
+        up to it), while a head cut off by the edge still runs into it."""
+        part = image if box is None else _padded_crop(image, box)
+        raw = self.session.run(["activation_10"], {"input_1": _to_input(part)})[0][0, :, :, 0]
+        upscaled = Image.fromarray(raw.astype(np.float32)).resize(part.size, Image.Resampling.BILINEAR)
         probabilities: np.ndarray = np.clip(np.asarray(upscaled, dtype=np.float32), 0.0, 1.0)
-        return probabilities
+        if box is None:
+            return probabilities
+        left, top, width, height = box
+        photo_w, photo_h = image.size
+        out = np.zeros((photo_h, photo_w), dtype=np.float32)
+        x0, y0, x1, y1 = max(left, 0), max(top, 0), min(left + width, photo_w), min(top + height, photo_h)
+        out[y0:y1, x0:x1] = probabilities[y0 - top : y1 - top, x0 - left : x1 - left]
+        return out
+
+
+def _padded_crop(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    left, top, width, height = box
+    rgb = np.asarray(image.convert("RGB"))
+    photo_h, photo_w = rgb.shape[:2]
+    rows = (max(-top, 0), max(top + height - photo_h, 0))
+    columns = (max(-left, 0), max(left + width - photo_w, 0))
+    pad = (rows, columns, (0, 0))
+    padded = np.pad(rgb, pad, mode="edge")
+    y, x = top + pad[0][0], left + pad[1][0]
+    return Image.fromarray(padded[y : y + height, x : x + width])
+
+
+def _square(image: Image.Image, crop: tuple[int, int, int]) -> Image.Image:
+    """The square (left, top, side) of the photo; pixels outside the photo take its top-left colour
+    (a plain background)."""
+    left, top, side = crop
+    rgb = image.convert("RGB")
+    square = Image.new("RGB", (side, side), rgb.getpixel((0, 0)))
+    square.paste(rgb, (-left, -top))
+    return square
 
 
 @dataclass(frozen=True)
@@ -133,10 +168,7 @@ class PoseEstimator:
 
     def estimate(self, image: Image.Image, crop: tuple[int, int, int]) -> Pose:
         left, top, side = crop
-        # Pixels outside the photo are filled with its top-left colour (a plain background).
-        background = image.convert("RGB").getpixel((0, 0))
-        square = Image.new("RGB", (side, side), background)
-        square.paste(image.convert("RGB"), (-left, -top))
+        square = _square(image, crop)
         landmarks, presence, heatmaps = self.session.run(
             ["Identity", "Identity_1", "Identity_3"], {"input_1": _to_input(square)}
         )

@@ -10,6 +10,7 @@ import pytest
 
 from core.rules.fit import (
     FITS,
+    SURE_CONFIDENCE,
     TOLERANCE_CM,
     advise,
     fit_query_vector,
@@ -112,6 +113,32 @@ def test_an_uncertain_measurement_is_shown_but_does_not_count() -> None:
     assert advice.recommended_size == "M"
     waist = next(n for n in advice.sizes[1].notes if n.measurement == "waist_cm")
     assert (waist.status, waist.counted, waist.confidence) == ("tight", False, 0.1)
+
+
+def test_a_wide_interval_measurement_never_flips_the_recommendation_on_its_own() -> None:
+    # The chest says M (near L's edge), the waist says L: a certain waist moves the advice to L,
+    # an uncertain one (below SURE: its interval is wide) does not.
+    body = {"chest_cm": 95.5, "waist_cm": 86.5}
+    assert advise(TOPS, body, {"chest_cm": 0.9, "waist_cm": 0.9}, "tops").recommended_size == "L"
+    advice = advise(TOPS, body, {"chest_cm": 0.9, "waist_cm": SURE_CONFIDENCE - 0.1}, "tops")
+    assert advice.recommended_size == "M"
+    # it is still shown and counted in the scores
+    waist = next(n for n in advice.sizes[1].notes if n.measurement == "waist_cm")
+    assert (waist.status, waist.counted) == ("tight", True)
+    assert advice.sizes[2].fit_score > advice.sizes[1].fit_score
+
+
+def test_a_wide_interval_measurement_that_agrees_changes_nothing() -> None:
+    body = {"chest_cm": 93.0, "waist_cm": 77.0}
+    advice = advise(TOPS, body, {"chest_cm": 0.9, "waist_cm": SURE_CONFIDENCE - 0.1}, "tops")
+    assert advice.recommended_size == "M"
+
+
+def test_uncertain_measurements_alone_still_recommend_when_they_agree() -> None:
+    # every measurement uncertain (but counted): leaving one out changes nothing, so they decide
+    body = {"chest_cm": 93.0, "waist_cm": 77.0}
+    advice = advise(TOPS, body, {"chest_cm": 0.4, "waist_cm": 0.4}, "tops")
+    assert advice.recommended_size == "M"
 
 
 def test_lower_confidence_weighs_less() -> None:

@@ -20,7 +20,10 @@ measurement that does not fit sinks the size however well the others fit. A meas
 weight is how much it matters for the garment (``IMPORTANCE``: chest and waist for tops, waist,
 hip and inside leg for bottoms, chest, waist and hip for dresses; any other measurement a
 chart lists counts a little) times the body measurement's confidence. Measurements whose
-confidence is below ``MIN_CONFIDENCE`` are reported but left out of the score.
+confidence is below ``MIN_CONFIDENCE`` are reported but left out of the score, and one below
+``SURE_CONFIDENCE`` (a wide interval) never changes the recommendation on its own: when leaving
+it out alone would recommend another size (or one where there was none), the sizes are scored
+without it.
 
 **Recommendation**: the size with the best score (ties: the size whose range centres are
 closest to the body), provided it reaches ``FITS`` (0.6); otherwise ``recommended_size`` is
@@ -72,6 +75,10 @@ SHOPPERS_MAJORITY: Final = 0.6
 SHOPPERS_MIN_FIT: Final = 0.35
 # Body measurements less certain than this are shown but do not count.
 MIN_CONFIDENCE: Final = 0.2
+# Body measurements less certain than this (their interval is wide: the confidence falls with the
+# interval's half-width relative to the value, 0.6 at about a tenth) count, but never change the
+# recommendation on their own.
+SURE_CONFIDENCE: Final = 0.6
 # The loose side forgives this much more than the tight side.
 LOOSE_SLACK: Final = 1.3
 # Smallest per-measurement score, so the geometric mean stays finite.
@@ -225,9 +232,39 @@ def advise(
             sizes,
         )
     best = min(sizes, key=lambda fit: (-fit.fit_score, fit.centre_distance))
-    if best.fit_score >= FITS:
-        return FitAdvice(best.size, None, sizes)
+    recommended = best.size if best.fit_score >= FITS else None
+    # An uncertain measurement (a wide interval) never changes the recommendation on its own: when
+    # leaving out one of them alone gives another recommendation, the sizes are scored without it.
+    notes = [note for fit in sizes for note in fit.notes if note.counted]
+    uncertain = sorted({note.measurement for note in notes if note.confidence < SURE_CONFIDENCE})
+    flipping = [key for key in uncertain if _recommend(chart, body, confidence, garment, key) != recommended]
+    if flipping:
+        rest = {k: v for k, v in body.items() if k not in flipping}
+        if any(note.counted for fit in _scores(chart, rest, confidence, garment) for note in fit.notes):
+            kept = advise(chart, rest, confidence, garment)
+            return FitAdvice(kept.recommended_size, kept.reason, sizes)
+    if recommended is not None:
+        return FitAdvice(recommended, None, sizes)
     return FitAdvice(None, _why_nothing_fits(best), sizes)
+
+
+def _scores(
+    chart: Sequence[tuple[str, Ranges]], body: Mapping[str, float], confidence: Mapping[str, float],
+    garment: str | None,
+) -> list[SizeFit]:  # fmt: skip
+    return [score_size(size, ranges, body, confidence, garment) for size, ranges in chart]
+
+
+def _recommend(
+    chart: Sequence[tuple[str, Ranges]], body: Mapping[str, float], confidence: Mapping[str, float],
+    garment: str | None, leave_out: str,
+) -> str | None:  # fmt: skip
+    """The size recommended from the chart alone without the measurement ``leave_out``."""
+    sizes = _scores(chart, {k: v for k, v in body.items() if k != leave_out}, confidence, garment)
+    if not any(note.counted for fit in sizes for note in fit.notes):
+        return None
+    best = min(sizes, key=lambda fit: (-fit.fit_score, fit.centre_distance))
+    return best.size if best.fit_score >= FITS else None
 
 
 def summarise_shoppers(

@@ -50,18 +50,49 @@ class Calibration:
 def apply_calibration(
     features: dict[str, float], cal: Calibration
 ) -> tuple[dict[str, float], dict[str, float]]:
+    """Measurements and their confidences. A confidence falls with the measurement's typical error
+    relative to its size: the half-width of its interval for the body's band when the calibration
+    states intervals (so a measurement with a wide interval is less certain), else the held-out
+    90th percentile error; and it drops when a feature is outside the range seen in training."""
     values: dict[str, float] = {"height_cm": features["height"]}
     confidence: dict[str, float] = {"height_cm": 1.0}
     for key, spec in cal.models.items():
         x = np.array([1.0] + [features[name] for name in spec["features"]])
         values[key] = round(float(x @ np.array(spec["coefficients"])), 1)
+    spread = {key: (high - low) / 2 for key, (low, high) in intervals(values, cal).items()}
+    for key, spec in cal.models.items():
         inside = all(
             lo <= features[name] <= hi
             for name, (lo, hi) in zip(spec["features"], spec["ranges"], strict=True)
         )
-        relative = spec["p90"] / max(abs(values[key]), 1.0)
+        relative = spread.get(key, spec["p90"]) / max(abs(values[key]), 1.0)
         confidence[key] = round(float(np.clip(1 - 4 * relative, 0.05, 0.99) * (1.0 if inside else 0.6)), 2)
     return values, confidence
+
+
+# Body bands by waist-to-height ratio: the intervals are fitted per band (training.body.population
+# draws its held-out sets by the same bands).
+BAND_EDGES: Final = (0.48, 0.55, 0.62, 0.70)
+
+
+def band_index(waist_cm: float, height_cm: float) -> int:
+    """0 (waist-to-height ratio under 0.48) to 4 (0.70 and over)."""
+    ratio = waist_cm / max(height_cm, 1.0)
+    return sum(ratio >= edge for edge in BAND_EDGES)
+
+
+def intervals(values: dict[str, float], cal: Calibration) -> dict[str, tuple[float, float]]:
+    """Each measurement's interval at the calibration's ``interval_level``: the measured value plus
+    the held-out residual quantiles of the body's band (from its measured waist and height), for
+    the measurements whose model states them; empty for a calibration without intervals."""
+    band = band_index(values["waist_cm"], values["height_cm"]) if "waist_cm" in values else 0
+    out: dict[str, tuple[float, float]] = {}
+    for key, spec in cal.models.items():
+        per_band = spec.get("intervals")
+        if per_band:
+            low, high = per_band[min(band, len(per_band) - 1)]
+            out[key] = (round(values[key] + low, 1), round(values[key] + high, 1))
+    return out
 
 
 def embedding(values: dict[str, float], features: dict[str, float], cal: Calibration) -> np.ndarray:

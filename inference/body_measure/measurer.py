@@ -15,6 +15,7 @@ from inference.body_measure.calibration import (
     Calibration,
     apply_calibration,
     embedding,
+    intervals,
 )
 from inference.body_measure.geometry import raw_features
 from inference.body_measure.photo import analyse_view, check_pose, decode_photo
@@ -26,6 +27,7 @@ from inference.manifest import Manifest
 class BodyResult:
     measurements: dict[str, float]  # cm, all of MEASUREMENT_KEYS
     confidence: dict[str, float]  # 0..1
+    intervals: dict[str, tuple[float, float]]  # cm (low, high) where the calibration states one
     embedding: np.ndarray  # float32 (BODY_EMBEDDING_DIM,), compare with Euclidean distance
     model: str
     version: str
@@ -75,6 +77,7 @@ class BodyMeasurer:
         return BodyResult(
             measurements={k: values[k] for k in MEASUREMENT_KEYS},
             confidence={k: confidence[k] for k in MEASUREMENT_KEYS},
+            intervals=intervals(values, self.calibration),
             embedding=vector,
             model=self.name,
             version=self.version,

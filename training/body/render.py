@@ -11,7 +11,7 @@ World frame: x to the subject's left, y forward (out of the chest), z up from th
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -162,3 +162,23 @@ def render_pair(
     )
     side = render(model, "side", side_camera, look, rng)
     return Pair(body=body, front=front, side=side, front_camera=camera, side_camera=side_camera)
+
+
+def framed_pair(body: Body, rng: np.random.Generator, *, size: tuple[int, int] = (720, 1280)) -> Pair:
+    """A random session (``random_setup``) whose photos hold all of the person: a broad body with
+    its arms held out can reach past the edges of a portrait photo at the drawn framing; the
+    camera then steps back (a smaller fill) until both photos show the whole person, as a shopper
+    following the instructions would."""
+    pose, camera, look = random_setup(rng, size)
+    for _ in range(4):
+        pair = render_pair(body, rng, size=size, setup=(pose, camera, look))
+        if not (_touches_edge(pair.front.mask) or _touches_edge(pair.side.mask)):
+            break
+        camera = replace(camera, fill=camera.fill * 0.9)
+    return pair
+
+
+def _touches_edge(mask: np.ndarray, margin: int = 3) -> bool:
+    return bool(
+        mask[:margin].any() or mask[-margin:].any() or mask[:, :margin].any() or mask[:, -margin:].any()
+    )

@@ -24,18 +24,21 @@ from typing import Any
 import numpy as np
 
 from inference.body_measure.calibration import (
+    BAND_EDGES,
     CALIBRATION_PATH,
     MEASUREMENT_KEYS,
     PROFILE_LEVELS,
     Calibration,
     apply_calibration,
+    band_index,
 )
 from inference.body_measure.errors import MeasurementRejected
 from inference.body_measure.geometry import TORSO_LEVELS, raw_features
 from inference.body_measure.measurer import BodyMeasurer
 from training.body.fitting import fit_linear
 
-VERSION = "1.1.0"
+VERSION = "1.2.0"
+INTERVAL_LEVEL = 0.9
 SIZE = (540, 960)
 TORSO = [f"torso_{kind}{i}" for i in range(len(TORSO_LEVELS)) for kind in ("e", "d")]
 FEATURES: dict[str, list[str]] = {
@@ -74,14 +77,14 @@ def _init_worker() -> None:
 
 def _sample(job: tuple[int, int, str, dict[str, dict[str, list[float]]] | None]) -> dict[str, Any]:
     """Render body ``index`` of the seed's stream and measure it."""
-    from training.body.anthropometry import sample_body  # noqa: PLC0415
-    from training.body.render import render_pair  # noqa: PLC0415
+    from training.body.population import sample_shopper  # noqa: PLC0415
+    from training.body.render import framed_pair  # noqa: PLC0415
 
     seed, index, task, calibration = job
     assert _measurer is not None
     rng = np.random.default_rng([seed, index])
-    body = sample_body(rng)
-    pair = render_pair(body, rng, size=SIZE)
+    body = sample_shopper(rng)
+    pair = framed_pair(body, rng, size=SIZE)
     truth = body.measurements
     try:
         front, side = _measurer.analyse(pair.front.jpeg, pair.side.jpeg)
@@ -116,7 +119,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--scale", type=int, default=150, help="bodies for the pixel-scale fit")
     parser.add_argument("--train", type=int, default=700)
-    parser.add_argument("--test", type=int, default=250)
+    parser.add_argument("--test", type=int, default=400)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", type=Path, default=CALIBRATION_PATH.parent)
     parser.add_argument(
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
     if args.card_only:
         summary = json.loads((args.out / "calibration.json").read_text())["evaluation"]
-        (args.out / "MODEL_CARD.md").write_text(_model_card(summary))
+        _write_card(args.out / "MODEL_CARD.md", _model_card(summary))
         return
     started = time.perf_counter()
     ranges = {
@@ -148,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     test_ok = [r for r in test if "features" in r]
     models = _fit(train_ok)
     report = _evaluate(models, test_ok)
+    _fit_intervals(models, test_ok)
     failures = Counter(r["failure"] for r in test if "failure" in r)
     population = _population(
         Calibration(version=VERSION, scale=scale, models=models, population={}), train_ok
@@ -160,13 +164,14 @@ def main(argv: list[str] | None = None) -> None:
         "test_measured": len(test_ok),
         "test_refused": dict(sorted(failures.items())),
         "failure_rate": round(sum(failures.values()) / max(len(test), 1), 4),
+        "interval_level": INTERVAL_LEVEL,
         "heldout": report,
     }
     calibration = {"version": VERSION, "scale": scale, "models": models, "population": population,
-                   "evaluation": summary}  # fmt: skip
+                   "interval_level": INTERVAL_LEVEL, "evaluation": summary}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "calibration.json").write_text(json.dumps(calibration, indent=1, sort_keys=True) + "\n")
-    (args.out / "MODEL_CARD.md").write_text(_model_card(summary))
+    _write_card(args.out / "MODEL_CARD.md", _model_card(summary))
     print(_table(summary))
     print(f"trained on {len(train_ok)} bodies, evaluated on {len(test_ok)}, in {elapsed:.0f} s")
 
@@ -221,6 +226,30 @@ def _evaluate(
     return report
 
 
+def _fit_intervals(models: dict[str, dict[str, Any]], test_ok: list[dict[str, Any]]) -> None:
+    """Per body band (from the measured waist and height, as at inference), the held-out residual
+    quantiles that hold INTERVAL_LEVEL of the truths; a band with few bodies borrows its
+    neighbours' residuals until it has 25."""
+    cal = Calibration(version="fitting", scale={}, models=models, population={})
+    predicted = [apply_calibration(r["features"], cal)[0] for r in test_ok]
+    bands = [band_index(p["waist_cm"], p["height_cm"]) for p in predicted]
+    tail = (1 - INTERVAL_LEVEL) / 2
+    for key, spec in models.items():
+        residuals = np.array([r["truth"][key] - p[key] for r, p in zip(test_ok, predicted, strict=True)])
+        per_band = []
+        for band in range(len(BAND_EDGES) + 1):
+            reach = 0
+            while True:
+                chosen = [abs(b - band) <= reach for b in bands]
+                if sum(chosen) >= 25 or reach > len(BAND_EDGES):
+                    break
+                reach += 1
+            values = residuals[np.array(chosen)]
+            per_band.append([round(float(np.quantile(values, tail)), 2),
+                             round(float(np.quantile(values, 1 - tail)), 2)])  # fmt: skip
+        spec["intervals"] = per_band
+
+
 def _population(calibration: Calibration, train_ok: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Mean and spread of each embedding component over the training bodies."""
     population: dict[str, list[float]] = {}
@@ -250,6 +279,47 @@ def _table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _write_card(path: Path, card: str) -> None:
+    """The card, keeping the per-band report ``just eval-body --card`` wrote into the old one."""
+    start, end = "<!-- eval-body -->", "<!-- /eval-body -->"
+    old = path.read_text() if path.exists() else ""
+    if start in old and end in old:
+        block = start + old.split(start, 1)[1].split(end, 1)[0] + end
+        card = card.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(card)
+
+
+POPULATION_NOTE = """\
+**The population: shoppers, not soldiers** (`training/body/population.py`). The bodies start from
+ANSUR II (US Army, 2012; Gordon et al. 2014: means, standard deviations and correlation structure
+of the lengths and girths, `training/body/anthropometry.py`), which has few bodies with a BMI
+over 35 or a waist larger than the chest. Stature, BMI and waist are then redrawn for the general
+adult population, from approximate published summaries of the US National Health and Nutrition
+Examination Survey (NHANES 2015-2018; Fryar et al. 2021, National Health Statistics Reports
+no. 160; Hales et al. 2020, NCHS Data Brief no. 360): stature about 175 cm (men) and 162 cm
+(women), standard deviation about 7 cm; BMI about 29.5 on average, standard deviation about 6.5,
+log-normal, up to 55 (about 40 % of adults at 30 or more, close to 10 % at 40 or more); waist
+about 102 cm (men) and 97 cm (women) on average. Chest and hip follow BMI along slopes chosen to
+give plausible figures at BMI 22, 30 and 45 (these slopes are this file's assumption, not
+survey figures); an apple-pear factor moves girth between the waist and the hips and thighs, a
+shoulder factor makes shoulders wide or narrow, and lengths and limb girths are rescaled from the
+ANSUR II body. All figures are approximate; the point is coverage of real shoppers' shapes (waist
+larger than chest, BMI 40+, short and tall), not a survey-exact distribution."""
+CHECKS_NOTE = """\
+**Photo checks** (`inference/body_measure/photo.py`). The side photo's profile is judged
+against the same person's front photo (shoulder spread relative to height in the side photo at
+most half of that in the front, or the pose model sees one shoulder well behind the other), not
+by a fixed limit on the side photo's shoulder spread, which the pose model widens with torso
+depth and which refused large and round bodies. The pose model's presence score is not trusted
+alone on profiles (it falls under 0.5 on some valid ones): landmarks in a standing person's order
+on the silhouette also count as a person, and when the pose model finds nobody it is asked once
+more on the mirrored photo. The person is segmented a second time in a crop of the photo's aspect
+ratio around them, so their size in the photo does not change the silhouette; a silhouette that
+touches the photo's edge is segmented once more with the edge pixels repeated beyond it (the
+model draws a head close to the edge on up to it), so only a person the edge really cuts is
+refused."""
+
+
 def _model_card(summary: dict[str, Any]) -> str:
     bodies = ", ".join(f"{summary['bodies'][name]} for the {name} set" for name in ("scale", "train", "test"))
     return f"""# body_calibration — body measurements from two photos (synthetic calibration)
@@ -260,14 +330,16 @@ height the shopper gives) into the 14 body measurements, each with a confidence,
 body-shape embedding. Code: `inference/body_measure/`; this file's numbers: `calibration.json`.
 
 **How it was fitted — synthetic data only.** `just train-body` renders bodies from
-`training/body/` (stacked cross-sections driven by the 14 measurements, drawn with correlations
-from published anthropometric survey statistics), photographed front and side with random
-camera distance, height, focal length, tilt and roll, A-pose jitter, skin tones, fitted
-clothing, hair, plain walls and floors with shadows, sensor noise, blur and JPEG artefacts, and
-runs them through the real segmentation and pose models. One set of bodies fits the pixel-scale
-correction, another the per-measurement linear models, and a held-out set is reported below.
-Seed {summary["seed"]}; bodies: {bodies};
+`training/body/` (stacked cross-sections driven by the 14 measurements), photographed front and
+side with random camera distance, height, focal length, tilt and roll, A-pose jitter, skin tones,
+fitted clothing, hair, plain walls and floors with shadows, sensor noise, blur and JPEG
+artefacts; a session whose framing would cut off a broad body steps the camera back. They are run
+through the real segmentation and pose models. One set of bodies fits the pixel-scale
+correction, another the per-measurement linear models, and a held-out set is reported below and
+fits the intervals. Seed {summary["seed"]}; bodies: {bodies};
 photos {summary["image_size"][0]} x {summary["image_size"][1]} pixels.
+
+{POPULATION_NOTE}
 
 No real person was measured for this calibration. Its errors on real photos are unknown and will
 be larger: real bodies, clothes and rooms vary in ways the renderer does not draw. A calibration
@@ -283,15 +355,26 @@ standing upright on a plain background: front photo facing the camera with arms 
 the body (A-pose), side photo in profile. Fitted clothing; hair tied back from the shoulders.
 Phone held upright at about waist to chest height, 2 to 3.5 m away.
 
-**Confidence.** Each measurement's confidence falls with its held-out 90th percentile error
-relative to its size, and drops when a raw feature falls outside the range seen in training.
+**Confidence and intervals.** Each measurement carries an interval meant to hold the truth
+{round(100 * summary.get("interval_level", 0.9))} % of the time: the held-out residual quantiles of the body's
+waist-to-height band (from the measured waist and height), borrowed from the neighbouring bands
+when a band had fewer than 25 held-out bodies; `just eval-body` (below) checks them on a separate
+held-out stream. The confidence falls with the interval's half-width relative to the value and
+drops when a raw feature falls outside the range seen in training. Size advice never lets a
+measurement with confidence under 0.6 (a half-width of about a tenth of the value) change a
+recommendation on its own.
+
+{CHECKS_NOTE}
 
 **Known limits** (found by comparing the pipeline's raw features with the renderer's ground
 truth). Levels placed from the pose landmarks (chest, waist, hip) land about 3 cm (one standard
 deviation) away from the true levels, and the torso width at a level varies by 1.3 to 1.9 cm
 even on the exact silhouette; these two set the girth errors above, not the segmentation. Near
 the armpits the arms touch the chest in the front photo, so the chest is measured lower and
-corrected. Thighs that touch below the crotch hide it, which costs the thigh and the inside leg.
+corrected. Thighs that touch below the crotch hide it, which costs the thigh and the inside leg;
+the thigh also moves most with the person's size in the photo (2.5 % between a person about 700
+and about 1,020 px tall in `tests/test_body_bands.py`, where chest, waist, hip and the lengths
+stay within 2 % from about 510 to 1,090 px).
 Bicep, forearm and wrist come from front widths only (the side photo shows the arm over the
 body).
 """
