@@ -54,6 +54,7 @@ BODIES = {
         lambda b: 0.5 <= b.measurements["waist_cm"] / b.measurements["height_cm"] < 0.58
     ),
     "round-large": lambda: _shopper(is_round_large),
+    "slim": lambda: _shopper(lambda b: b.measurements["waist_cm"] / b.measurements["height_cm"] < 0.46),
 }
 
 
@@ -105,7 +106,7 @@ def jpeg(image: Image.Image, quality: int = 92, **options: object) -> bytes:
 
 
 # Conditions under which the pipeline misses the 2 % bound today, with the largest change measured
-# over this module's two bodies (in %). The pipeline scales everything by the silhouette's height
+# over this module's three bodies (in %). The pipeline scales everything by the silhouette's height
 # and reads widths on the mid-plane: it has no model of perspective, so a camera close to the body
 # or high above its middle changes the silhouette's proportions (the chest and the shoulders, nearer
 # the camera or seen from above, grow against the legs). Not a small fix: the calibration would have
@@ -118,13 +119,15 @@ KNOWN_EXCESS: dict[str, dict[str, float]] = {
                     "shoulder_breadth_cm": 0.04},
     # measured: chest 2.04, shoulder breadth 2.05
     "camera-low": {"chest_cm": 0.025, "shoulder_breadth_cm": 0.025},
-    # measured: chest 2.68, hip 2.80, leg 2.97, shoulder breadth 3.07
-    "close-wide-angle": {"chest_cm": 0.03, "hip_cm": 0.03, "leg_length_cm": 0.03,
+    # measured: chest 2.68, waist 2.38, hip 2.80, leg 2.97, shoulder breadth 3.07
+    "close-wide-angle": {"chest_cm": 0.03, "waist_cm": 0.025, "hip_cm": 0.03, "leg_length_cm": 0.03,
                          "shoulder_breadth_cm": 0.035},
     # measured: chest 2.23 (the average body; the round-large body 0.93)
     "busy-room": {"chest_cm": 0.025},
-    # measured: chest 2.35, arm 2.60 (the average body), shoulder breadth 2.82 (round-large)
-    "side-light": {"chest_cm": 0.025, "arm_length_cm": 0.03, "shoulder_breadth_cm": 0.03},
+    # measured: chest 2.35, arm 2.60 (the average body), shoulder breadth 7.27 (slim; 2.82 round-large):
+    # the shadow cast on the wall beside the shoulder and the arm is segmented as part of the person
+    # (on the slim body the silhouette at the shoulders widened from 48 to 53 cm)
+    "side-light": {"chest_cm": 0.025, "arm_length_cm": 0.03, "shoulder_breadth_cm": 0.075},
 }  # fmt: skip
 
 CAMERAS = {
@@ -229,8 +232,9 @@ def test_loose_clothing_is_measured_larger_than_the_body(
         assert found[key] <= (0.05 if key == "shoulder_breadth_cm" else 0.02), (key, found[key])
 
 
-# measured: chest 10.50, waist 10.52, hip 8.71 % (the average body), 8.64, 8.26, 6.83 % (round-large)
-LOOSE_GIRTH_CHANGE = 0.11
+# measured: chest 10.50, waist 10.52, hip 8.71 % (the average body), 8.64, 8.26, 6.83 % (round-large),
+# 11.06, 10.00, 8.83 % (slim)
+LOOSE_GIRTH_CHANGE = 0.115
 
 
 def test_a_busy_room_with_nobody_in_it_is_no_person_detected(measurer: BodyMeasurer, body: Body) -> None:
