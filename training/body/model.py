@@ -112,6 +112,8 @@ def build_model(body: Body, pose: Pose, look: Look | None = None) -> BodyModel:
     _add_neck_and_head(model, heights)
     _add_legs(model, heights, hip, look)
     _add_arms(model, heights, look)
+    if pose.selfie:
+        _raise_arm_to_the_face(model, heights, look)
     return model
 
 
@@ -271,6 +273,33 @@ def _add_arms(model: BodyModel, heights: _Heights, look: Look) -> None:
         elbow = joint + elbow_s * t_wrist * d
         model.landmarks[f"{name}_elbow"] = (elbow[0], 0.0, elbow[1])
         model.landmarks[f"{name}_wrist"] = (wrist[0], 0.0, wrist[1])
+
+
+def _raise_arm_to_the_face(model: BodyModel, heights: _Heights, look: Look) -> None:
+    """A mirror selfie: the right arm (the first drawn) hangs from the shoulder to an elbow at the
+    side, the forearm rises in front of the chest and the hand holds a phone before the face."""
+    m = model.body.measurements
+    joint = np.array([m["shoulder_breadth_cm"] / 2 - 1.5, heights.shoulder - 4.0])
+    elbow = joint + np.array([3.0, -0.55 * m["arm_length_cm"]])
+    wrist = np.array([4.0, heights.chin - 2.0])
+    front = m["chest_cm"] / 2 / math.pi * 1.4 + 6.0  # clear of the chest
+    upper = np.array([0.0, 1.0])
+    radii = np.array([_tube_radii(g, 1.0) for g in (m["bicep_cm"] * 1.1, m["bicep_cm"])])
+    forearm = np.array([_tube_radii(g, 1.18) for g in (m["forearm_cm"], m["wrist_cm"])])
+    first = len(model.tubes) - 4  # the arms are drawn last: right arm, right hand, left arm, left hand
+    model.tubes[first : first + 2] = [
+        Tube((joint[0], joint[1]), (elbow[0], elbow[1]), 0.0, upper, radii[:, 0], radii[:, 1], 1.0, TOP,
+             look.ease_cm),
+        Tube((elbow[0], elbow[1]), (wrist[0], wrist[1]), front, upper, forearm[:, 0], forearm[:, 1], 1.0, TOP,
+             look.ease_cm),
+        Tube((wrist[0], wrist[1]), (1.0, wrist[1] + 8.0), front + 2.0, np.array([0.0, 1.0]),
+             np.array([1.9, 1.6]), np.array([4.0, 3.4]), -1.0, SKIN, 0.0),
+        # the phone: 7.5 x 15 cm, 1 cm thick, held upright before the face
+        Tube((-1.0, heights.chin - 1.0), (-1.0, heights.chin + 14.0), front + 4.0, np.array([0.0, 1.0]),
+             np.array([3.75, 3.75]), np.array([0.5, 0.5]), 1.0, SHOES, 0.0),
+    ]  # fmt: skip
+    model.landmarks["right_elbow"] = (elbow[0], 0.0, elbow[1])
+    model.landmarks["right_wrist"] = (wrist[0], front, wrist[1])
 
 
 def _tube_radii(girth: float, depth_ratio: float) -> tuple[float, float]:

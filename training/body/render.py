@@ -4,7 +4,7 @@ The body (``model``: stacked cross-sections driven by the body's measurements) i
 each view (``paint``), then shaded into a photo: lighting (Lambertian, a random light), skin
 tone, fitted clothing that adds a little ease, hair, a plain wall and floor of random colours with
 a soft shadow, camera distance, height, focal length, pitch and roll, A-pose jitter (``scene``),
-sensor noise, defocus and JPEG artefacts.
+sensor noise, defocus and JPEG artefacts; optionally a cluttered room behind the person (``room``).
 World frame: x to the subject's left, y forward (out of the chest), z up from the floor, in cm.
 """
 
@@ -19,6 +19,7 @@ from PIL import Image, ImageFilter
 from training.body.anthropometry import Body
 from training.body.model import BACKGROUND, BodyModel, build_model
 from training.body.paint import Canvas, draw_face, open_canvas, paint_foot, paint_stack, paint_tube
+from training.body.room import cluttered_room
 from training.body.scene import Camera, Look, Pose, View, random_setup
 
 
@@ -34,17 +35,21 @@ class Render:
     joints: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def render(model: BodyModel, view: View, camera: Camera, look: Look, rng: np.random.Generator) -> Render:
-    """One photo of the model from ``view``; ``rng`` draws the light's jitter and the sensor noise."""
+def render(
+    model: BodyModel, view: View, camera: Camera, look: Look, rng: np.random.Generator, *, person: bool = True
+) -> Render:
+    """One photo of the model from ``view``; ``rng`` draws the light's jitter and the sensor noise.
+    With ``person=False`` the same photo of the empty room."""
     canvas = open_canvas(model, view, camera)
-    for stack in model.stacks:
-        paint_stack(canvas, stack, view)
-    for tube in model.tubes:
-        paint_tube(canvas, tube, view)
-    for centre, radii in model.feet:
-        paint_foot(canvas, centre, radii, view)
-    if view == "front":
-        draw_face(model, canvas.material, canvas.mid_lateral, canvas.mid_z)
+    if person:
+        for stack in model.stacks:
+            paint_stack(canvas, stack, view)
+        for tube in model.tubes:
+            paint_tube(canvas, tube, view)
+        for centre, radii in model.feet:
+            paint_foot(canvas, centre, radii, view)
+        if view == "front":
+            draw_face(model, canvas.material, canvas.mid_lateral, canvas.mid_z)
     material = canvas.material
     mask = material != BACKGROUND
     image = _shade(
@@ -97,6 +102,8 @@ def _shade(
     t_floor = np.where(ray_z < 0, camera.height_cm / np.maximum(-ray_z, 1e-6), np.inf)
     floor = (t_floor < t_wall)[..., None]
     background = np.where(floor, np.asarray(look.floor, np.float32), np.asarray(look.wall, np.float32))
+    if look.clutter:
+        background = cluttered_room(background, floor[..., 0], look.clutter)
     vignette = 1.0 - 0.12 * (np.linspace(-1, 1, h, dtype=np.float32)[:, None] ** 2
                              + np.linspace(-1, 1, w, dtype=np.float32)[None, :] ** 2)  # fmt: skip
     small = Image.fromarray((mask * 255).astype(np.uint8)).resize((w // 4, h // 4), Image.Resampling.BILINEAR)

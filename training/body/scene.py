@@ -24,6 +24,7 @@ class Pose:
     arm_angle_deg: float = 24.0  # each arm's angle from the vertical, outward
     leg_spread_cm: float = 6.0  # extra distance of each ankle from the centre line
     mirrored: bool = False  # the side view shows the subject's right side instead of the left
+    selfie: bool = False  # the right forearm raised in front of the chest, a phone held before the face
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Look:
     blur: float = 0.4  # defocus radius, pixels
     jpeg_quality: int = 90
     shadow: float = 0.25
+    clutter: int = 0  # 0: a plain wall and floor; otherwise the seed of a cluttered room (``room``)
 
 
 def random_setup(rng: np.random.Generator, size: tuple[int, int] = (720, 1280)) -> tuple[Pose, Camera, Look]:
