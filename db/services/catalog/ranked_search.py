@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from asyncpg import Record
@@ -33,7 +33,6 @@ from redis.exceptions import RedisError
 
 from core.logging import get_logger
 from core.page_versions import CATALOG, PageVersions
-from db.engine import Database
 from db.services.catalog.listing_sql import RANKING_SQL, listing_sql
 
 log = get_logger(__name__)
@@ -46,6 +45,12 @@ MAX_QUERIES = 256
 # A page is first read from this many times its rows of the ranking after the cursor (enough
 # when the filters keep most products), then from all the rest before giving up.
 _WINDOW = 4
+
+
+class Reader(Protocol):
+    """Where the statements run: ``db.engine.Database`` (or a bare pool's stand-in for it)."""
+
+    async def fetch(self, sql: str, *args: Any, replica: bool = False) -> list[Record]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +111,7 @@ class RankedSearches:
         """The ranking kept for this query, whatever its version (None: none kept)."""
         return self._rankings.get((search, terms))
 
-    async def page(self, database: Database, request: RankedPage) -> list[Record] | None:
+    async def page(self, database: Reader, request: RankedPage) -> list[Record] | None:
         """Up to ``request.rows`` rows of the search page, read from the kept ranking; None when
         that cannot answer it (the caller runs the full query): Redis cannot be read, or the
         ranking left matches out and too few of its products pass the filters after the cursor.
@@ -126,7 +131,7 @@ class RankedSearches:
                 return rows
         return rows if ranking.complete else None
 
-    async def _ranking(self, database: Database, search: str, terms: tuple[str, ...]) -> Ranking | None:
+    async def _ranking(self, database: Reader, search: str, terms: tuple[str, ...]) -> Ranking | None:
         try:
             (version,) = await self._versions.read([CATALOG])
         except (RedisError, OSError):
