@@ -219,3 +219,26 @@ async def test_a_product_unlisted_since_its_ranking_was_kept_is_never_served(
     for limit in (1, 10):
         assert await walk(isolated_db, tree, linen, limit=limit, searches=searches) == [scarf.id]
     assert searches.kept("prefix", ("linen", "linen:*")) is kept
+
+
+async def test_without_redis_every_search_ranks_every_match(
+    session: AsyncSession, isolated_db: Database
+) -> None:
+    vendor = await linen_catalog(session)
+    tree = await load_category_tree(session)
+    # Nothing listens on port 1: the catalog version cannot be read, so no ranking is kept.
+    unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    try:
+        searches = RankedSearches(PageVersions(unreachable))
+        for in_stock in (None, True):
+            filters = ListingFilters(q="linen", vendor=vendor, in_stock=in_stock)
+            want = await walk(isolated_db, tree, filters, limit=3, searches=None)
+            assert want
+            assert await walk(isolated_db, tree, filters, limit=3, searches=searches) == want
+            query = listing_query(tree, filters, limit=3, cursor=None)
+            assert query is not None
+            assert query.ranked is not None
+            assert await searches.page(isolated_db, query.ranked) is None
+        assert len(searches) == 0
+    finally:
+        await unreachable.aclose()

@@ -6,8 +6,9 @@ products' ids and ranks, the best ``TOP`` of them) is kept in this process per q
 under the ``catalog`` page-version counter (``core.page_versions``) read *before* it was
 ranked: every listing-visible write (a title, a status, a store's suspension) commits and then
 bumps that counter, so the next search ranks again and never reads a ranking older than the
-counter it is filed under. A ranking is also dropped after ``SECONDS`` in any case (a bump lost
-to a Redis outage).
+counter it is filed under (with a read replica, it is ranked where that counter's write is
+seen, as ``api/page_cache.py`` reads its pages). A ranking is also dropped after ``SECONDS`` in
+any case (a bump lost to a Redis outage).
 
 A page is then read from the kept ranking on the rows as they are now (``listing_sql`` with
 ``ranked=True``): the filters, listing status, price and stock are always current. The ranking
@@ -33,6 +34,7 @@ from redis.exceptions import RedisError
 
 from core.logging import get_logger
 from core.page_versions import CATALOG, PageVersions
+from db.replica import reading_from
 from db.services.catalog.listing_sql import RANKING_SQL, listing_sql
 
 log = get_logger(__name__)
@@ -133,7 +135,7 @@ class RankedSearches:
 
     async def _ranking(self, database: Reader, search: str, terms: tuple[str, ...]) -> Ranking | None:
         try:
-            (version,) = await self._versions.read([CATALOG])
+            (version,), position = await self._versions.read_with_position([CATALOG])
         except (RedisError, OSError):
             log.warning("catalog version unreadable; the search ranks every match")
             return None
@@ -143,7 +145,9 @@ class RankedSearches:
         if kept is not None and kept.version == version and now - kept.ranked_at < self._seconds:
             self._rankings.move_to_end(key)
             return kept
-        rows = await database.fetch(RANKING_SQL[search], *terms, self._top + 1, replica=True)
+        # With a read replica: ranked where the write that moved the counter is already seen.
+        with reading_from(position):
+            rows = await database.fetch(RANKING_SQL[search], *terms, self._top + 1, replica=True)
         ranking = Ranking(
             version=version,
             ids=[row[0] for row in rows[: self._top]],
