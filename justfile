@@ -93,6 +93,10 @@ shopper-sizes *args:
 explain *args:
     {{py}} -m benchmarks.explain_listing "$@"
 
+# PostgreSQL time of a search page ranked in full and read from a kept ranking, on the current database.
+explain-search:
+    {{py}} -m benchmarks.explain_search
+
 # Rebuild and verify the shipped ONNX models in throwaway venvs (~2 GB of build tools; CI never runs it).
 models:
     python3 -m venv .data/build-embedding

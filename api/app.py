@@ -76,6 +76,7 @@ from core.page_versions import PageVersions
 from core.settings import Settings, get_settings
 from db.engine import Database, create_database
 from db.replica import Fences
+from db.services.catalog.ranked_search import RankedSearches
 from db.services.subscribers import register_all
 from tasks.runtime.dispatch import BrokerDispatcher
 from tasks.runtime.factory import build_broker, redis_url_for
@@ -121,6 +122,7 @@ def _build_resources(
     if database.replica is not None:
         database.replica.attach_fences(Fences(redis, settings.database_replica_fence_seconds))
     standing = StandingCache(database)
+    versions = PageVersions(redis)
     return AppResources(
         settings=settings,
         db=database,
@@ -134,8 +136,9 @@ def _build_resources(
         private_storage=build_private_storage(settings),
         categories=CategoryCache(database),
         payments=payments,
-        versions=PageVersions(redis),
+        versions=versions,
         pages=PageCache(max_pages=settings.page_cache_max_pages),
+        searches=RankedSearches(versions),
         standing=standing,
         notices=StandingNotices(redis, local=standing.forget),
         owned=owned,

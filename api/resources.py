@@ -21,6 +21,7 @@ from core.jobs import Dispatcher
 from core.page_versions import PageVersions
 from core.settings import Settings
 from db.engine import Database
+from db.services.catalog.ranked_search import RankedSearches
 from db.services.catalog.taxonomy import CategoryTree, load_category_tree
 
 
@@ -66,6 +67,8 @@ class AppResources:
     # The counters every catalog write bumps, and the public pages cached against them.
     versions: PageVersions
     pages: PageCache
+    # Searches' rankings, kept against the same counters (db/services/catalog/ranked_search.py).
+    searches: RankedSearches
     # Users' standing (token version, role, suspension) as every authenticated request checks it,
     # and the news of revocations that keeps it current across processes.
     standing: StandingCache

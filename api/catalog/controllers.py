@@ -101,7 +101,9 @@ class CatalogController(Controller):
             sort=sort,
         )
         tree = await resources.categories.get()
-        page = await listing.list_products(resources.db, tree, filters, limit=limit, cursor=cursor)
+        page = await listing.list_products(
+            resources.db, tree, filters, limit=limit, cursor=cursor, searches=resources.searches
+        )
         return schemas.ProductList(
             items=summaries_out(page.rows, resources.storage), next_cursor=page.next_cursor
         )

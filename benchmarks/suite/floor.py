@@ -17,7 +17,9 @@ Where each handler's SQL comes from:
   text the API sends.
 - listing and search (``GET /products``): ``db.services.catalog.listing.listing_query``, the
   function that writes the API's SELECT per shape of request and binds its values; the same
-  text constants (``listing_sql``), the same ``$n`` order.
+  text constants (``listing_sql``), the same ``$n`` order. A search by relevance reads its page
+  from a kept ranking as the API does (``db.services.catalog.ranked_search``, the same class, its
+  ``catalog`` version read from the same Redis), else runs the full query.
 - similar (``GET /products/{id}/similar``): ORM statements
   (``db.services.catalog.similar``, ``db.services.vector_search``), captured once by compiling
   them with the asyncpg dialect and from a statement log of one request
@@ -42,9 +44,11 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from asyncpg import Record
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import FromPath
+from redis.asyncio import Redis
 
 from benchmarks.search_quality.stack import asyncpg_dsn
 from benchmarks.suite.floor_base import (
@@ -62,12 +66,15 @@ from benchmarks.suite.floor_base import (
 from benchmarks.suite.floor_fit import fit_products, product_fit
 from benchmarks.suite.floor_orders import place_order
 from core.errors import InvalidInput
+from core.page_versions import PageVersions
 from core.rules.measurements import MEASUREMENT_KEYS
 from core.settings import Settings, load_settings
 from db.pagination import encode_cursor
 from db.services.catalog.images import MAX_IMAGES_PER_PRODUCT
 from db.services.catalog.listing import DETAIL_SQL, ListingFilters, listing_query
+from db.services.catalog.ranked_search import RankedSearches
 from db.services.vector_search import EF_MAX, EF_MIN, OVERFETCH, SCAN_TUPLES_PER_ROW
+from tasks.runtime.factory import redis_url_for
 
 
 # --- product page --------------------------------------------------------------------------------
@@ -158,6 +165,17 @@ def _filters(params: Any) -> ListingFilters:
     )
 
 
+class _PoolReader:
+    """The pool in ``Database.fetch``'s shape, for the kept ranking (no replica here)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def fetch(self, sql: str, *args: Any, replica: bool = False) -> list[Record]:
+        rows: list[Record] = await self._pool.fetch(sql, *args)
+        return rows
+
+
 def _cursor_after(sort: str, last: Any) -> str:
     if sort == "newest":
         return encode_cursor([sort, str(last[0])])
@@ -176,7 +194,11 @@ async def products(request: Request[Any, Any, Any], state: State) -> Response[by
         return problem(422, exc.detail)
     if query is None:
         return respond({"items": [], "next_cursor": None})
-    rows = await pool_of(state).fetch(query.sql, *query.args)
+    rows = None
+    if query.ranked is not None:
+        rows = await state.searches.page(_PoolReader(pool_of(state)), query.ranked)
+    if rows is None:
+        rows = await pool_of(state).fetch(query.sql, *query.args)
     next_cursor = None
     if len(rows) > limit:
         del rows[limit:]
@@ -303,8 +325,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         async with pool.acquire() as conn:
             app.state.tree = await category_tree(conn)
+        app.state.redis = redis = Redis.from_url(redis_url_for(settings))
+        app.state.searches = RankedSearches(PageVersions(redis))
 
     async def close_pool(app: Litestar) -> None:
         await app.state.pool.close()
+        await app.state.redis.aclose()
 
     return Litestar(HANDLERS, on_startup=[open_pool], on_shutdown=[close_pool], debug=False)

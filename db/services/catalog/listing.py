@@ -18,6 +18,7 @@ from db.models import Brand, Product, Vendor
 from db.pagination import decode_cursor, encode_cursor
 from db.services.catalog.errors import ProductNotFound
 from db.services.catalog.listing_sql import Sort, listing_sql, search_terms
+from db.services.catalog.ranked_search import RankedPage, RankedSearches
 from db.services.catalog.taxonomy import CategoryTree, brand_by_key
 from db.services.catalog.text import normalise_color, normalise_size, slugify
 
@@ -144,6 +145,8 @@ class ListingQuery:
     sql: str
     args: list[Any]
     sort: Sort
+    # A search by relevance: the same page, for a kept ranking (``ranked_search``).
+    ranked: RankedPage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,17 +177,22 @@ def listing_query(
     sort: Sort = filters.sort or ("relevance" if search else "newest")
     if sort == "relevance" and search is None:
         sort = "newest"
+    values = args[len(terms[1]) if terms else 0 :]
+    keyset: tuple[float, UUID] | None = None
     if cursor:
         after = _decode(cursor, sort)
         if sort == "newest":
             args.append(UUID(after[0]))
         elif sort == "relevance":
-            rank = float(after[0])
-            args += [rank, rank, UUID(after[1])]
+            keyset = (float(after[0]), UUID(after[1]))
+            args += [keyset[0], keyset[0], keyset[1]]
         else:
             args += [int(after[0]), UUID(after[1])]
     args.append(limit + 1)
-    return ListingQuery(listing_sql(search, tuple(names), sort, bool(cursor)), args, sort)
+    ranked = None
+    if sort == "relevance" and terms is not None:
+        ranked = RankedPage(terms[0], tuple(terms[1]), tuple(names), values, keyset, limit + 1)
+    return ListingQuery(listing_sql(search, tuple(names), sort, bool(cursor)), args, sort, ranked)
 
 
 def _filter_values(tree: CategoryTree, filters: ListingFilters, args: list[Any]) -> list[str]:
@@ -238,9 +246,17 @@ def _cursor_after(sort: Sort, last: Record) -> str:
 
 
 async def list_products(
-    database: Database, tree: CategoryTree, filters: ListingFilters, *, limit: int, cursor: str | None
+    database: Database,
+    tree: CategoryTree,
+    filters: ListingFilters,
+    *,
+    limit: int,
+    cursor: str | None,
+    searches: RankedSearches | None = None,
 ) -> SummaryPage:
-    """Listed products matching ``filters``, ``limit`` per page.
+    """Listed products matching ``filters``, ``limit`` per page. A search by relevance reads
+    its page from the query's kept ranking when ``searches`` can answer it (``ranked_search``),
+    else ranks every match.
 
     Raises:
         InvalidInput: an unknown category, min_price > max_price, or a cursor that does not
@@ -249,7 +265,11 @@ async def list_products(
     query = listing_query(tree, filters, limit=limit, cursor=cursor)
     if query is None:
         return SummaryPage(rows=[], next_cursor=None)
-    rows = await database.fetch(query.sql, *query.args, replica=True)
+    rows = None
+    if searches is not None and query.ranked is not None:
+        rows = await searches.page(database, query.ranked)
+    if rows is None:
+        rows = await database.fetch(query.sql, *query.args, replica=True)
     if len(rows) <= limit:
         return SummaryPage(rows=rows, next_cursor=None)
     del rows[limit:]

@@ -83,13 +83,39 @@ _SUMMARY_SQL = (
 )
 
 
+def _parameters(sql: str) -> int:
+    """The highest ``$n`` in ``sql`` (0: none)."""
+    return max((int(n) for n in re.findall(r"\$(\d+)", sql)), default=0)
+
+
+# The text match of a search alone, ranked, its best rows first (the row limit follows the
+# search's parameters): what ``ranked_search`` keeps per query so that a page of the search
+# need not rank every match again.
+_RANKING = (
+    "SELECT p.id, ts_rank_cd(p.search_vector, {q}, 32) AS rank FROM products p\n"
+    "WHERE p.is_listed AND p.search_vector @@ {q}\n"
+    "ORDER BY rank DESC, p.id DESC LIMIT ${limit}"
+)
+RANKING_SQL = {
+    kind: _RANKING.format(q=tsquery, limit=_parameters(tsquery) + 1) for kind, tsquery in _TSQUERY.items()
+}
+# The products of a kept ranking ($1: ids, $2: their ranks, in step), for ``listing_sql(ranked=True)``.
+_RANKED_FROM = "unnest($1::uuid[], $2::float8[]) AS c(id, rank) JOIN products p ON p.id = c.id"
+
+
 @functools.lru_cache(maxsize=512)
-def listing_sql(search: str | None, conditions: tuple[str, ...], sort: Sort, after: bool) -> str:
+def listing_sql(
+    search: str | None, conditions: tuple[str, ...], sort: Sort, after: bool, *, ranked: bool = False
+) -> str:
     """The SELECT of one shape of listing request. Its parameters, in order: the search's
-    (``search_terms``), each condition's, the keyset's, the row limit."""
-    tsquery = _TSQUERY[search] if search else None
-    rank = f"ts_rank_cd(p.search_vector, {tsquery}, 32)" if tsquery else ""
-    bound = max((int(n) for n in re.findall(r"\$(\d+)", tsquery or "")), default=0)
+    (``search_terms``), each condition's, the keyset's, the row limit.
+
+    ``ranked``: the search's matches and ranks are given (``$1`` ids, ``$2`` ranks; see
+    ``ranked_search``) instead of found and ranked here; the filters still apply, on the rows as
+    they are now."""
+    tsquery = _TSQUERY[search] if search and not ranked else None
+    rank = "c.rank" if ranked else f"ts_rank_cd(p.search_vector, {tsquery}, 32)" if tsquery else ""
+    bound = 2 if ranked else _parameters(tsquery or "")
 
     def numbered(template: str) -> str:
         nonlocal bound
@@ -103,11 +129,16 @@ def listing_sql(search: str | None, conditions: tuple[str, ...], sort: Sort, aft
     where = ["p.is_listed", *(numbered(_CONDITIONS[name]) for name in conditions)]
     if tsquery:
         where.append(f"p.search_vector @@ {tsquery}")
+    if ranked:
+        # Said twice (the join says it too) so that the products are found through the primary
+        # key: planned from the join alone, a filter on a common value reads the whole table.
+        where.append("p.id = ANY($1::uuid[])")
     if after:
         where.append(numbered(_AFTER[sort]))
     return (
         f"{_SUMMARY_SQL}{f', {rank} AS rank' if rank else ''}\n"
-        "FROM products p JOIN vendors ve ON ve.id = p.vendor_id LEFT JOIN brands b ON b.id = p.brand_id\n"
+        f"FROM {_RANKED_FROM if ranked else 'products p'} JOIN vendors ve ON ve.id = p.vendor_id\n"
+        "LEFT JOIN brands b ON b.id = p.brand_id\n"
         f"WHERE {' AND '.join(where)}\n"
         f"ORDER BY {_ORDER[sort]} LIMIT {numbered('{}')}"
     )
