@@ -222,19 +222,14 @@ class PaystackStandIn:
             self.calls["webhook_sent"] += 1
 
     def take_webhooks(self, expect: int = 0, *, timeout: float = 10.0) -> list[Webhook]:
-        """The transfer webhooks made and not delivered (no ``webhook_url``), oldest first; each once.
-
-        The stand-in settles a transfer after it has answered the call, as Paystack does, so a
-        caller that has just had its answer waits for ``expect`` webhooks (at most ``timeout``
-        seconds; then it takes what there is).
-        """
+        """The transfer webhooks made and not delivered (no ``webhook_url``), oldest first, each once;
+        waiting up to ``timeout`` s for ``expect`` of them (transfers settle after their answer)."""
         deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if len(self._undelivered) >= expect or time.monotonic() >= deadline:
-                    taken, self._undelivered = self._undelivered, []
-                    return taken
+        while len(self._undelivered) < expect and time.monotonic() < deadline:
             time.sleep(0.01)
+        with self._lock:
+            taken, self._undelivered = self._undelivered, []
+            return taken
 
     def transfer_webhooks(self, reference: str) -> list[Webhook]:
         """The signed webhooks of a settled transfer, again (a late delivery); KeyError if unknown."""
