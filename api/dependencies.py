@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from uuid import UUID
 
@@ -31,18 +32,23 @@ async def provide_db_session(
     resources: AppResources = state.resources
     writer = _writer(resources, request)
     try:
-        async with unit_of_work(
-            resources.db.session_maker,
-            resources.dispatcher,
-            buffer=current_buffer(),
-            versions=resources.versions,
-            written_position=resources.db.written_position,
-        ) as session:
+        async with _request_unit_of_work(resources) as session:
             yield session
     finally:
         # Also after an error: a DomainError may have committed what came before it.
         if writer is not None:
             await resources.db.note_write(writer)
+
+
+def _request_unit_of_work(resources: AppResources) -> AbstractAsyncContextManager[AsyncSession]:
+    """The request's unit of work: its job buffer, the page versions it bumps, its write position."""
+    return unit_of_work(
+        resources.db.session_maker,
+        resources.dispatcher,
+        buffer=current_buffer(),
+        versions=resources.versions,
+        written_position=resources.db.written_position,
+    )
 
 
 def _writer(resources: AppResources, request: Request[Any, Any, Any]) -> UUID | None:
@@ -71,13 +77,7 @@ async def provide_replica_session(state: State) -> AsyncGenerator[AsyncSession, 
     Without a replica, the request's unit of work, as for any handler."""
     resources: AppResources = state.resources
     if resources.db.replica is None:
-        async with unit_of_work(
-            resources.db.session_maker,
-            resources.dispatcher,
-            buffer=current_buffer(),
-            versions=resources.versions,
-            written_position=resources.db.written_position,
-        ) as session:
+        async with _request_unit_of_work(resources) as session:
             yield session
         return
     async with (await resources.db.replica_session_maker())() as session:

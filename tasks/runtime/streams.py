@@ -204,19 +204,24 @@ class ReliableStreamBroker(RedisStreamBroker):
                 return found
             start = "(" + _text(page[-1]["message_id"])
 
+    async def _claim_if_idle(self, conn: Redis, stream: str, msg_id: Any) -> Any:
+        """XCLAIM one message for this consumer if it is still idle past the redelivery time: the
+        claimed (id, fields) pairs, empty when another worker took it first."""
+        return await conn.xclaim(
+            stream,
+            self.consumer_group_name,
+            self.consumer_name,
+            min_idle_time=self.idle_timeout,
+            message_ids=[msg_id],
+        )
+
     async def _park_exhausted(self, conn: Redis, stream: str, idle: dict[Any, tuple[str, int]]) -> None:
         """Park the idle messages already delivered ``dead_letter_after`` times."""
         for msg_id, (consumer, deliveries) in idle.items():
             if deliveries < self.dead_letter_after:
                 continue
-            # XCLAIM with the idle condition: of two workers parking at once, one gets it.
-            claimed = await conn.xclaim(
-                stream,
-                self.consumer_group_name,
-                self.consumer_name,
-                min_idle_time=self.idle_timeout,
-                message_ids=[msg_id],
-            )
+            # Of two workers parking at once, one gets it.
+            claimed = await self._claim_if_idle(conn, stream, msg_id)
             if not claimed:
                 continue
             fields: Any = claimed[0][1] or {}  # redis-py types the reply loosely: (id, fields) pairs
@@ -286,14 +291,8 @@ class ReliableStreamBroker(RedisStreamBroker):
             if deliveries >= self.dead_letter_after:
                 continue  # parked (or left to whoever parked it)
             await self._drain()
-            # XCLAIM with the idle condition: another worker may have taken it meanwhile.
-            claimed = await conn.xclaim(
-                stream,
-                self.consumer_group_name,
-                self.consumer_name,
-                min_idle_time=self.idle_timeout,
-                message_ids=[msg_id],
-            )
+            # Another worker may have taken it meanwhile.
+            claimed = await self._claim_if_idle(conn, stream, msg_id)
             if not claimed:
                 continue
             fields: Any = claimed[0][1]  # redis-py types the reply loosely: (id, fields) pairs
