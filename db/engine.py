@@ -138,6 +138,14 @@ class Database:
         """
         return await self._routed(lambda conn: conn.fetch(sql, *args), replica)
 
+    async def read(
+        self, statements: Callable[[asyncpg.Connection], Awaitable[_T]], *, replica: bool = False
+    ) -> _T:
+        """Several read-only statements on one ``raw_reader`` connection (for reads that need a
+        transaction of their own, e.g. for transaction-local settings), routed and retried as
+        :meth:`fetch` is: ``statements`` may run twice, so it must only read."""
+        return await self._routed(statements, replica)
+
     async def _routed(self, statement: Callable[[asyncpg.Connection], Awaitable[_T]], replica: bool) -> _T:
         if replica and self.replica is not None and await self.replica.usable():
             try:

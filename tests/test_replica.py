@@ -335,6 +335,32 @@ async def test_size_advice_and_fitting_products_read_the_replica(
     assert served("replica", "ok") == before + 3
 
 
+async def test_fitting_products_confirm_a_missing_measurement_on_the_primary(
+    committed_db: Database, shop: httpx.AsyncClient, paused: StreamingReplica
+) -> None:
+    async with committed_db.session_maker() as session:
+        store = await make_store(session)
+        product_id = await charted_product(session, store)
+        user = await make_user(session)
+        nobody = await make_user(session)
+    paused.pause_after_replay()
+    # A measurement made ready by a worker (no fence) that the replica has not replayed.
+    async with committed_db.session_maker() as session:
+        await profile(session, user)
+    auth = bearer(await login(shop, user.email))
+    before = served("replica", "ok")
+    fitting = await shop.get(f"{API}/fit/products", headers=auth)
+    assert fitting.status_code == 200, fitting.text
+    assert [item["product"]["id"] for item in fitting.json()["items"]] == [str(product_id)]
+    assert served("replica", "ok") == before + 1  # refused there, then read on the primary
+    # Nobody's refusal holds on the primary too: 409.
+    other = bearer(await login(shop, nobody.email))
+    refused = await shop.get(f"{API}/fit/products", headers=other)
+    assert refused.status_code == 409, refused.text
+    paused.resume()
+    paused.wait_for_replay()
+
+
 async def test_the_replicas_state_is_asked_once_per_check_interval(
     settings: Settings, replica: StreamingReplica
 ) -> None:

@@ -8,7 +8,6 @@ from uuid import UUID
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal, requires_user
 from api.catalog.present import summary_out
@@ -87,7 +86,6 @@ class FitController(Controller):
     )
     async def products(
         self,
-        replica_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
         resources: NamedDependency[AppResources],
         category: Annotated[
@@ -98,7 +96,7 @@ class FitController(Controller):
     ) -> schemas.FitProductList:
         tree = await resources.categories.get()
         page = await products_that_fit(
-            replica_session, tree, principal.user_id, category=category, limit=limit, cursor=cursor
+            resources.db, tree, principal.user_id, category=category, limit=limit, cursor=cursor
         )
         return schemas.FitProductList(
             items=[

@@ -26,8 +26,10 @@ Where each handler's SQL comes from:
   (``before_cursor_execute``): the existence check, the transaction-local ``set_config``, the
   nearest-rows statement, then (only when it comes back short) the wider pass or the exact one.
 - size advice (``floor_fit.py``): the service's own ``ADVICE_SQL`` and ``COUNTS_SQL``.
-- products that fit me (``floor_fit.py``) and order creation (``floor_orders.py``): ORM paths,
-  captured from a statement log of one request each, as those modules say.
+- products that fit me (``floor_fit.py``): the service's own ``BODY_SQL``, ``NEAREST_SQL`` and
+  ``WALK_SQL``, in a read-only transaction as the API sends them.
+- order creation (``floor_orders.py``): an ORM path, captured from a statement log of one
+  request, as that module says.
 
 What is left out, everywhere: authentication (the caller is the access token's ``sub``, read
 without checking the token), input validation (the benchmark's requests are well formed; other

@@ -3,13 +3,11 @@
 transaction, for products that fit me), with the same scoring (``core.rules.fit``, pure
 functions) in between.
 
-Size advice runs the service's own statements (``ADVICE_SQL``, ``COUNTS_SQL``: the API sends them
-on the pool's connection too, outside a transaction). Products that fit me still goes through the
-ORM session in the API: its statements were captured once from a statement log of one request
-(``before_cursor_execute`` on the API's engine) and are written here as that text, the walk
-taken from the service's own constant; its body profile is the whole ``measurements`` row, as the
-ORM reads it. Only the first page without a category filter is served (the benchmark's
-requests); the cursor it hands out is the API's.
+Both run the service's own statements on the pool's connection, as the API sends them: size
+advice ``ADVICE_SQL`` and ``COUNTS_SQL`` outside a transaction, products that fit me ``BODY_SQL``
+(which makes the transaction's settings), ``NEAREST_SQL`` and ``WALK_SQL`` in a read-only
+transaction. Only the first page of products that fit me without a category filter is served (the
+benchmark's requests); the cursor it hands out is the API's.
 """
 
 from __future__ import annotations
@@ -22,100 +20,59 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.params import FromPath
 
-from benchmarks.suite.floor_base import Conn, caller, in_clause, pool_of, problem, respond, summary
+from benchmarks.suite.floor_base import Conn, caller, pool_of, problem, respond, summary
 from core.rules.fit import (
-    FITS,
     SimilarShoppers,
     SizeFit,
     advise,
     fit_query_vector,
-    score_size,
     with_shoppers,
 )
 from core.rules.orders import SOLD
 from core.rules.shape_cells import nearby_cells, shape_cell
 from db.pagination import encode_cursor
 from db.services.fit.advice import ADVICE_SQL
-from db.services.fit.search import _NEAREST_PROFILES, _PRODUCTS, EXACT_PROFILES, PROFILE_CANDIDATES, WALK
+from db.services.fit.search import (
+    BODY_SQL,
+    EF_SEARCH,
+    EXACT_PROFILES,
+    NEAREST_SQL,
+    PROFILE_CANDIDATES,
+    WALK,
+    WALK_SQL,
+    ranked_fits,
+)
 from db.services.fit.shopper_sizes import brand_scope, product_scope
 from db.services.fit.shoppers import COUNTS_SQL, _summary
 
-BODY_PROFILE_SQL = (
-    "SELECT measurements.id, measurements.user_id, measurements.status, measurements.height_cm, "
-    "measurements.weight_kg, measurements.front_key, measurements.side_key, measurements.measurements, "
-    "measurements.confidence, measurements.embedding, measurements.error_code, measurements.error_message, "
-    "measurements.model_name, measurements.model_version, measurements.timings, measurements.attempts, "
-    "measurements.started_at, measurements.completed_at, measurements.photos_deleted_at, "
-    "measurements.sa_orm_sentinel, measurements.created_at, measurements.updated_at \nFROM measurements \n"
-    "WHERE measurements.user_id = $1::UUID AND measurements.status = $2::VARCHAR "
-    "ORDER BY measurements.created_at DESC, measurements.id DESC \n LIMIT $3::INTEGER"
-)
-ESTIMATED_PROFILES_SQL = "SELECT reltuples FROM pg_class WHERE oid = 'fit_profiles'::regclass"
-_DISTANCE = {True: "(fit_vector <#> CAST($1 AS vector)) + 0", False: "fit_vector <#> CAST($1 AS vector)"}
-NEAREST_PROFILES_SQL = {
-    exact: _NEAREST_PROFILES.format(distance=distance).replace(":n", "$2")
-    for exact, distance in _DISTANCE.items()
-}
-_IN_STOCK = (
-    "EXISTS (SELECT 1 FROM variants v"
-    " WHERE v.product_id = {r}.product_id AND v.size = {r}.size AND v.stock > 0)"
-)
-WALK_SQL = (
-    _PRODUCTS.format(
-        categories="", category="", in_stock=_IN_STOCK.format(r="r"), in_stock_2=_IN_STOCK.format(r="r2")
-    )
-    .replace(":walk", "$1")
-    .replace(":after", "$2")
-    .replace(":ranked", "$3")
-    .replace(":offset", "$4")
-    .replace(":take", "$5")
-)
-SUMMARIES_SQL = (
-    "SELECT products.id, products.title, products.slug, products.min_price, products.currency, "
-    "products.vendor_id, vendors.name, products.category_id, brands.name AS name_1, products.thumbnail_key, "
-    "products.in_stock \nFROM products JOIN vendors ON vendors.id = products.vendor_id "
-    "LEFT OUTER JOIN brands ON brands.id = products.brand_id \nWHERE products.id IN ({ids})"
-)
 _NO_PRODUCT = UUID(int=0)
 
 
-async def _body(conn: Conn, user_id: UUID) -> Any:
-    return await conn.fetchrow(BODY_PROFILE_SQL, user_id, "ready", 1)
-
-
-async def _ranked(conn: Conn, body: Any) -> list[tuple[tuple[float, float, str], UUID, float, float]]:
-    """(sort key, profile id, score, centre distance) of the fitting profiles, best first."""
-    estimated = await conn.fetchval(ESTIMATED_PROFILES_SQL)
+async def _ranked(conn: Conn, body: Any) -> list[Any]:
+    """The fitting profiles (``db.services.fit.search``'s ranking), best first."""
+    estimated = body["estimated_profiles"]
     exact = estimated is None or estimated < EXACT_PROFILES
-    if not exact:
-        await conn.execute(f"SET LOCAL hnsw.ef_search = {PROFILE_CANDIDATES}")
-    query = json.dumps(fit_query_vector(body["measurements"] or {}, body["confidence"] or {}))
-    ranked = []
-    for row in await conn.fetch(NEAREST_PROFILES_SQL[exact], query, PROFILE_CANDIDATES):
-        fit = score_size(
-            "", row["ranges"], body["measurements"] or {}, body["confidence"] or {}, row["garment"]
-        )
-        if fit.fit_score >= FITS:
-            centre = round(fit.centre_distance, 6)
-            ranked.append(((-fit.fit_score, centre, str(row["id"])), row["id"], fit.fit_score, centre))
-    ranked.sort(key=lambda r: r[0])
-    return ranked
+    measurements, confidence = dict(body["measurements"] or {}), dict(body["confidence"] or {})
+    query = json.dumps(fit_query_vector(measurements, confidence))
+    return ranked_fits(
+        await conn.fetch(NEAREST_SQL[exact], query, PROFILE_CANDIDATES), measurements, confidence
+    )
 
 
-async def _walk(conn: Conn, ranked: list[Any], limit: int) -> list[tuple[Any, UUID, str]]:
-    found: list[tuple[Any, UUID, str]] = []
+async def _walk(conn: Conn, ranked: list[Any], limit: int) -> list[tuple[Any, Any]]:
+    found: list[tuple[Any, Any]] = []
     seen: set[UUID] = set()
-    start, ids = 0, [r[1] for r in ranked]
+    start, ids = 0, [r.profile_id for r in ranked]
     while start < len(ranked) and len(found) <= limit:
         walk = ranked[start : start + WALK]
         after = [_NO_PRODUCT] * len(walk)
-        await conn.execute("SET LOCAL enable_bitmapscan = off")
-        rows = await conn.fetch(WALK_SQL, [r[1] for r in walk], after, ids, start, limit + 1 - len(found))
-        await conn.execute("SET LOCAL enable_bitmapscan = on")
+        rows = await conn.fetch(
+            WALK_SQL[False], [r.profile_id for r in walk], after, ids, start, limit + 1 - len(found)
+        )
         for row in rows:
             if row["product_id"] not in seen:
                 seen.add(row["product_id"])
-                found.append((walk[row["ord"] - 1], row["product_id"], row["size"]))
+                found.append((walk[row["ord"] - 1], row))
         start += len(walk)
     return found
 
@@ -128,24 +85,21 @@ async def fit_products(request: Request[Any, Any, Any], state: State) -> Respons
     if {"category", "cursor"} & set(request.query_params):
         return problem(422, "The floor serves the first page without a category only.")
     limit = int(request.query_params.get("limit", 20))
-    async with pool_of(state).acquire() as conn, conn.transaction():
-        body = await _body(conn, user_id)
-        if body is None:
+    async with pool_of(state).acquire() as conn, conn.transaction(readonly=True):
+        body = await conn.fetchrow(BODY_SQL, user_id, EF_SEARCH)
+        if body is None or body["measurement_id"] is None:
             return problem(409, "A body profile is required.")
         found = await _walk(conn, await _ranked(conn, body), limit)
-        page = found[:limit]
-        ids = [pid for _, pid, _ in page]
-        rows = await conn.fetch(SUMMARIES_SQL.format(ids=in_clause(1, len(ids))), *ids) if ids else []
-    summaries = {row[0]: row for row in rows}
+    page = found[:limit]
     items = [
-        {"product": summary(state, summaries[pid]), "size": size, "fit_score": r[2]}
-        for r, pid, size in page
-        if pid in summaries
+        {"product": summary(state, row[3:]), "size": row["size"], "fit_score": r.score} for r, row in page
     ]
     next_cursor = None
     if len(found) > limit:
-        last, last_id, _ = page[-1]
-        next_cursor = encode_cursor(["fit", last[2], last[3], str(last[1]), str(last_id)])
+        last, last_row = page[-1]
+        next_cursor = encode_cursor(
+            ["fit", last.score, last.centre_distance, str(last.profile_id), str(last_row["product_id"])]
+        )
     return respond({"items": items, "next_cursor": next_cursor})
 
 
