@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Principal, requires_user
 from api.common import Cursor, Limit, money
 from api.orders import schemas
-from api.orders.present import cart_out, order_out
+from api.orders.present import cart_out, order_of, order_out
 from api.resources import AppResources
-from db.services.orders import cart, lifecycle, placing, queries
+from db.services.orders import cart, lifecycle, placing, queries, reads
 from db.services.payments.initiate import start_payment
 from db.services.vouchers.cart import discount_of
 
@@ -140,29 +140,25 @@ class OrdersController(Controller):
     @get("/", summary="Your orders, newest first")
     async def list_orders(
         self,
-        db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
+        resources: NamedDependency[AppResources],
         status: FromQuery[schemas.OrderStatus | None] = None,
         limit: Limit = 20,
         cursor: Cursor = None,
     ) -> schemas.OrderList:
-        page = await queries.list_own_orders(
-            db_session, principal.user_id, limit=limit, cursor=cursor, status=status
+        page = await reads.own_orders(
+            resources.db, principal.user_id, limit=limit, cursor=cursor, status=status
         )
-        return schemas.OrderList(
-            items=[order_out(view.order, view.lines, view.fulfilments) for view in page.items],
-            next_cursor=page.next_cursor,
-        )
+        return schemas.OrderList(items=[order_of(body) for body in page.items], next_cursor=page.next_cursor)
 
     @get("/{order_id:uuid}", summary="One of your orders, with its payments")
     async def read(
         self,
         order_id: FromPath[UUID],
-        db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
+        resources: NamedDependency[AppResources],
     ) -> schemas.Order:
-        view = await queries.own_order(db_session, principal.user_id, order_id)
-        return order_out(view.order, view.lines, view.fulfilments, view.payments)
+        return order_of(await reads.own_order(resources.db, principal.user_id, order_id))
 
     @post(
         "/{order_id:uuid}/cancel",
