@@ -16,7 +16,7 @@ from api.common import Cursor, Limit, money
 from api.orders import schemas
 from api.orders.present import cart_out, order_of, order_out
 from api.resources import AppResources
-from db.services.orders import cart, lifecycle, placing, queries, reads
+from db.services.orders import cart, cart_reads, lifecycle, placing, queries, reads
 from db.services.payments.initiate import start_payment
 from db.services.vouchers.cart import discount_of
 
@@ -34,7 +34,9 @@ IdempotencyKey = Annotated[
 
 
 async def cart_view(session: AsyncSession, user_id: UUID, resources: AppResources) -> schemas.Cart:
-    """The caller's cart priced from the catalog now, with what its code takes off."""
+    """The caller's cart priced from the catalog now, with what its code takes off, read in the
+    request's session (after a change to the cart, before it is committed); GET /cart reads the
+    same answer in one statement (db.services.orders.cart_reads)."""
     settings = resources.settings
     lines = await cart.cart_lines(session, user_id)
     voucher = await discount_of(session, settings, user_id, lines)
@@ -49,11 +51,12 @@ class CartController(Controller):
     @get("/", summary="Your cart, priced from the catalog now")
     async def read(
         self,
-        db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
         resources: NamedDependency[AppResources],
     ) -> schemas.Cart:
-        return await cart_view(db_session, principal.user_id, resources)
+        settings = resources.settings
+        found = await cart_reads.own_cart(resources.db, principal.user_id, settings.currency)
+        return cart_out(found.lines, settings.currency, resources.storage, found.voucher)
 
     @post("/items", status_code=201, summary="Add an item (adds to the quantity already in the cart)")
     async def add(
