@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Principal, requires_user
 from api.common import Cursor, Limit, money
 from api.orders import schemas
-from api.orders.present import cart_out, order_out
+from api.orders.present import cart_out, order_of, order_out
 from api.resources import AppResources
-from db.services.orders import cart, lifecycle, placing, queries
+from db.services.orders import cart, cart_reads, lifecycle, placing, queries, reads
 from db.services.payments.initiate import start_payment
 from db.services.vouchers.cart import discount_of
 
@@ -34,7 +34,9 @@ IdempotencyKey = Annotated[
 
 
 async def cart_view(session: AsyncSession, user_id: UUID, resources: AppResources) -> schemas.Cart:
-    """The caller's cart priced from the catalog now, with what its code takes off."""
+    """The caller's cart priced from the catalog now, with what its code takes off, read in the
+    request's session (after a change to the cart, before it is committed); GET /cart reads the
+    same answer in one statement (db.services.orders.cart_reads)."""
     settings = resources.settings
     lines = await cart.cart_lines(session, user_id)
     voucher = await discount_of(session, settings, user_id, lines)
@@ -49,11 +51,12 @@ class CartController(Controller):
     @get("/", summary="Your cart, priced from the catalog now")
     async def read(
         self,
-        db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
         resources: NamedDependency[AppResources],
     ) -> schemas.Cart:
-        return await cart_view(db_session, principal.user_id, resources)
+        settings = resources.settings
+        found = await cart_reads.own_cart(resources.db, principal.user_id, settings.currency)
+        return cart_out(found.lines, settings.currency, resources.storage, found.voucher)
 
     @post("/items", status_code=201, summary="Add an item (adds to the quantity already in the cart)")
     async def add(
@@ -140,29 +143,25 @@ class OrdersController(Controller):
     @get("/", summary="Your orders, newest first")
     async def list_orders(
         self,
-        db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
+        resources: NamedDependency[AppResources],
         status: FromQuery[schemas.OrderStatus | None] = None,
         limit: Limit = 20,
         cursor: Cursor = None,
     ) -> schemas.OrderList:
-        page = await queries.list_own_orders(
-            db_session, principal.user_id, limit=limit, cursor=cursor, status=status
+        page = await reads.own_orders(
+            resources.db, principal.user_id, limit=limit, cursor=cursor, status=status
         )
-        return schemas.OrderList(
-            items=[order_out(view.order, view.lines, view.fulfilments) for view in page.items],
-            next_cursor=page.next_cursor,
-        )
+        return schemas.OrderList(items=[order_of(body) for body in page.items], next_cursor=page.next_cursor)
 
     @get("/{order_id:uuid}", summary="One of your orders, with its payments")
     async def read(
         self,
         order_id: FromPath[UUID],
-        db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
+        resources: NamedDependency[AppResources],
     ) -> schemas.Order:
-        view = await queries.own_order(db_session, principal.user_id, order_id)
-        return order_out(view.order, view.lines, view.fulfilments, view.payments)
+        return order_of(await reads.own_order(resources.db, principal.user_id, order_id))
 
     @post(
         "/{order_id:uuid}/cancel",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import msgspec
 
 from api.catalog.schemas import VendorRef
 from api.common import money
@@ -105,3 +108,8 @@ def payment_out(payment: Payment) -> schemas.PaymentSummary:
         amount=money(payment.amount, payment.currency),
         created_at=payment.created_at,
     )
+
+
+def order_of(document: dict[str, Any]) -> schemas.Order:
+    """An order read as the response's document (db.services.orders.reads) into its Struct."""
+    return msgspec.convert(document, schemas.Order)

@@ -9,7 +9,7 @@ reason shown, and ordering the cart with it is refused until it applies again or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.rules.vouchers import MESSAGES, Discount, Refusal, price, usage_refusal
+from core.rules.vouchers import MESSAGES, Discount, Item, Refusal, Terms, price, usage_refusal
 from core.settings import Settings
 from db.models import CartVoucher, Voucher
 from db.services.orders.cart import CartLine, cart_lines
@@ -52,6 +52,38 @@ async def _price(
         return found
     used = await uses_by(session, voucher.id, user_id) if terms.per_customer_limit is not None else 0
     return usage_refusal(terms, voucher.redeemed_count, used) or found
+
+
+def cart_discount(
+    terms: Terms,
+    *,
+    code: str,
+    usable: bool,
+    redeemed: int,
+    used: int,
+    lines: Sequence[CartLine],
+    chains: Mapping[UUID, frozenset[UUID]],
+) -> CartDiscount:
+    """What a code read with the cart (db.services.orders.cart_reads) takes off ``lines`` now, as
+    :func:`discount_of` prices it: ``usable`` false for a stopped code or one in another currency;
+    ``chains`` each product's categories (needed for a category code only)."""
+    if not usable:
+        return CartDiscount(code=code, amount=0, problem=MESSAGES["unknown"])
+    items = [
+        Item(
+            product_id=line.product_id,
+            vendor_id=line.vendor_id,
+            categories=chains.get(line.product_id, frozenset()),
+            amount=line.unit_price * line.quantity,
+        )
+        for line in lines
+    ]
+    found = price(terms, items, datetime.now(UTC))
+    if not isinstance(found, str):
+        found = usage_refusal(terms, redeemed, used) or found
+    if isinstance(found, str):
+        return CartDiscount(code=code, amount=0, problem=MESSAGES[found])
+    return CartDiscount(code=code, amount=found.amount)
 
 
 async def apply(session: AsyncSession, settings: Settings, user_id: UUID, code: str) -> Voucher:
