@@ -62,8 +62,10 @@ async def test_shipping_cancelling_and_expiry_at_once_leave_one_consistent_order
 ) -> None:
     outcomes: set[str] = set()
     for round_ in range(ROUNDS):
-        # Every other round the cancel starts a little later, so both sides win the race sometimes.
-        cancel_after = 0.0 if round_ % 2 == 0 else 0.05
+        # Each side gets a head start every other round (a race left to the scheduler alone can
+        # go one way every time on a given machine), so both outcomes are exercised; the
+        # expiry job always runs at once.
+        cancel_after, ship_after = (0.0, 0.05) if round_ % 2 == 0 else (0.05, 0.0)
         order, variants, owners = await _paid_two_vendor_order(committed_db)
         async with committed_db.session_maker() as session:
             parts = (
@@ -74,15 +76,21 @@ async def test_shipping_cancelling_and_expiry_at_once_leave_one_consistent_order
         by_vendor = {vendor_id: part_id for part_id, vendor_id in parts}
 
         def shipper(
-            part_id: uuid.UUID, owner: uuid.UUID, vendor_id: uuid.UUID
+            part_id: uuid.UUID, owner: uuid.UUID, vendor_id: uuid.UUID, after: float
         ) -> Callable[[AsyncSession], Awaitable[object]]:
             acting = Acting(actor="vendor", user_id=owner, vendor_id=vendor_id)
-            return lambda s: moves.ship(s, part_id, acting, moves.Tracking("DHL", f"DHL-{part_id.hex[:8]}"))
+            tracking = moves.Tracking("DHL", f"DHL-{part_id.hex[:8]}")
+
+            async def ship(session: AsyncSession) -> object:
+                await asyncio.sleep(after)
+                return await moves.ship(session, part_id, acting, tracking)
+
+            return ship
 
         vendor_ids = list(by_vendor)
         work: list[Callable[[AsyncSession], Awaitable[object]]] = [
-            shipper(by_vendor[vendor_ids[0]], owners[0], vendor_ids[0]),
-            shipper(by_vendor[vendor_ids[1]], owners[1], vendor_ids[1]),
+            shipper(by_vendor[vendor_ids[0]], owners[0], vendor_ids[0], ship_after),
+            shipper(by_vendor[vendor_ids[1]], owners[1], vendor_ids[1], ship_after),
             functools.partial(_cancel, order_id=order.id, user_id=order.user_id, after=cancel_after),
             expire_due,
         ]
