@@ -14,6 +14,7 @@ from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.engine import Database
 from db.models import Product, ProductImage, Vendor
 from db.models.catalog import EMBEDDING_DIMENSIONS
 from db.services.catalog.similar import PRODUCT_IMAGES, SimilarityFilters, first_embedding, similar_products
@@ -179,7 +180,7 @@ async def test_openapi_describes_similarity(client: httpx.AsyncClient) -> None:
 
 
 async def test_a_product_whose_photos_fill_the_first_rows_still_leaves_a_full_page(
-    client: httpx.AsyncClient, session: AsyncSession
+    client: httpx.AsyncClient, session: AsyncSession, isolated_db: Database
 ) -> None:
     store = await make_store(session)
     query = await product_with_photo(session, store, 0)
@@ -191,10 +192,9 @@ async def test_a_product_whose_photos_fill_the_first_rows_still_leaves_a_full_pa
     # The first pass asks for 2 * limit = 4 rows: all four are the crowded product's photos.
     assert ids(await similar(client, query, limit=2)) == [str(crowded.id), str(second.id)]
     tree = await load_category_tree(session)
-    found, result = await similar_products(session, tree, query.id, SimilarityFilters(), limit=2)
+    found, path = await similar_products(isolated_db, tree, query.id, SimilarityFilters(), limit=2)
     assert [p.summary.id for p in found] == [crowded.id, second.id]
-    assert result is not None
-    assert result.path == ("nearest", "nearest")
+    assert path == ("nearest", "nearest")
 
 
 async def test_an_index_on_half_precision_copies_orders_the_same_and_scores_at_full_precision(

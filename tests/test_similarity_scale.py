@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import anyio
+import asyncpg
 import msgspec
 import pytest
 from litestar import Litestar
@@ -24,13 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.settings import Settings
 from db import migrate
 from db.engine import Database, create_database
-from db.models import Category, Product, ProductImage
+from db.models import Category, Product
 from db.services import vector_search
 from db.services.catalog import similar
-from db.services.catalog.listing import ListingFilters, filter_conditions
-from db.services.catalog.similar import PRODUCT_IMAGES, SimilarityFilters
+from db.services.catalog.similar import SimilarityFilters
+from db.services.catalog.similar_sql import CONFIGURE_SQL, exact_sql, nearest_sql
 from db.services.catalog.taxonomy import CategoryTree, load_category_tree
-from db.services.vector_search import OVERFETCH, configure, exact_statement, nearest_statement
+from db.services.vector_search import OVERFETCH, scan_settings
 from tests.conftest import Services
 from tests.support.http import serve
 from tests.support.similarity import (
@@ -135,14 +136,12 @@ async def test_selective_filters_are_served_from_the_filters_own_indexes(
     large_catalog: Database, tree: CategoryTree, tee: UUID
 ) -> None:
     narrow = SimilarityFilters(category=DRESSES, in_stock=True, max_price=HALF_PRICE)
-    async with large_catalog.session_maker() as session:
-        found, result = await similar.similar_products(session, tree, tee, narrow, limit=20)
-    assert result is not None
-    assert result.path == ("nearest",)
+    found, path = await similar.similar_products(large_catalog, tree, tee, narrow, limit=20)
+    assert path == ("nearest",)
     assert len(found) == 20
     assert all(p.summary.in_stock and p.summary.price_amount <= HALF_PRICE for p in found)
+    plan = await nearest_plan(large_catalog, tree, tee, narrow)
     async with large_catalog.session_maker() as session:
-        plan = await nearest_plan(session, tree, tee, narrow)
         dress_ids = [UUID(i) for i in subtree(tree, DRESSES)]
         truth = await brute_force(
             session, tee, "p.category_id = ANY(:ids) AND p.in_stock AND p.min_price <= :cap", ids=dress_ids,
@@ -156,19 +155,15 @@ async def test_selective_filters_are_served_from_the_filters_own_indexes(
 async def test_broad_filters_use_the_index_and_still_fill_the_page(
     large_catalog: Database, make_app: Callable[..., Litestar], tree: CategoryTree, tee: UUID
 ) -> None:
-    async with large_catalog.session_maker() as session:
-        unfiltered, plain = await similar.similar_products(session, tree, tee, SimilarityFilters(), limit=20)
-    async with large_catalog.session_maker() as session:
-        half, by_price = await similar.similar_products(
-            session, tree, tee, SimilarityFilters(max_price=HALF_PRICE), limit=20
-        )
-    assert plain is not None
-    assert by_price is not None
-    assert plain.path == ("nearest",)
-    assert by_price.path == ("nearest",)
+    everything = SimilarityFilters()
+    unfiltered, plain = await similar.similar_products(large_catalog, tree, tee, everything, limit=20)
+    half, by_price = await similar.similar_products(
+        large_catalog, tree, tee, SimilarityFilters(max_price=HALF_PRICE), limit=20
+    )
+    assert plain == ("nearest",)
+    assert by_price == ("nearest",)
     for filters in (SimilarityFilters(), SimilarityFilters(max_price=HALF_PRICE)):
-        async with large_catalog.session_maker() as session:
-            plan = await nearest_plan(session, tree, tee, filters)
+        plan = await nearest_plan(large_catalog, tree, tee, filters)
         assert f"Index Scan using {HNSW_INDEX}" in plan, plan
     for found in (unfiltered, half):
         assert len(found) == 20
@@ -192,37 +187,24 @@ async def test_a_scan_that_stops_short_of_a_page_falls_back_to_exact_search(
     # stops with none found.
     monkeypatch.setattr(vector_search, "SCAN_TUPLES_PER_ROW", 25)
     shoes = SimilarityFilters(category=SHOES)
+    found, path = await similar.similar_products(large_catalog, tree, tee, shoes, limit=20)
+    plan = await nearest_plan(large_catalog, tree, tee, shoes)
     async with large_catalog.session_maker() as session:
-        found, result = await similar.similar_products(session, tree, tee, shoes, limit=20)
-    async with large_catalog.session_maker() as session:
-        plan = await nearest_plan(session, tree, tee, shoes)
         shoe_ids = [UUID(i) for i in subtree(tree, SHOES)]
         truth = await brute_force(session, tee, "p.category_id = ANY(:ids)", ids=shoe_ids)
     assert f"Index Scan using {HNSW_INDEX}" in plan, plan
-    assert result is not None
-    assert result.path == ("nearest", "exact")
+    assert path == ("nearest", "exact")
     assert [str(p.summary.id) for p in found] == truth
 
 
 async def test_the_exact_and_index_queries_use_the_intended_indexes(
     large_catalog: Database, tree: CategoryTree, tee: UUID
 ) -> None:
-    node = tree.find(DRESSES)
-    assert node is not None
-    listed = (
-        select(ProductImage.id)
-        .select_from(ProductImage)
-        .join(Product, Product.id == ProductImage.product_id)
-        .where(Product.is_listed.expression, Product.id != tee)
-    )
-    dresses = listed.where(Product.category_id.in_(tree.descendant_ids(node)))
-    query = similar.first_embedding(tee)
-    async with large_catalog.session_maker() as session:
-        _, exact = exact_statement(PRODUCT_IMAGES, query, dresses, 20)
-        exact_plan = await explain(session, exact)
-        await configure(session, OVERFETCH * 20)
-        _, nearest = nearest_statement(PRODUCT_IMAGES, query, listed, 20, OVERFETCH * 20)
-        index_plan = await explain(session, nearest)
+    shape, values = similar._filters(tree, SimilarityFilters(category=DRESSES))
+    async with large_catalog.raw_reader() as conn, conn.transaction():
+        await conn.execute(CONFIGURE_SQL, *scan_settings(OVERFETCH * 20))
+        exact_plan = await explain(conn, exact_sql("product", shape), tee, *values, 20)
+        index_plan = await explain(conn, nearest_sql("product", ()), tee, OVERFETCH * 20, 20)
     assert HNSW_INDEX not in exact_plan, exact_plan
     assert "ix_products_listed_category" in exact_plan, exact_plan
     assert "ix_product_images_product" in exact_plan, exact_plan
@@ -232,28 +214,16 @@ async def test_the_exact_and_index_queries_use_the_intended_indexes(
 
 
 async def nearest_plan(
-    session: AsyncSession, tree: CategoryTree, product_id: UUID, filters: SimilarityFilters
+    database: Database, tree: CategoryTree, product_id: UUID, filters: SimilarityFilters
 ) -> str:
     """The plan of the first statement a similar-products search runs, with its settings."""
-    as_listing = ListingFilters(
-        category=filters.category, max_price=filters.max_price, in_stock=filters.in_stock
-    )
-    conditions = await filter_conditions(session, tree, as_listing) or []
-    matching = (
-        select(ProductImage.id)
-        .select_from(ProductImage)
-        .join(Product, Product.id == ProductImage.product_id)
-        .where(*conditions, Product.id != product_id)
-    )
-    await configure(session, OVERFETCH * 20)
-    _, statement = nearest_statement(
-        PRODUCT_IMAGES, similar.first_embedding(product_id), matching, 20, OVERFETCH * 20
-    )
-    return await explain(session, statement)
+    shape, values = similar._filters(tree, filters)
+    rows = OVERFETCH * 20
+    async with database.raw_reader() as conn, conn.transaction():
+        await conn.execute(CONFIGURE_SQL, *scan_settings(rows))
+        return await explain(conn, nearest_sql("product", shape), product_id, *values, rows, 20)
 
 
-async def explain(session: AsyncSession, statement: Any) -> str:
-    connection = await session.connection()
-    sql = statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
-    rows = (await session.execute(text(f"EXPLAIN {sql}"))).all()
+async def explain(conn: asyncpg.Connection, sql: str, *args: Any) -> str:
+    rows = await conn.fetch(f"EXPLAIN {sql}", *args)
     return "\n".join(row[0] for row in rows)

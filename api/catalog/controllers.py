@@ -144,7 +144,6 @@ class CatalogController(Controller):
     async def similar_products(
         self,
         product_id: FromPath[UUID],
-        replica_session: NamedDependency[AsyncSession],
         resources: NamedDependency[AppResources],
         category: CategoryKey = None,
         max_price: MaxPrice = None,
@@ -153,7 +152,7 @@ class CatalogController(Controller):
     ) -> schemas.SimilarProductList:
         filters = similar.SimilarityFilters(category=category, max_price=max_price, in_stock=in_stock)
         tree = await resources.categories.get()
-        found, _ = await similar.similar_products(replica_session, tree, product_id, filters, limit=limit)
+        found, _ = await similar.similar_products(resources.db, tree, product_id, filters, limit=limit)
         return similar_out(found, resources.storage)
 
     @post(
@@ -172,7 +171,6 @@ class CatalogController(Controller):
     async def search_by_photo(
         self,
         data: MultipartBody[schemas.PhotoSearchUpload],
-        replica_session: NamedDependency[AsyncSession],
         resources: NamedDependency[AppResources],
         query_embedder: NamedDependency[QueryEmbedder],
         category: CategoryKey = None,
@@ -187,7 +185,7 @@ class CatalogController(Controller):
         finally:
             await data.image.close()
         found = await similar.search_by_photo(
-            replica_session, tree, query_embedder, resources.settings, content, filters, limit=limit
+            resources.db, tree, query_embedder, resources.settings, content, filters, limit=limit
         )
         return similar_out(found, resources.storage)
 

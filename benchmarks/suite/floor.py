@@ -20,11 +20,8 @@ Where each handler's SQL comes from:
   text constants (``listing_sql``), the same ``$n`` order. A search by relevance reads its page
   from a kept ranking as the API does (``db.services.catalog.ranked_search``, the same class, its
   ``catalog`` version read from the same Redis), else runs the full query.
-- similar (``GET /products/{id}/similar``): ORM statements
-  (``db.services.catalog.similar``, ``db.services.vector_search``), captured once by compiling
-  them with the asyncpg dialect and from a statement log of one request
-  (``before_cursor_execute``): the existence check, the transaction-local ``set_config``, the
-  nearest-rows statement, then (only when it comes back short) the wider pass or the exact one.
+- similar (``GET /products/{id}/similar``): ``db.services.catalog.similar_sql``'s statements,
+  the very text the API sends, with its passes decided by the same ``vector_search.next_pass``.
 - size advice (``floor_fit.py``): the service's own ``ADVICE_SQL`` and ``COUNTS_SQL``.
 - products that fit me (``floor_fit.py``): the service's own ``BODY_SQL``, ``NEAREST_SQL`` and
   ``WALK_SQL``, in a read-only transaction as the API sends them.
@@ -75,7 +72,15 @@ from db.pagination import encode_cursor
 from db.services.catalog.images import MAX_IMAGES_PER_PRODUCT
 from db.services.catalog.listing import DETAIL_SQL, ListingFilters, listing_query
 from db.services.catalog.ranked_search import RankedSearches
-from db.services.vector_search import EF_MAX, EF_MIN, OVERFETCH, SCAN_TUPLES_PER_ROW
+from db.services.catalog.similar_sql import (
+    CONFIGURE_SQL,
+    DISTANCE,
+    FOUND,
+    PRODUCT_SQL,
+    exact_sql,
+    nearest_sql,
+)
+from db.services.vector_search import OVERFETCH, Strategy, next_pass, scan_settings
 from tasks.runtime.factory import redis_url_for
 
 
@@ -209,73 +214,23 @@ async def products(request: Request[Any, Any, Any], state: State) -> Response[by
 
 
 # --- similar ------------------------------------------------------------------------------------------
-# The product's first embedded photo, read in the database by each statement (``first_embedding``).
-_FIRST = (
-    "(SELECT product_images.embedding \nFROM product_images \n"
-    "WHERE product_images.product_id = $1::UUID AND product_images.embedding_status = $2::VARCHAR "
-    "AND product_images.embedding IS NOT NULL ORDER BY product_images.position, product_images.id \n"
-    " LIMIT $3::INTEGER)"
-)
-SIMILAR_EXISTS_SQL = (
-    f"SELECT products.id, {_FIRST} IS NOT NULL AS anon_1 \nFROM products \n"
-    "WHERE products.id = $4::UUID AND products.is_listed"
-)
-SIMILAR_CONFIGURE_SQL = (
-    "SELECT set_config('max_parallel_workers_per_gather', '0', true), "
-    "set_config('plan_cache_mode', 'force_custom_plan', true), "
-    "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-    "set_config('hnsw.max_scan_tuples', $1, true), set_config('hnsw.ef_search', $2, true)"
-)
-_SUMMARY_JOINED = (
-    " SELECT products.id, products.title, products.slug, products.min_price, products.currency, "
-    "products.vendor_id, vendors.name, products.category_id, brands.name AS name_1, "
-    'products.thumbnail_key, products.in_stock, ranked."group" AS _group, ranked.distance AS _distance, '
-    "ranked.rows AS _rows \nFROM products JOIN vendors ON vendors.id = products.vendor_id "
-    "LEFT OUTER JOIN brands ON brands.id = products.brand_id JOIN "
-)
-_MATCHING = (
-    f'(SELECT product_images.product_id AS "group", product_images.embedding <=> {_FIRST} AS distance \n'
-    "FROM product_images JOIN products ON products.id = product_images.product_id \n"
-    "WHERE products.is_listed AND products.id != $4::UUID AND product_images.embedding IS NOT NULL"
-)
-SIMILAR_NEAREST_SQL = (
-    f"WITH nearest AS MATERIALIZED \n{_MATCHING} ORDER BY distance \n LIMIT $5::INTEGER)\n"
-    + _SUMMARY_JOINED
-    + '(SELECT nearest."group" AS "group", min(nearest.distance) AS distance, (SELECT count(*) AS count_1 \n'
-    'FROM nearest) AS rows \nFROM nearest GROUP BY nearest."group" ORDER BY distance, nearest."group" \n'
-    ' LIMIT $6::INTEGER) AS ranked ON ranked."group" = products.id ORDER BY ranked.distance, ranked."group"'
-)
-SIMILAR_EXACT_SQL = (
-    f"WITH scored AS MATERIALIZED \n{_MATCHING})\n"
-    + _SUMMARY_JOINED
-    + '(SELECT scored."group" AS "group", min(scored.distance) AS distance, NULL AS rows \n'
-    'FROM scored GROUP BY scored."group" ORDER BY distance, scored."group" \n'
-    ' LIMIT $5::INTEGER) AS ranked ON ranked."group" = products.id ORDER BY ranked.distance, ranked."group"'
-)
-
-
-async def _configure(conn: Conn, rows: int) -> None:
-    await conn.execute(
-        SIMILAR_CONFIGURE_SQL, str(rows * SCAN_TUPLES_PER_ROW), str(min(EF_MAX, max(EF_MIN, rows)))
-    )
-
-
 async def _nearest(conn: Conn, product_id: UUID, limit: int) -> list[Any]:
-    """``vector_search.nearest``'s passes: nearest rows, a wider pass when every row asked for came
-    back in too few products, else the exact statement."""
-    rows, passes = OVERFETCH * limit, 0
+    """``similar._passes``: the nearest rows, then a wider pass or the exact statement while the
+    page is short (``vector_search.next_pass`` decides, as for the API)."""
+    path: list[Strategy] = ["nearest"]
+    rows = OVERFETCH * limit
     while True:
-        await _configure(conn, rows)
-        passes += 1
-        found = await conn.fetch(SIMILAR_NEAREST_SQL, product_id, "ready", 1, product_id, rows, limit)
-        if len(found) >= limit:
-            return found
-        wider = limit * MAX_IMAGES_PER_PRODUCT
-        if (int(found[0][13] or 0) if found else 0) < rows or wider <= rows or passes > 1:
-            break
-        rows = wider
-    await _configure(conn, rows)
-    return list(await conn.fetch(SIMILAR_EXACT_SQL, product_id, "ready", 1, product_id, limit))
+        found = await conn.fetch(nearest_sql("product", ()), product_id, rows, limit)
+        step = next_pass(
+            path, len(found), int(found[0][FOUND]) if found else 0, rows, limit, MAX_IMAGES_PER_PRODUCT
+        )
+        if step is None:
+            return list(found)
+        strategy, rows = step
+        path.append(strategy)
+        if strategy == "exact":
+            return list(await conn.fetch(exact_sql("product", ()), product_id, limit))
+        await conn.execute(CONFIGURE_SQL, *scan_settings(rows))
 
 
 @get("/api/v1/products/{product_id:uuid}/similar")
@@ -285,12 +240,12 @@ async def similar(
     if {"category", "max_price", "in_stock"} & set(request.query_params):
         return problem(422, "The floor serves similar items without filters only.")
     limit = int(request.query_params.get("limit", 20))
-    async with pool_of(state).acquire() as conn, conn.transaction():
-        found = await conn.fetchrow(SIMILAR_EXISTS_SQL, product_id, "ready", 1, product_id)
+    async with pool_of(state).acquire() as conn, conn.transaction(readonly=True):
+        found = await conn.fetchrow(PRODUCT_SQL, product_id, *scan_settings(OVERFETCH * limit))
         if found is None:
             return problem(404, "Product not found.")
-        rows = await _nearest(conn, product_id, limit) if found[1] else []
-    items = [{"product": summary(state, r), "score": round(1.0 - float(r[12]), 6)} for r in rows]
+        rows = await _nearest(conn, product_id, limit) if found[0] else []
+    items = [{"product": summary(state, r), "score": round(1.0 - float(r[DISTANCE]), 6)} for r in rows]
     return respond({"items": items})
 
 

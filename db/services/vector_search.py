@@ -219,8 +219,13 @@ async def configure(session: AsyncSession, rows: int) -> None:
             "set_config('hnsw.max_scan_tuples', :max_scan, true), "
             "set_config('hnsw.ef_search', :ef, true)"
         ),
-        {"ef": str(min(EF_MAX, max(EF_MIN, rows))), "max_scan": str(rows * SCAN_TUPLES_PER_ROW)},
+        dict(zip(("max_scan", "ef"), scan_settings(rows), strict=True)),
     )
+
+
+def scan_settings(rows: int) -> tuple[str, str]:
+    """``hnsw.max_scan_tuples`` and ``hnsw.ef_search`` (as text) for a pass asking for ``rows``."""
+    return str(rows * SCAN_TUPLES_PER_ROW), str(min(EF_MAX, max(EF_MIN, rows)))
 
 
 async def nearest(
@@ -243,20 +248,31 @@ async def nearest(
     Results are ordered by distance (ties by group), one per group.
     """
     path: list[Strategy] = []
-    rows = OVERFETCH * limit
-    while True:
+    step: tuple[Strategy, int] | None = ("nearest", OVERFETCH * limit)
+    neighbours: list[Neighbour] = []
+    while step is not None:
+        strategy, rows = step
+        path.append(strategy)
+        if strategy == "exact":
+            ranked, default = exact_statement(table, query, matching, limit)
+            neighbours, _ = await _run(session, ranked, default, project)
+            break
         await configure(session, rows)
-        path.append("nearest")
         ranked, default = nearest_statement(table, query, matching, limit, rows)
         neighbours, found = await _run(session, ranked, default, project)
-        if len(neighbours) >= limit:
-            return SearchResult(neighbours, tuple(path))
-        # Every row asked for came back, yet too few groups: a wider pass is bound to hold enough.
-        wider = limit * table.max_group_rows
-        if found < rows or wider <= rows or len(path) > 1:
-            break
-        rows = wider
-    path.append("exact")
-    ranked, default = exact_statement(table, query, matching, limit)
-    neighbours, _ = await _run(session, ranked, default, project)
+        step = next_pass(path, len(neighbours), found, rows, limit, table.max_group_rows)
     return SearchResult(neighbours, tuple(path))
+
+
+def next_pass(
+    path: Sequence[Strategy], groups: int, found: int, rows: int, limit: int, max_group_rows: int
+) -> tuple[Strategy, int] | None:
+    """After a nearest-rows pass that asked for ``rows`` rows, found ``found`` and ``groups``
+    groups: the next statement and its row count, or None when the page is full."""
+    if groups >= limit:
+        return None
+    # Every row asked for came back, yet too few groups: a wider pass is bound to hold enough.
+    wider = limit * max_group_rows
+    if found < rows or wider <= rows or len(path) > 1:
+        return "exact", rows
+    return "nearest", wider

@@ -51,7 +51,7 @@ _TSQUERY = {
 
 # The WHERE condition of each filter and of each sort's keyset, on parameters ``{}`` numbered in
 # the order their values are bound; ``{rank}`` is the search rank.
-_CONDITIONS: dict[str, str] = {
+CONDITIONS: dict[str, str] = {
     "category": "p.category_id = {}",
     "categories": "p.category_id = ANY({}::uuid[])",
     "brand_id": "p.brand_id = {}",
@@ -77,7 +77,7 @@ _ORDER: dict[Sort, str] = {
     "relevance": "rank DESC, p.id DESC",
 }
 # SummaryRow's columns, in its order.
-_SUMMARY_SQL = (
+SUMMARY_SQL = (
     "SELECT p.id, p.title, p.slug, p.min_price, p.currency, p.vendor_id, ve.name AS vendor_name, "
     "p.category_id, b.name AS brand, p.thumbnail_key, p.in_stock"
 )
@@ -126,7 +126,7 @@ def listing_sql(
         return template.format(*slots, rank=rank)
 
     # The bare column (not "IS TRUE") so the planner matches the partial indexes' predicate.
-    where = ["p.is_listed", *(numbered(_CONDITIONS[name]) for name in conditions)]
+    where = ["p.is_listed", *(numbered(CONDITIONS[name]) for name in conditions)]
     if tsquery:
         where.append(f"p.search_vector @@ {tsquery}")
     if ranked:
@@ -136,7 +136,7 @@ def listing_sql(
     if after:
         where.append(numbered(_AFTER[sort]))
     return (
-        f"{_SUMMARY_SQL}{f', {rank} AS rank' if rank else ''}\n"
+        f"{SUMMARY_SQL}{f', {rank} AS rank' if rank else ''}\n"
         f"FROM {_RANKED_FROM if ranked else 'products p'} JOIN vendors ve ON ve.id = p.vendor_id\n"
         "LEFT JOIN brands b ON b.id = p.brand_id\n"
         f"WHERE {' AND '.join(where)}\n"

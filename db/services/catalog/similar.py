@@ -1,32 +1,55 @@
 """Visual similarity: "more like this" for a product, and search by photo.
 
 Both rank listed products by the cosine similarity of their images' embeddings to a query
-vector (a product's best-matching image counts), under the listing's own filters. How the
-search runs (HNSW with iterative scans, or exact) is ``db.services.vector_search``'s.
+vector (a product's best-matching image counts), under the listing's own filters. They run on
+the pool's connection (``Database.read``, on the replica when there is one) as statements written
+once per shape (``similar_sql``), in a read-only transaction whose settings the first statement
+makes. A first page of similar items: BEGIN, the product with the settings, the nearest rows
+with the summaries, COMMIT. The passes (nearest rows, a wider pass, the exact statement) are
+``db.services.vector_search``'s, whose docstring says how they were chosen and measured; its
+``PRODUCT_IMAGES`` table and ``first_embedding`` state the same search for the search-quality
+benchmarks, and the tests hold both to the same products.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import anyio
-from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.selectable import ScalarSelect, Subquery
+import asyncpg
+from asyncpg import Record
+from sqlalchemy import select
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from core.adapters.images import shrink_checked
 from core.rules.photo_search import QueryEmbedder
 from core.settings import Settings
-from db.models import Product, ProductImage
+from db.engine import Database
+from db.models import ProductImage
 from db.models.catalog import EMBEDDING_DIMENSIONS
 from db.services.catalog.errors import ProductNotFound
 from db.services.catalog.images import MAX_IMAGES_PER_PRODUCT
-from db.services.catalog.listing import ListingFilters, SummaryRow, filter_conditions, summary_select
+from db.services.catalog.listing import SummaryRow
+from db.services.catalog.similar_sql import (
+    CONFIGURE_SQL,
+    DISTANCE,
+    FOUND,
+    PRODUCT_SQL,
+    RESTORE_SQL,
+    Query,
+    exact_sql,
+    nearest_sql,
+)
 from db.services.catalog.taxonomy import CategoryTree
-from db.services.vector_search import Query, SearchResult, VectorTable, nearest
+from db.services.vector_search import OVERFETCH, Strategy, VectorTable, next_pass, scan_settings
+
+_T = TypeVar("_T")
+# The statements a search ran, in order (see ``vector_search.SearchResult.path``).
+Path = tuple[Strategy, ...]
 
 PRODUCT_IMAGES = VectorTable(
     key=ProductImage.id,
@@ -55,34 +78,31 @@ class SimilarProduct:
 
 
 async def similar_products(
-    session: AsyncSession, tree: CategoryTree, product_id: UUID, filters: SimilarityFilters, *, limit: int
-) -> tuple[list[SimilarProduct], SearchResult | None]:
-    """Listed products that look like ``product_id`` (never itself), most similar first.
+    database: Database, tree: CategoryTree, product_id: UUID, filters: SimilarityFilters, *, limit: int
+) -> tuple[list[SimilarProduct], Path | None]:
+    """Listed products that look like ``product_id`` (never itself), most similar first, and the
+    statements run (``("nearest",)``, ``("nearest", "exact")``, ...).
 
     The query is the product's first image with an embedding (lowest position); a product with
-    none yet has no similar products (empty list, and no search result).
+    none yet has no similar products (empty list, and no statements).
 
     Raises:
         InvalidInput: an unknown category (422).
         ProductNotFound: no such listed product (404).
     """
-    conditions = await _conditions(session, tree, filters)
-    query = first_embedding(product_id)
-    found = (
-        await session.execute(
-            select(Product.id, query.is_not(None)).where(Product.id == product_id, Product.is_listed)
-        )
-    ).first()
+    shape, values = _filters(tree, filters)
+
+    async def search(conn: asyncpg.Connection) -> tuple[list[Record], Path | None] | None:
+        return await _in_transaction(conn, lambda: _product_search(conn, product_id, shape, values, limit))
+
+    found = await database.read(search, replica=True)
     if found is None:
         raise ProductNotFound()
-    if not found[1]:
-        return [], None
-    # The vector stays in the database: each search statement reads it with one index lookup.
-    return await _search(session, query, [*conditions, Product.id != product_id], limit=limit)
+    return _products(found[0]), found[1]
 
 
 async def search_by_photo(
-    session: AsyncSession,
+    database: Database,
     tree: CategoryTree,
     embedder: QueryEmbedder,
     settings: Settings,
@@ -102,13 +122,91 @@ async def search_by_photo(
         ServiceUnavailable: no inference worker answered in time (503).
     """
     # Filters first: a request that cannot be answered costs no decoding and no inference.
-    conditions = await _conditions(session, tree, filters)
+    shape, values = _filters(tree, filters)
     query_image = await anyio.to_thread.run_sync(partial(_query_image, data, settings))
     vector = await embedder.embed(query_image)
     if len(vector) != EMBEDDING_DIMENSIONS:
         raise RuntimeError(f"the worker returned a {len(vector)}-d vector")
-    products, _ = await _search(session, vector, conditions, limit=limit)
-    return products
+    text = "[" + ",".join(map(repr, map(float, vector))) + "]"
+
+    async def search(conn: asyncpg.Connection) -> tuple[list[Record], Path]:
+        async def passes() -> tuple[list[Record], Path]:
+            await conn.execute(CONFIGURE_SQL, *scan_settings(OVERFETCH * limit))
+            return await _passes(conn, "vector", text, shape, values, limit)
+
+        return await _in_transaction(conn, passes)
+
+    found, _ = await database.read(search, replica=True)
+    return _products(found)
+
+
+def _filters(tree: CategoryTree, filters: SimilarityFilters) -> tuple[tuple[str, ...], list[Any]]:
+    """The filters' names (``listing_sql.CONDITIONS``) and values, in their order.
+
+    Raises:
+        InvalidInput: an unknown category (422).
+    """
+    names: list[str] = []
+    values: list[Any] = []
+    if filters.category:
+        ids = tree.subtree_ids(filters.category)
+        names.append("category" if len(ids) == 1 else "categories")
+        values.append(ids[0] if len(ids) == 1 else list(ids))
+    if filters.max_price is not None:
+        names.append("max_price")
+        values.append(filters.max_price)
+    if filters.in_stock is not None:
+        names.append("in_stock" if filters.in_stock else "out_of_stock")
+    return tuple(names), values
+
+
+async def _in_transaction(conn: asyncpg.Connection, statements: Callable[[], Awaitable[_T]]) -> _T:
+    """``statements`` in a read-only transaction of their own, whose settings they make. On a
+    connection already in a transaction (tests share one) the settings are restored after."""
+    if not conn.is_in_transaction():
+        async with conn.transaction(readonly=True):
+            return await statements()
+    result = await statements()
+    await conn.execute(RESTORE_SQL)
+    return result
+
+
+async def _product_search(
+    conn: asyncpg.Connection, product_id: UUID, shape: tuple[str, ...], values: list[Any], limit: int
+) -> tuple[list[Record], Path | None] | None:
+    """None: no such listed product."""
+    found = await conn.fetchrow(PRODUCT_SQL, product_id, *scan_settings(OVERFETCH * limit))
+    if found is None:
+        return None
+    if not found["has_embedding"]:
+        return [], None
+    return await _passes(conn, "product", product_id, shape, values, limit)
+
+
+async def _passes(
+    conn: asyncpg.Connection, query: Query, value: Any, shape: tuple[str, ...], values: list[Any], limit: int
+) -> tuple[list[Record], Path]:
+    """The nearest rows, then a wider pass or the exact statement while the page is short (the
+    passes of ``vector_search.nearest``, whose docstring says why); the first pass's settings are
+    made by the caller."""
+    path: list[Strategy] = ["nearest"]
+    rows = OVERFETCH * limit
+    while True:
+        found = await conn.fetch(nearest_sql(query, shape), value, *values, rows, limit)
+        step = next_pass(
+            path, len(found), int(found[0][FOUND]) if found else 0, rows, limit, MAX_IMAGES_PER_PRODUCT
+        )
+        if step is None:
+            return found, tuple(path)
+        strategy, rows = step
+        path.append(strategy)
+        if strategy == "exact":
+            return await conn.fetch(exact_sql(query, shape), value, *values, limit), tuple(path)
+        await conn.execute(CONFIGURE_SQL, *scan_settings(rows))
+
+
+def _products(rows: list[Record]) -> list[SimilarProduct]:
+    return [SimilarProduct(summary=SummaryRow(*row[:DISTANCE]), score=1.0 - row[DISTANCE]) for row in rows]
 
 
 def _query_image(data: bytes, settings: Settings) -> bytes:
@@ -123,7 +221,8 @@ def _query_image(data: bytes, settings: Settings) -> bytes:
 
 
 def first_embedding(product_id: UUID) -> ScalarSelect[Any]:
-    """The product's first image embedding (lowest position), as a scalar subquery."""
+    """The product's first image embedding (lowest position), as a scalar subquery: the query of
+    ``similar_sql`` stated for ``vector_search``."""
     return (
         select(ProductImage.embedding)
         .where(
@@ -135,35 +234,3 @@ def first_embedding(product_id: UUID) -> ScalarSelect[Any]:
         .limit(1)
         .scalar_subquery()
     )
-
-
-async def _conditions(session: AsyncSession, tree: CategoryTree, filters: SimilarityFilters) -> list[Any]:
-    as_listing = ListingFilters(
-        category=filters.category, max_price=filters.max_price, in_stock=filters.in_stock
-    )
-    conditions = await filter_conditions(session, tree, as_listing)
-    assert conditions is not None  # only a brand filter can rule everything out
-    return conditions
-
-
-def _with_summaries(ranked: Subquery) -> Select[Any]:
-    return summary_select().join(ranked, ranked.c.group == Product.id)
-
-
-async def _search(
-    session: AsyncSession, vector: Query, conditions: list[Any], *, limit: int
-) -> tuple[list[SimilarProduct], SearchResult]:
-    matching = (
-        select(ProductImage.id)
-        .select_from(ProductImage)
-        .join(Product, Product.id == ProductImage.product_id)
-        .where(*conditions)
-    )
-    result = await nearest(
-        session, PRODUCT_IMAGES, vector, matching=matching, limit=limit, project=_with_summaries
-    )
-    products = [
-        SimilarProduct(summary=SummaryRow(*tuple(n.row)[:11]), score=1.0 - n.distance)
-        for n in result.neighbours
-    ]
-    return products, result
