@@ -15,7 +15,9 @@ The ETag is a hash of the body, so two processes that built the same page give t
 a 304 is only ever an answer for identical bytes. Answers the handler marked itself (any
 ``Cache-Control``, e.g. a vendor's own unlisted product) and everything but 200 pass through
 untouched (the request middleware then marks them ``no-store``). If Redis cannot be read the
-page is built and sent uncached, ``no-store``.
+page is built and sent uncached, ``no-store``. With the cache sized to nothing
+(``PAGE_CACHE_MAX_PAGES=0``) no counter is read: the page is built, tagged and answered (304
+included) per request.
 """
 
 from __future__ import annotations
@@ -105,6 +107,11 @@ class PageCache:
 
     def __len__(self) -> int:
         return len(self._pages)
+
+    @property
+    def enabled(self) -> bool:
+        """False when sized to hold nothing (``PAGE_CACHE_MAX_PAGES=0``)."""
+        return self._max_pages > 0 and self._max_bytes > 0
 
     @property
     def size_bytes(self) -> int:
@@ -201,6 +208,10 @@ class PublicPageMiddleware:
             await self.app(scope, receive, send)
             return
         resources: AppResources = Litestar.from_scope(scope).state.resources
+        if not resources.pages.enabled:
+            # Nothing is stored, so the versions would file nothing: ETag and 304 only.
+            await self._build(scope, receive, send, None)
+            return
         keys = self.version_keys(scope.get("path_params") or {})
         position = None
         try:
@@ -223,10 +234,14 @@ class PublicPageMiddleware:
         await self._build(scope, receive, send, (resources, key, versions))
 
     async def _build(
-        self, scope: Scope, receive: Receive, send: Send, filing: tuple[AppResources, str, tuple[int, ...]]
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        filing: tuple[AppResources, str, tuple[int, ...]] | None,
     ) -> None:
-        """Run the handler; store its answer under ``filing`` (key and versions) if it may be."""
-        resources, key, versions = filing
+        """Run the handler; store its answer under ``filing`` (key and versions) if it may be
+        (None: answer it as a cacheable page, store nothing)."""
         starts: list[HTTPResponseStartEvent] = []
         chunks: list[bytes] = []
 
@@ -240,12 +255,13 @@ class PublicPageMiddleware:
         if not starts:
             return
         body = b"".join(chunks)
-        page = _storable(starts[0], body, versions)
+        page = _storable(starts[0], body, filing[2] if filing else ())
         if page is None:
             await send(starts[0])
             await send(_body(body))
             return
-        resources.pages.put(key, page)
+        if filing is not None:
+            filing[0].pages.put(filing[1], page)
         await _answer(page, scope, send)
 
 

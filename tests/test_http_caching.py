@@ -331,8 +331,17 @@ async def test_pages_come_from_the_cache_until_a_version_moves(
 
 
 async def test_with_no_page_cache_every_page_is_built_and_still_revalidates(
-    make_app: Callable[..., Litestar], shelf: dict[str, Any], session: AsyncSession, settings: Settings
+    make_app: Callable[..., Litestar],
+    shelf: dict[str, Any],
+    session: AsyncSession,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    async def no_read(*args: Any) -> Any:
+        raise AssertionError("with nothing to file pages under, no counter is read")
+
+    monkeypatch.setattr(PageVersions, "read", no_read)
+    monkeypatch.setattr(PageVersions, "read_with_position", no_read)
     shirt = shelf["shirt"]
     path = f"{API}/products/{shirt.id}"
     uncached = msgspec.structs.replace(settings, page_cache_max_pages=0)
