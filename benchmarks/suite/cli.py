@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -91,6 +92,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def commit() -> str | None:
+    """The checkout's commit, marked when files differ from it (None outside a git checkout)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def versions(stack: SuiteStack) -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
     for name in ("litestar", "granian", "sqlalchemy", "asyncpg", "msgspec", "uvloop", "onnxruntime"):
@@ -160,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "scenarios_run": args.scenarios,
         "settings_note": SETTINGS_NOTE,
+        "commit": commit(),
         "scenarios": {},
         "failures": {},
     }

@@ -151,6 +151,7 @@ def render_markdown(report: JsonDict, plots: str = LATEST) -> str:
         "",
         f"- **Machine**: {m.get('cpu_count')} CPUs, {m.get('cpu_model')}, {m.get('memory_gb')} GB, "
         f"{m.get('platform')}",
+        f"- **Code**: commit {report.get('commit') or 'unknown'}",
         "- **Versions**: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         f"- **Pinning**: {json.dumps(report.get('pinning'))}",
         f"- **Settings**: {report.get('settings_note')}",
@@ -175,7 +176,7 @@ def render_markdown(report: JsonDict, plots: str = LATEST) -> str:
                 t["target"],
                 t["measured"],
                 VERDICT[t["pass"]],
-                t.get("miss") or t.get("note") or "",
+                "; ".join(x for x in (t.get("miss"), t.get("note")) if x),
             ]
             for t in report.get("targets") or []
         ],
@@ -188,12 +189,14 @@ def render_markdown(report: JsonDict, plots: str = LATEST) -> str:
         f"{_n(pg.get('achieved_rate'))} tx/s, mean {_n(pg.get('latency_ms_mean'), 3)} ms"
     )
     lines += ["", *floor_lines(report), ""]
-    for run in floor.get("open_loop") or []:
+    runs = [("product_detail", run) for run in floor.get("open_loop") or []]
+    runs += [(name, run) for name, own in (floor.get("scenarios") or {}).items() for run in own.get("open_loop") or []]
+    for name, run in runs:
         lines.append(
-            f"- the product page's floor, open loop at {_n(run.get('offered_rate'))} req/s: "
+            f"- {name}'s floor, open loop at {_n(run.get('offered_rate'))} req/s: "
             f"p50 {_n(_lat(run, 'p50'), 2)}"
             f" / p95 {_n(_lat(run, 'p95'), 2)} / p99 {_n(_lat(run, 'p99'), 2)} ms, "
-            f"{run.get('errors')} errors"
+            f"{run.get('errors')} errors{' (overloaded)' if run.get('overloaded') else ''}"
         )
     lines += [
         "",

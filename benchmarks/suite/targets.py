@@ -59,7 +59,29 @@ def at_rate(runs: list[JsonDict], rate: float) -> JsonDict | None:
     return min(eligible, key=lambda r: r["offered_rate"]) if eligible else None
 
 
-def _latency(name: str, target: JsonDict, result: JsonDict) -> JsonDict:
+def _floor(results: JsonDict, name: str) -> JsonDict:
+    """The scenario's floor runs (the product page's open loop is the floor's own)."""
+    floor = results.get("floor") or {}
+    own = dict((floor.get("scenarios") or {}).get(name) or {})
+    if name == "product_detail" and floor.get("open_loop"):
+        own["open_loop"] = floor["open_loop"]
+    return own
+
+
+def _floor_note(floor: JsonDict, target: JsonDict) -> str | None:
+    """What the scenario's floor did at the target's rate: whether the miss is the machine's."""
+    run = at_rate(floor.get("open_loop") or [], float(target["rate"]))
+    p95 = ((run or {}).get("latency_ms") or {}).get("p95")
+    if run is not None and p95 is not None:
+        verdict = "misses it too" if p95 >= target["p95_ms"] or run.get("errors") else "meets it"
+        return f"its floor at the same rate: p95 {p95:,.1f} ms ({verdict})"
+    capacity = floor.get("ok_rate")
+    if capacity is not None and capacity < float(target["rate"]):
+        return f"its floor's maximum is {capacity:,.0f} req/s, under the target's rate (misses it too)"
+    return None
+
+
+def _latency(name: str, target: JsonDict, result: JsonDict, floor: JsonDict | None = None) -> JsonDict:
     unit_rate = "pairs/s" if name == "photo_measurement" else "req/s"
     text = f"p95 < {target['p95_ms']:g} ms at {target['rate']:g} {unit_rate} offered"
     run = at_rate(result.get("open_loop") or [], float(target["rate"]))
@@ -71,6 +93,9 @@ def _latency(name: str, target: JsonDict, result: JsonDict) -> JsonDict:
         verdict |= {"pass": False, "miss": f"{run['errors']} errors"}
     elif run.get("errors"):
         verdict["note"] = f"{run['errors']} errors"
+    if verdict["pass"] is False and floor:
+        notes = [n for n in (verdict["note"], _floor_note(floor, target)) if n]
+        verdict["note"] = "; ".join(notes) or None
     return verdict
 
 
@@ -82,7 +107,7 @@ def evaluate(results: JsonDict, targets: dict[str, JsonDict]) -> list[JsonDict]:
             continue
         result = scenarios.get(name) or {}
         if "p95_ms" in target:
-            out.append(_latency(name, target, result))
+            out.append(_latency(name, target, result, _floor(results, name)))
         if "min_floor_ratio" in target:
             ratio = (result.get("closed_loop") or {}).get("floor_ratio")
             out.append(
