@@ -9,6 +9,7 @@ those responses, errors included, carries the security headers and a request id.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import httpx
@@ -46,6 +47,13 @@ def test_every_route_with_an_id_says_how_its_objects_are_scoped(settings: Settin
         rule = POLICY[route.key]
         has_id = "{" in route.path
         assert (rule.objects is not None) == has_id, f"{route.key}: objects={rule.objects!r}"
+
+
+def test_every_guard_is_a_coroutine(settings: Settings) -> None:
+    """Litestar runs a plain function guard in a worker thread: a hand-off per request."""
+    for route in served_routes(create_app(settings)):
+        for guard in route.handler.resolve_guards():
+            assert inspect.iscoroutinefunction(getattr(guard, "func", guard)), (route.key, guard)
 
 
 def test_guards_match_the_rules(settings: Settings) -> None:
