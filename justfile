@@ -115,6 +115,10 @@ bench-measure *args:
 train-body *args:
     {{py}} -m training.body.train "$@"
 
+# Per-band offsets and intervals of the body calibration (and its linear models with --refit-models) on rendered shoppers stratified by waist-to-height band; writes calibration.json and the model card's note.
+fit-body-bands *args:
+    {{py}} -m training.body.bands "$@"
+
 # The shipped body-measurement calibration on held-out shoppers per body band: refusals per failure code, MAE, interval coverage (deterministic from --seed; --card writes the model card).
 eval-body *args:
     {{py}} -m training.body.evaluate "$@"

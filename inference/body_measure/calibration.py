@@ -47,19 +47,36 @@ class Calibration:
         return cls(version="uncalibrated", scale={}, models={}, population={})
 
 
-def apply_calibration(
-    features: dict[str, float], cal: Calibration
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Measurements and their confidences. A confidence falls with the measurement's typical error
-    relative to its size: the half-width of its interval for the body's band when the calibration
-    states intervals (so a measurement with a wide interval is less certain), else the held-out
-    90th percentile error; and it drops when a feature is outside the range seen in training."""
+@dataclass(frozen=True)
+class Calibrated:
+    values: dict[str, float]  # cm
+    confidence: dict[str, float]  # 0..1
+    intervals: dict[str, tuple[float, float]]  # cm (low, high) where the calibration states one
+    band: int  # the body band (``band_index``) the band corrections and intervals were read for
+
+
+def apply_calibration(features: dict[str, float], cal: Calibration) -> Calibrated:
+    """Measurements, their confidences and intervals.
+
+    Each linear model's value is corrected by the bands' offsets when the calibration states them,
+    joined linearly between the bands' centres (``band_offset``; the ratio from the uncorrected
+    waist and height, as the offsets were fitted). A
+    confidence falls with the measurement's typical error relative to its size: the half-width of
+    its interval for the body's band when the calibration states intervals (so a measurement with
+    a wide interval is less certain), else the held-out 90th percentile error; and it drops when a
+    feature is outside the range seen in training."""
     values: dict[str, float] = {"height_cm": features["height"]}
     confidence: dict[str, float] = {"height_cm": 1.0}
     for key, spec in cal.models.items():
         x = np.array([1.0] + [features[name] for name in spec["features"]])
-        values[key] = round(float(x @ np.array(spec["coefficients"])), 1)
-    spread = {key: (high - low) / 2 for key, (low, high) in intervals(values, cal).items()}
+        values[key] = float(x @ np.array(spec["coefficients"]))
+    ratio = values["waist_cm"] / max(values["height_cm"], 1.0) if "waist_cm" in values else 0.0
+    band = band_index(values["waist_cm"], values["height_cm"]) if "waist_cm" in values else 0
+    for key, spec in cal.models.items():
+        offsets = spec.get("band_offsets")
+        values[key] = round(values[key] + (band_offset(offsets, ratio) if offsets else 0.0), 1)
+    stated = intervals(values, cal, band)
+    spread = {key: (high - low) / 2 for key, (low, high) in stated.items()}
     for key, spec in cal.models.items():
         inside = all(
             lo <= features[name] <= hi
@@ -67,12 +84,24 @@ def apply_calibration(
         )
         relative = spread.get(key, spec["p90"]) / max(abs(values[key]), 1.0)
         confidence[key] = round(float(np.clip(1 - 4 * relative, 0.05, 0.99) * (1.0 if inside else 0.6)), 2)
-    return values, confidence
+    return Calibrated(values, confidence, stated, band)
 
 
-# Body bands by waist-to-height ratio: the intervals are fitted per band (training.body.population
-# draws its held-out sets by the same bands).
+# Body bands by waist-to-height ratio: the band corrections and intervals are fitted per band
+# (training.body.population draws its held-out sets by the same bands).
 BAND_EDGES: Final = (0.48, 0.55, 0.62, 0.70)
+
+
+# Where each band's offset applies in full (about the middle of its bodies' ratios): between two
+# centres the offset moves linearly, so a body near a band edge is not moved by a step when a photo
+# puts it on the other side.
+BAND_CENTRES: Final = (0.44, 0.515, 0.585, 0.66, 0.75)
+
+
+def band_offset(offsets: list[float], ratio: float) -> float:
+    """The offset for a waist-to-height ``ratio``: the bands' offsets joined linearly between
+    their centres, flat beyond the outer ones."""
+    return float(np.interp(ratio, BAND_CENTRES[: len(offsets)], offsets))
 
 
 def band_index(waist_cm: float, height_cm: float) -> int:
@@ -81,11 +110,10 @@ def band_index(waist_cm: float, height_cm: float) -> int:
     return sum(ratio >= edge for edge in BAND_EDGES)
 
 
-def intervals(values: dict[str, float], cal: Calibration) -> dict[str, tuple[float, float]]:
+def intervals(values: dict[str, float], cal: Calibration, band: int) -> dict[str, tuple[float, float]]:
     """Each measurement's interval at the calibration's ``interval_level``: the measured value plus
-    the held-out residual quantiles of the body's band (from its measured waist and height), for
-    the measurements whose model states them; empty for a calibration without intervals."""
-    band = band_index(values["waist_cm"], values["height_cm"]) if "waist_cm" in values else 0
+    the held-out residual quantiles of the body's ``band``, for the measurements whose model states
+    them; empty for a calibration without intervals."""
     out: dict[str, tuple[float, float]] = {}
     for key, spec in cal.models.items():
         per_band = spec.get("intervals")

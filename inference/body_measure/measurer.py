@@ -15,7 +15,6 @@ from inference.body_measure.calibration import (
     Calibration,
     apply_calibration,
     embedding,
-    intervals,
 )
 from inference.body_measure.geometry import raw_features
 from inference.body_measure.photo import analyse_view, check_pose, decode_photo
@@ -71,13 +70,14 @@ class BodyMeasurer:
         front_view, side_view = self.analyse(front, side, timings)
         started = time.perf_counter()
         features = raw_features(front_view, side_view, height_cm, self.calibration)
-        values, confidence = apply_calibration(features, self.calibration)
+        calibrated = apply_calibration(features, self.calibration)
+        values, confidence = calibrated.values, calibrated.confidence
         vector = embedding(values, features, self.calibration)
         timings["geometry"] = (time.perf_counter() - started) * 1000
         return BodyResult(
             measurements={k: values[k] for k in MEASUREMENT_KEYS},
             confidence={k: confidence[k] for k in MEASUREMENT_KEYS},
-            intervals=intervals(values, self.calibration),
+            intervals=calibrated.intervals,
             embedding=vector,
             model=self.name,
             version=self.version,
