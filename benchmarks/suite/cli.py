@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,13 +95,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def commit() -> str | None:
     """The checkout's commit, marked when files differ from it (None outside a git checkout)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True)  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
+    git = shutil.which("git")
+    if git is None:
         return None
-    return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
+    outputs = []
+    for args in (["rev-parse", "--short", "HEAD"], ["status", "--porcelain", "--untracked-files=no"]):
+        try:
+            done = subprocess.run(  # noqa: S603  # git itself, fixed arguments
+                [git, *args], capture_output=True, text=True, check=True
+            )
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        outputs.append(done.stdout.strip())
+    head, dirty = outputs
+    return head + (" with uncommitted changes" if dirty else "")
 
 
 def versions(stack: SuiteStack) -> dict[str, str]:

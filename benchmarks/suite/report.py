@@ -190,7 +190,8 @@ def render_markdown(report: JsonDict, plots: str = LATEST) -> str:
     )
     lines += ["", *floor_lines(report), ""]
     runs = [("product_detail", run) for run in floor.get("open_loop") or []]
-    runs += [(name, run) for name, own in (floor.get("scenarios") or {}).items() for run in own.get("open_loop") or []]
+    for name, own in (floor.get("scenarios") or {}).items():
+        runs += [(name, run) for run in own.get("open_loop") or []]
     for name, run in runs:
         lines.append(
             f"- {name}'s floor, open loop at {_n(run.get('offered_rate'))} req/s: "
