@@ -156,20 +156,25 @@ def listing_sql(
     if after:
         where.append(numbered(_AFTER[sort]))
     if per_category:
-        limit = numbered("{}")
-        return (
-            f"{SUMMARY_SQL}\n"  # noqa: S608  # constant fragments, no input
-            f"FROM unnest({categories}::uuid[]) AS cat(id) CROSS JOIN LATERAL (\n"
-            f"  SELECT {_PRODUCT_COLUMNS} FROM products p\n"
-            f"  WHERE {' AND '.join(where)}\n"
-            f"  ORDER BY {_ORDER[sort]} LIMIT {limit}) p\n"
-            "JOIN vendors ve ON ve.id = p.vendor_id LEFT JOIN brands b ON b.id = p.brand_id\n"
-            f"ORDER BY {_ORDER[sort]} LIMIT {limit}"
-        )
+        return _per_category(categories, where, sort, numbered("{}"))
     return (
         f"{SUMMARY_SQL}{f', {rank} AS rank' if rank else ''}\n"
         f"FROM {_RANKED_FROM if ranked else 'products p'} JOIN vendors ve ON ve.id = p.vendor_id\n"
         "LEFT JOIN brands b ON b.id = p.brand_id\n"
         f"WHERE {' AND '.join(where)}\n"
         f"ORDER BY {_ORDER[sort]} LIMIT {numbered('{}')}"
+    )
+
+
+def _per_category(categories: str, where: list[str], sort: Sort, limit: str) -> str:
+    """``listing_sql``'s walk one category at a time: the categories in parameter ``categories``,
+    each read through its own index in the sort's order up to ``limit`` rows, then merged."""
+    return (
+        f"{SUMMARY_SQL}\n"  # noqa: S608  # constant fragments, no input
+        f"FROM unnest({categories}::uuid[]) AS cat(id) CROSS JOIN LATERAL (\n"
+        f"  SELECT {_PRODUCT_COLUMNS} FROM products p\n"
+        f"  WHERE {' AND '.join(where)}\n"
+        f"  ORDER BY {_ORDER[sort]} LIMIT {limit}) p\n"
+        "JOIN vendors ve ON ve.id = p.vendor_id LEFT JOIN brands b ON b.id = p.brand_id\n"
+        f"ORDER BY {_ORDER[sort]} LIMIT {limit}"
     )
