@@ -185,7 +185,9 @@ async def test_a_scan_that_stops_short_of_a_page_falls_back_to_exact_search(
     # 10% of the catalog, but none of it anywhere near a t-shirt: the index scan passes thousands
     # of rows before it reaches a shoe. Capped at 25 index rows per row asked (1,000 here), it
     # stops with none found.
+    # (At pgvector's default candidate list of 40: the searches' own 100 start with enough shoes.)
     monkeypatch.setattr(vector_search, "SCAN_TUPLES_PER_ROW", 25)
+    monkeypatch.setattr(vector_search, "EF_MIN", 40)
     shoes = SimilarityFilters(category=SHOES)
     found, path = await similar.similar_products(large_catalog, tree, tee, shoes, limit=20)
     plan = await nearest_plan(large_catalog, tree, tee, shoes)
