@@ -169,6 +169,20 @@ class Database:
             await self.replica.database.dispose()
 
 
+async def in_read_only_transaction(
+    conn: asyncpg.Connection, statements: Callable[[], Awaitable[_T]], restore_sql: str
+) -> _T:
+    """``statements`` (reads that make transaction-local settings, ``set_config(..., true)``) in a
+    read-only transaction of their own; on a connection already in a transaction (tests share
+    one), ``restore_sql`` puts the settings back after them instead."""
+    if not conn.is_in_transaction():
+        async with conn.transaction(readonly=True):
+            return await statements()
+    result = await statements()
+    await conn.execute(restore_sql)
+    return result
+
+
 # Errors after which a connection is not used again: the above, the socket's own, and asyncpg's
 # protocol state error when the server's goodbye arrived while the connection sat idle.
 _BROKEN_CONNECTION: tuple[type[BaseException], ...] = (

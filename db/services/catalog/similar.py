@@ -13,10 +13,9 @@ benchmarks, and the tests hold both to the same products.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import anyio
@@ -28,7 +27,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 from core.adapters.images import shrink_checked
 from core.rules.photo_search import QueryEmbedder
 from core.settings import Settings
-from db.engine import Database
+from db.engine import Database, in_read_only_transaction
 from db.models import ProductImage
 from db.models.catalog import EMBEDDING_DIMENSIONS
 from db.services.catalog.errors import ProductNotFound
@@ -47,7 +46,6 @@ from db.services.catalog.similar_sql import (
 from db.services.catalog.taxonomy import CategoryTree
 from db.services.vector_search import OVERFETCH, Strategy, VectorTable, next_pass, scan_settings
 
-_T = TypeVar("_T")
 # The statements a search ran, in order (see ``vector_search.SearchResult.path``).
 Path = tuple[Strategy, ...]
 
@@ -93,7 +91,9 @@ async def similar_products(
     shape, values = _filters(tree, filters)
 
     async def search(conn: asyncpg.Connection) -> tuple[list[Record], Path | None] | None:
-        return await _in_transaction(conn, lambda: _product_search(conn, product_id, shape, values, limit))
+        return await in_read_only_transaction(
+            conn, lambda: _product_search(conn, product_id, shape, values, limit), RESTORE_SQL
+        )
 
     found = await database.read(search, replica=True)
     if found is None:
@@ -134,7 +134,7 @@ async def search_by_photo(
             await conn.execute(CONFIGURE_SQL, *scan_settings(OVERFETCH * limit))
             return await _passes(conn, "vector", text, shape, values, limit)
 
-        return await _in_transaction(conn, passes)
+        return await in_read_only_transaction(conn, passes, RESTORE_SQL)
 
     found, _ = await database.read(search, replica=True)
     return _products(found)
@@ -158,17 +158,6 @@ def _filters(tree: CategoryTree, filters: SimilarityFilters) -> tuple[tuple[str,
     if filters.in_stock is not None:
         names.append("in_stock" if filters.in_stock else "out_of_stock")
     return tuple(names), values
-
-
-async def _in_transaction(conn: asyncpg.Connection, statements: Callable[[], Awaitable[_T]]) -> _T:
-    """``statements`` in a read-only transaction of their own, whose settings they make. On a
-    connection already in a transaction (tests share one) the settings are restored after."""
-    if not conn.is_in_transaction():
-        async with conn.transaction(readonly=True):
-            return await statements()
-    result = await statements()
-    await conn.execute(RESTORE_SQL)
-    return result
 
 
 async def _product_search(

@@ -41,7 +41,7 @@ import asyncpg
 
 from core.errors import InvalidInput
 from core.rules.fit import FITS, fit_query_vector, score_size
-from db.engine import Database
+from db.engine import Database, in_read_only_transaction
 from db.pagination import decode_cursor, encode_cursor
 from db.services.catalog.listing import SummaryRow
 from db.services.catalog.taxonomy import CategoryTree
@@ -212,14 +212,10 @@ async def _search(
     limit: int,
     cursor: str | None,
 ) -> FitPage | None:
-    """The page in a read-only transaction of its own (None: no ready measurement). On a
-    connection already in a transaction (tests share one) the settings are restored after."""
-    if not conn.is_in_transaction():
-        async with conn.transaction(readonly=True):
-            return await _page(conn, tree, user_id, category=category, limit=limit, cursor=cursor)
-    page = await _page(conn, tree, user_id, category=category, limit=limit, cursor=cursor)
-    await conn.execute(_RESTORE)
-    return page
+    """The page in a read-only transaction of its own (None: no ready measurement)."""
+    return await in_read_only_transaction(
+        conn, lambda: _page(conn, tree, user_id, category=category, limit=limit, cursor=cursor), _RESTORE
+    )
 
 
 async def _page(
