@@ -4,13 +4,15 @@ both for the band of the uncorrected waist and height."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from inference.body_measure.calibration import Calibration, apply_calibration, band_index
-from training.body.bands import conformal, fit_bands, halves, next_version
+from training.body.bands import conformal, fit_bands, halves, next_version, write_card
+from training.body.evaluate import write_card as write_eval_card
 
 HEIGHT = 170.0
 # A waist-to-height ratio in each band (edges 0.48, 0.55, 0.62, 0.70).
@@ -132,3 +134,20 @@ def test_between_band_centres_the_offset_moves_linearly() -> None:
     assert chest_at(0.80) == 104.0
     assert chest_at(0.5499) == pytest.approx(chest_at(0.5501), abs=0.11)  # no step at the 0.55 edge
     assert chest_at(0.55) == pytest.approx(101.5, abs=0.06)  # halfway between 0.515 and 0.585
+
+
+def test_the_cards_notes_are_replaced_in_place(tmp_path: Path) -> None:
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text("# body\n\n**Expected photos.** Upright.\n")
+    bands = {"seed": 1, "stream": 8, "per_band": 2, "refused": 0, "models_refitted": False,
+             "fitting_bodies": 5, "calibration_bodies_per_band": [1, 2, 3, 4, 5]}  # fmt: skip
+    for per_band in (2, 3):
+        write_card(card, {"bands": {**bands, "per_band": per_band}})
+        write_eval_card(f"evaluated at {per_band}", card)
+    text = card.read_text()
+    assert text.count("<!-- bands -->") == 1
+    assert "--per-band 3" in text
+    assert "--per-band 2" not in text
+    assert text.index("<!-- bands -->") < text.index("**Expected photos.**")
+    assert text.count("evaluated at") == 1
+    assert text.rstrip().endswith("<!-- /eval-body -->")

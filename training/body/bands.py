@@ -47,6 +47,7 @@ from inference.body_measure.calibration import (
 )
 from inference.body_measure.errors import MeasurementRejected
 from inference.body_measure.measurer import BodyMeasurer
+from training.body.evaluate import write_block
 from training.body.population import stratified
 from training.body.train import INTERVAL_LEVEL, SIZE, fit_models, held_out_errors
 
@@ -180,19 +181,10 @@ def card_note(summary: dict[str, Any]) -> str:
 
 
 def write_card(path: Path, summary: dict[str, Any]) -> None:
-    """This fit's note in the card (between its markers), replacing an earlier one."""
-    start, end = "<!-- bands -->", "<!-- /bands -->"
-    card = path.read_text()
-    block = f"{start}\n{card_note(summary)}\n{end}"
-    if start in card:
-        before, rest = card.split(start, 1)
-        card = before + block + rest.split(end, 1)[1]
-    else:
-        marker = "**Expected photos.**"
-        card = (
-            card.replace(marker, block + "\n\n" + marker, 1) if marker in card else card + "\n" + block + "\n"
-        )
-    path.write_text(card)
+    """This fit's note in the card (between its markers, before the expected photos), replacing
+    an earlier one."""
+    markers = ("<!-- bands -->", "<!-- /bands -->")
+    write_block(path, markers, card_note(summary), before="**Expected photos.**")
 
 
 def _neighbourhood(bands: np.ndarray, band: int) -> np.ndarray:

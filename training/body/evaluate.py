@@ -156,11 +156,21 @@ def _band_names() -> set[str]:
 
 
 def write_card(text: str, path: Path) -> None:
+    write_block(path, (CARD_START, CARD_END), text)
+
+
+def write_block(path: Path, markers: tuple[str, str], text: str, *, before: str | None = None) -> None:
+    """``text`` between ``markers`` in the card at ``path``, replacing what they held; a card
+    without them gets the block before the line starting ``before`` if there is one, else at
+    the end."""
+    start, end = markers
     card = path.read_text()
-    block = f"{CARD_START}\n{text}\n{CARD_END}"
-    if CARD_START in card:
-        before, rest = card.split(CARD_START, 1)
-        card = before + block + rest.split(CARD_END, 1)[1]
+    block = f"{start}\n{text}\n{end}"
+    if start in card:
+        head, rest = card.split(start, 1)
+        card = head + block + rest.split(end, 1)[1]
+    elif before is not None and before in card:
+        card = card.replace(before, block + "\n\n" + before, 1)
     else:
         card = card.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(card)
