@@ -13,6 +13,7 @@ benchmarks, and the tests hold both to the same products.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -127,7 +128,7 @@ async def search_by_photo(
     vector = await embedder.embed(query_image)
     if len(vector) != EMBEDDING_DIMENSIONS:
         raise RuntimeError(f"the worker returned a {len(vector)}-d vector")
-    text = "[" + ",".join(map(repr, map(float, vector))) + "]"
+    text = json.dumps([float(v) for v in vector])  # pgvector's text form, as fit search sends it
 
     async def search(conn: asyncpg.Connection) -> tuple[list[Record], Path]:
         async def passes() -> tuple[list[Record], Path]:
